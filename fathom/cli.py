@@ -1,0 +1,67 @@
+"""The `fathom` command: one subcommand per stage of the flow.
+
+Each stage lives in `fathom/commands/<name>.py` and defines HELP, DESCRIPTION,
+`add_arguments(parser)` and `run(args)`. Heavy imports (torch, timm, kaggle) happen
+inside `run`, so `fathom --help` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from fathom import __version__
+from fathom.errors import FathomError
+
+# Order is the order of the flow; `fathom --help` lists them this way.
+COMMANDS = [
+    "demo",
+    "synth",
+    "folds",
+    "score",
+    "validate",
+    "prior",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fathom",
+        description=(
+            "fathom takes a Kaggle image-classification competition from raw files to an "
+            "uploaded submission. Each subcommand reads files and writes files; run "
+            "`fathom <command> --help` for one stage. Start with `fathom demo`."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"fathom {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="<command>")
+    for name in COMMANDS:
+        module = importlib.import_module(f"fathom.commands.{name.replace('-', '_')}")
+        p = sub.add_parser(
+            name,
+            help=module.HELP,
+            description=getattr(module, "DESCRIPTION", module.HELP),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 0 if argv is None and len(sys.argv) == 1 else 2
+    try:
+        code = args._run(args)
+    except FathomError as exc:
+        print(f"fathom {args.command}: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print(f"fathom {args.command}: interrupted; finished outputs are kept", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(code or 0)

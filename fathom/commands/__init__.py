@@ -1,0 +1,1 @@
+"""One module per `fathom` subcommand (see fathom/cli.py)."""

@@ -1,0 +1,223 @@
+"""Read a competition folder in the Kaggle layout into one table per split.
+
+Layout (what `kaggle competitions download -c fathomnet-out-of-sample-detection` unpacks,
+plus the images that `fathom images` fetches):
+
+    <comp>/category_key.csv                        id,name,supercat
+    <comp>/multilabel_classification/train.csv     id,categories  ("[1.0, 9.0]")
+    <comp>/object_detection/train.json             COCO: images, annotations, categories
+    <comp>/object_detection/eval.json              COCO: images, categories
+    <comp>/sample_submission.csv
+    <comp>/images/train/<file_name>, <comp>/images/eval/<file_name>
+
+A split's table has one row per image: `id` (the file name without extension, as the
+submission wants it), `image_id` (the COCO integer id), `path`, `categories` and
+`supercategories` (tuples of ints; empty for eval), `width`, `height`, `coco_url`.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fathom.errors import FathomError
+
+SPLITS = ("train", "eval")
+
+
+@dataclass(frozen=True)
+class Competition:
+    """Where a competition's files are. Paths only: nothing is read until asked."""
+
+    root: Path
+
+    @property
+    def category_key(self) -> Path:
+        return self.root / "category_key.csv"
+
+    @property
+    def train_csv(self) -> Path:
+        return self.root / "multilabel_classification" / "train.csv"
+
+    def coco_json(self, split: str) -> Path:
+        return self.root / "object_detection" / f"{split}.json"
+
+    def image_dir(self, split: str) -> Path:
+        return self.root / "images" / split
+
+    @property
+    def sample_submission(self) -> Path:
+        return self.root / "sample_submission.csv"
+
+
+def open_competition(root: str | Path) -> Competition:
+    root = Path(root)
+    if not root.is_dir():
+        raise FathomError(f"{root}: no such competition folder")
+    return Competition(root)
+
+
+def read_categories(comp: Competition) -> pd.DataFrame:
+    """category_key.csv as `id,name,supercat,supercat_id` (supercat ids 0.. in order of first appearance)."""
+    path = comp.category_key
+    if not path.is_file():
+        raise FathomError(f"{path}: missing (the competition's category key)")
+    try:
+        frame = pd.read_csv(path)
+    except Exception as exc:  # pandas raises several types for unreadable CSVs
+        raise FathomError(f"{path}: cannot read as CSV ({exc})") from None
+    missing = {"id", "name", "supercat"} - set(frame.columns)
+    if missing:
+        raise FathomError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
+    ids = pd.to_numeric(frame["id"], errors="coerce")
+    for row, (raw, value) in enumerate(zip(frame["id"], ids, strict=True), start=2):
+        if pd.isna(value) or value != int(value):
+            raise FathomError(f"{path}, line {row}: category id {raw!r} is not an integer")
+    frame["id"] = ids.astype(int)
+    dup = frame["id"].duplicated()
+    if dup.any():
+        row = int(np.flatnonzero(dup.to_numpy())[0]) + 2
+        raise FathomError(f"{path}, line {row}: duplicate category id {frame['id'].iloc[row - 2]}")
+    codes = {name: i for i, name in enumerate(dict.fromkeys(frame["supercat"]))}
+    frame["supercat_id"] = frame["supercat"].map(codes).astype(int)
+    return frame[["id", "name", "supercat", "supercat_id"]].reset_index(drop=True)
+
+
+def parse_categories(text: str) -> tuple[int, ...]:
+    """Parse a train.csv categories cell such as "[1.0, 9.0, 11.0]" into (1, 9, 11).
+
+    Raises ValueError with a short reason on anything else.
+    """
+    try:
+        value = ast.literal_eval(str(text).strip())
+    except (ValueError, SyntaxError):
+        raise ValueError(f"categories {text!r} is not a list like [1.0, 9.0]") from None
+    if not isinstance(value, list | tuple):
+        raise ValueError(f"categories {text!r} is not a list like [1.0, 9.0]")
+    out = []
+    for item in value:
+        if isinstance(item, bool) or not isinstance(item, int | float) or not math.isfinite(item):
+            raise ValueError(f"categories {text!r} holds {item!r}, not a number")
+        if item != int(item):
+            raise ValueError(f"categories {text!r} holds {item!r}, not a whole number")
+        out.append(int(item))
+    return tuple(sorted(set(out)))
+
+
+def _read_coco(path: Path) -> dict:
+    if not path.is_file():
+        raise FathomError(f"{path}: missing")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except json.JSONDecodeError as exc:
+        raise FathomError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("images"), list):
+        raise FathomError(f"{path}: no `images` list (not a COCO file?)")
+    return data
+
+
+def _coco_images(path: Path, data: dict) -> pd.DataFrame:
+    rows = []
+    seen: dict[str, int] = {}
+    for i, image in enumerate(data["images"]):
+        where = f"{path}, images[{i}]"
+        if not isinstance(image, dict) or "file_name" not in image or "id" not in image:
+            raise FathomError(f"{where}: needs `id` and `file_name`")
+        file_name = str(image["file_name"])
+        uid = Path(file_name).stem
+        if uid in seen:
+            raise FathomError(f"{where}: duplicate image {file_name!r} (also images[{seen[uid]}])")
+        seen[uid] = i
+        rows.append(
+            {
+                "id": uid,
+                "image_id": int(image["id"]),
+                "file_name": file_name,
+                "width": int(image.get("width") or 0),
+                "height": int(image.get("height") or 0),
+                "coco_url": str(image.get("coco_url") or ""),
+            }
+        )
+    return pd.DataFrame(
+        rows, columns=["id", "image_id", "file_name", "width", "height", "coco_url"]
+    )
+
+
+def _read_train_csv(comp: Competition, known: set[int]) -> dict[str, tuple[int, ...]]:
+    path = comp.train_csv
+    if not path.is_file():
+        raise FathomError(f"{path}: missing")
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    if list(frame.columns[:2]) != ["id", "categories"]:
+        raise FathomError(f"{path}: header must be `id,categories`, got {','.join(frame.columns)}")
+    labels: dict[str, tuple[int, ...]] = {}
+    for line, (uid, text) in enumerate(zip(frame["id"], frame["categories"], strict=True), start=2):
+        if uid in labels:
+            raise FathomError(f"{path}, line {line}: duplicate id {uid}")
+        try:
+            cats = parse_categories(text)
+        except ValueError as exc:
+            raise FathomError(f"{path}, line {line}: {exc}") from None
+        unknown = [c for c in cats if c not in known]
+        if unknown:
+            raise FathomError(f"{path}, line {line}: unknown category id {unknown[0]}")
+        labels[uid] = cats
+    return labels
+
+
+def read_split(
+    comp: Competition, split: str, *, require_images: bool = True, categories=None
+) -> pd.DataFrame:
+    """One split as a table (see the module docstring). `require_images` checks every file exists."""
+    if split not in SPLITS:
+        raise FathomError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
+    cats = read_categories(comp) if categories is None else categories
+    supercat_of = dict(zip(cats["id"], cats["supercat_id"], strict=True))
+    json_path = comp.coco_json(split)
+    table = _coco_images(json_path, _read_coco(json_path))
+    if split == "train":
+        labels = _read_train_csv(comp, set(supercat_of))
+        missing = sorted(set(labels) - set(table["id"]))
+        if missing:
+            raise FathomError(f"{comp.train_csv}: id {missing[0]} is not an image of {json_path}")
+        table = table[table["id"].isin(labels)].reset_index(drop=True)
+        table["categories"] = [labels[uid] for uid in table["id"]]
+    else:
+        table["categories"] = [() for _ in range(len(table))]
+    table["supercategories"] = [
+        tuple(sorted({int(supercat_of[c]) for c in row})) for row in table["categories"]
+    ]
+    image_dir = comp.image_dir(split)
+    table["path"] = [str(image_dir / name) for name in table["file_name"]]
+    if require_images:
+        check_images(table, image_dir)
+    cols = ["id", "image_id", "path", "categories", "supercategories", "width", "height", "coco_url"]
+    return table[cols]
+
+
+def check_images(table: pd.DataFrame, image_dir: Path) -> None:
+    exists = np.array([Path(p).is_file() for p in table["path"]], dtype=bool)
+    if not exists.all():
+        first = table["path"][int(np.flatnonzero(~exists)[0])]
+        n = int((~exists).sum())
+        raise FathomError(
+            f"{first}: image listed but missing ({n} of {len(table)} missing under {image_dir}; "
+            "`fathom images` fetches them)"
+        )
+
+
+def label_matrix(categories, category_ids) -> np.ndarray:
+    """A (n_images, n_categories) 0/1 float32 matrix; columns follow `category_ids`."""
+    column = {int(c): j for j, c in enumerate(category_ids)}
+    matrix = np.zeros((len(categories), len(column)), dtype=np.float32)
+    for i, row in enumerate(categories):
+        for c in row:
+            matrix[i, column[int(c)]] = 1.0
+    return matrix
