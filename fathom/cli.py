@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):
         parser.print_help()
-        return 0 if argv is None and len(sys.argv) == 1 else 2
+        sys.exit(0)
     try:
         code = args._run(args)
     except FathomError as exc:

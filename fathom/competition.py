@@ -198,7 +198,16 @@ def read_split(
     table["path"] = [str(image_dir / name) for name in table["file_name"]]
     if require_images:
         check_images(table, image_dir)
-    cols = ["id", "image_id", "path", "categories", "supercategories", "width", "height", "coco_url"]
+    cols = [
+        "id",
+        "image_id",
+        "path",
+        "categories",
+        "supercategories",
+        "width",
+        "height",
+        "coco_url",
+    ]
     return table[cols]
 
 

@@ -11,7 +11,9 @@ from fathom.competition import label_matrix
 from fathom.errors import FathomError
 
 
-def assign_folds(table: pd.DataFrame, n_splits: int = 5, seed: int = 42, method: str = "mlskf") -> pd.DataFrame:
+def assign_folds(
+    table: pd.DataFrame, n_splits: int = 5, seed: int = 42, method: str = "mlskf"
+) -> pd.DataFrame:
     """`id,fold` for every row of a training table (needs `id` and `categories`)."""
     if n_splits < 2:
         raise FathomError("--n-splits must be at least 2")
@@ -59,7 +61,9 @@ def fold_spread(table: pd.DataFrame, folds: pd.DataFrame, min_count: int | None 
     }
 
 
-def spread_report(table: pd.DataFrame, folds: pd.DataFrame, n_splits: int, seed: int) -> pd.DataFrame:
+def spread_report(
+    table: pd.DataFrame, folds: pd.DataFrame, n_splits: int, seed: int
+) -> pd.DataFrame:
     """The spread of `folds` beside a plain shuffled KFold with the same seed."""
     plain = assign_folds(table, n_splits, seed, method="kfold")
     rows = []
@@ -89,9 +93,13 @@ def read_folds(path, table: pd.DataFrame | None = None) -> pd.DataFrame:
     if list(folds.columns) != ["id", "fold"]:
         raise FathomError(f"{path}: header must be `id,fold`")
     if folds["id"].duplicated().any():
-        raise FathomError(f"{path}: id {folds['id'][folds['id'].duplicated()].iloc[0]} has two folds")
+        raise FathomError(
+            f"{path}: id {folds['id'][folds['id'].duplicated()].iloc[0]} has two folds"
+        )
     if table is not None:
         missing = set(table["id"]) - set(folds["id"])
         if missing:
-            raise FathomError(f"{path}: {len(missing)} training image(s) have no fold, e.g. {sorted(missing)[0]}")
+            raise FathomError(
+                f"{path}: {len(missing)} training image(s) have no fold, e.g. {sorted(missing)[0]}"
+            )
     return folds

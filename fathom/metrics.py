@@ -36,7 +36,9 @@ def map_at_k(predicted: Sequence[Sequence], actual: Sequence[Collection], k: int
         raise ValueError(f"{len(predicted)} predictions for {len(actual)} truths")
     if not len(actual):
         return float("nan")
-    return float(np.mean([average_precision_at_k(p, a, k) for p, a in zip(predicted, actual, strict=True)]))
+    return float(
+        np.mean([average_precision_at_k(p, a, k) for p, a in zip(predicted, actual, strict=True)])
+    )
 
 
 def map_at_k_matrix(scores: np.ndarray, targets: np.ndarray, k: int = K) -> float:

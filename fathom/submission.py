@@ -76,7 +76,11 @@ def validate(
     """Every reason the scorer would reject or silently mis-score this submission."""
     problems: list[Problem] = []
     if list(frame.columns) != HEADER:
-        return [Problem(1, f"header must be `{','.join(HEADER)}`, got `{','.join(map(str, frame.columns))}`")]
+        return [
+            Problem(
+                1, f"header must be `{','.join(HEADER)}`, got `{','.join(map(str, frame.columns))}`"
+            )
+        ]
     expected = set(eval_ids)
     known = {str(int(c)) for c in known_categories}
     seen: dict[str, int] = {}

@@ -15,7 +15,6 @@ stage of fathom reads except `score`.
 from __future__ import annotations
 
 import colorsys
-import json
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,10 +146,17 @@ def _render_organism(img: np.ndarray, look: Look, cx, cy, radius, angle, light) 
     region = img[y0:y1, x0:x1]
     region[mask] = patch[mask]
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    return [float(x0 + cols[0]), float(y0 + rows[0]), float(cols[-1] - cols[0] + 1), float(rows[-1] - rows[0] + 1)]
+    return [
+        float(x0 + cols[0]),
+        float(y0 + rows[0]),
+        float(cols[-1] - cols[0] + 1),
+        float(rows[-1] - rows[0] + 1),
+    ]
 
 
-def _background(rng: np.random.Generator, w: int, h: int, depth: float) -> tuple[np.ndarray, np.ndarray]:
+def _background(
+    rng: np.random.Generator, w: int, h: int, depth: float
+) -> tuple[np.ndarray, np.ndarray]:
     """A sea-floor-ish background and the lighting colour; deeper is darker and warmer-lit."""
     deep = depth > TRAIN_MAX_DEPTH
     t = min(depth / EVAL_MAX_DEPTH, 1.0)
@@ -200,7 +206,9 @@ def generate(out: str | Path, cfg: SynthConfig = SynthConfig(), progress: bool =
     n_cat = cfg.n_categories
 
     # categories: supercategory sizes vary (some groups are much richer than others)
-    sizes = 2 + rng.multinomial(n_cat - 2 * cfg.n_supercategories, rng.dirichlet(np.full(cfg.n_supercategories, 2.0)))
+    sizes = 2 + rng.multinomial(
+        n_cat - 2 * cfg.n_supercategories, rng.dirichlet(np.full(cfg.n_supercategories, 2.0))
+    )
     supercat_of = np.repeat(np.arange(cfg.n_supercategories), sizes)
     looks = category_looks(cfg, supercat_of)
     names = SUPERCATEGORIES[: cfg.n_supercategories]
@@ -235,14 +243,20 @@ def generate(out: str | Path, cfg: SynthConfig = SynthConfig(), progress: bool =
     for split, deep in tqdm(plan, desc="synth images", unit="img", disable=not progress):
         image_id += 1
         uid = _new_uuid(rng)
-        depth = rng.uniform(TRAIN_MAX_DEPTH, EVAL_MAX_DEPTH) if deep else rng.uniform(0, TRAIN_MAX_DEPTH)
+        depth = (
+            rng.uniform(TRAIN_MAX_DEPTH, EVAL_MAX_DEPTH)
+            if deep
+            else rng.uniform(0, TRAIN_MAX_DEPTH)
+        )
         labels = _draw_labels(rng, deep_w if deep else train_w, supercat_of)
         if split == "train" and forced:
             labels[0] = int(forced.pop())
             labels = list(dict.fromkeys(labels))
         img, light = _background(rng, cfg.width, cfg.height, depth)
         n_org = max(len(labels), int(min(6, 1 + rng.poisson(0.6))))
-        owners = labels + [labels[int(rng.integers(len(labels)))] for _ in range(n_org - len(labels))]
+        owners = labels + [
+            labels[int(rng.integers(len(labels)))] for _ in range(n_org - len(labels))
+        ]
         scale = min(cfg.width, cfg.height)
         for c in owners:
             radius = scale * rng.uniform(0.11, 0.2)
@@ -280,10 +294,20 @@ def generate(out: str | Path, cfg: SynthConfig = SynthConfig(), progress: bool =
     fileio.write_csv(out / "multilabel_classification" / "train.csv", pd.DataFrame(train_rows))
     fileio.write_csv(out / TRUTH_FILE, pd.DataFrame(truth))
     sample = pd.DataFrame(
-        {"id": [r["id"] for r in truth[:2]], "categories": [" ".join(map(str, cat_ids[:6])), " ".join(map(str, cat_ids[6:9]))], "osd": [0.1, 0.9]}
+        {
+            "id": [r["id"] for r in truth[:2]],
+            "categories": [" ".join(map(str, cat_ids[:6])), " ".join(map(str, cat_ids[6:9]))],
+            "osd": [0.1, 0.9],
+        }
     )
     fileio.write_csv(out / "sample_submission.csv", sample)
     # category_key.csv last: its presence marks a complete competition folder
-    key = pd.DataFrame({"id": cat_ids, "name": [c["name"] for c in categories], "supercat": [names[s] for s in supercat_of]})
+    key = pd.DataFrame(
+        {
+            "id": cat_ids,
+            "name": [c["name"] for c in categories],
+            "supercat": [names[s] for s in supercat_of],
+        }
+    )
     fileio.write_csv(out / "category_key.csv", key)
     return out

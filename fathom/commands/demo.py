@@ -11,8 +11,12 @@ example:  fathom demo --workdir demo"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--workdir", default="demo", help="folder for everything the demo writes (default demo)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the synthetic competition (default 0)")
+    p.add_argument(
+        "--workdir", default="demo", help="folder for everything the demo writes (default demo)"
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed of the synthetic competition (default 0)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -47,7 +51,9 @@ def run(args: argparse.Namespace) -> int:
     write_prior(comp_dir, prior_path, overwrite=True)
     print(f"[3/4] submission: wrote the frequency prior to {prior_path}")
     result = score_files(prior_path, comp_dir / TRUTH_FILE)
-    table = pd.DataFrame([{"model": "frequency prior", **{k: round(v, 4) for k, v in result.items()}}])
+    table = pd.DataFrame(
+        [{"model": "frequency prior", **{k: round(v, 4) for k, v in result.items()}}]
+    )
     print("[4/4] score against the hidden eval truth:")
     print(table.to_string(index=False))
     return 0

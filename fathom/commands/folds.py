@@ -30,7 +30,9 @@ def run(args: argparse.Namespace) -> int:
 
     path = Path(args.out_dir) / f"{args.name or f'mlskf{args.n_splits}'}.csv"
     if path.exists() and not args.overwrite:
-        raise FathomError(f"{path}: already exists (runs may depend on it; pass --overwrite to replace)")
+        raise FathomError(
+            f"{path}: already exists (runs may depend on it; pass --overwrite to replace)"
+        )
     table = read_split(open_competition(args.comp), "train", require_images=False)
     folds = assign_folds(table, args.n_splits, args.seed)
     fileio.write_csv(path, folds)

@@ -12,7 +12,11 @@ example:  fathom prior data/synth --out submissions/prior.csv"""
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("comp", help="competition folder (Kaggle layout)")
-    p.add_argument("--out", default="submissions/prior.csv", help="CSV to write (default submissions/prior.csv)")
+    p.add_argument(
+        "--out",
+        default="submissions/prior.csv",
+        help="CSV to write (default submissions/prior.csv)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing file")
 
 

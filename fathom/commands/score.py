@@ -13,7 +13,9 @@ example:  fathom score submissions/prior.csv --truth data/synth/hidden/eval_trut
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("submission", help="submission CSV")
-    p.add_argument("--truth", required=True, help="truth CSV (a synthetic competition's hidden/eval_truth.csv)")
+    p.add_argument(
+        "--truth", required=True, help="truth CSV (a synthetic competition's hidden/eval_truth.csv)"
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object: map20, sauc, score")
 
 
@@ -26,5 +28,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"MAP@20 {result['map20']:.4f}   sAUC {result['sauc']:.4f}   score {result['score']:.4f}")
+        print(
+            f"MAP@20 {result['map20']:.4f}   sAUC {result['sauc']:.4f}   score {result['score']:.4f}"
+        )
     return 0

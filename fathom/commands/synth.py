@@ -18,12 +18,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     d = SynthConfig()
     p.add_argument("out", help="folder to write (must not hold a competition already)")
-    p.add_argument("--n-train", type=int, default=d.n_train, help=f"training images (default {d.n_train})")
+    p.add_argument(
+        "--n-train", type=int, default=d.n_train, help=f"training images (default {d.n_train})"
+    )
     p.add_argument("--n-eval", type=int, default=d.n_eval, help=f"eval images (default {d.n_eval})")
-    p.add_argument("--width", type=int, default=d.width, help=f"image width in px (default {d.width})")
-    p.add_argument("--height", type=int, default=d.height, help=f"image height in px (default {d.height})")
-    p.add_argument("--categories", type=int, default=d.n_categories, help=f"number of categories (default {d.n_categories})")
-    p.add_argument("--supercategories", type=int, default=d.n_supercategories, help=f"(default {d.n_supercategories})")
+    p.add_argument(
+        "--width", type=int, default=d.width, help=f"image width in px (default {d.width})"
+    )
+    p.add_argument(
+        "--height", type=int, default=d.height, help=f"image height in px (default {d.height})"
+    )
+    p.add_argument(
+        "--categories",
+        type=int,
+        default=d.n_categories,
+        help=f"number of categories (default {d.n_categories})",
+    )
+    p.add_argument(
+        "--supercategories",
+        type=int,
+        default=d.n_supercategories,
+        help=f"(default {d.n_supercategories})",
+    )
     p.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
 
 

@@ -15,8 +15,15 @@ example:  fathom validate submissions/prior.csv --eval data/synth/object_detecti
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("submission", help="submission CSV")
-    p.add_argument("--eval", required=True, dest="eval_json", help="the competition's object_detection/eval.json")
-    p.add_argument("--max-problems", type=int, default=20, help="print at most this many (default 20)")
+    p.add_argument(
+        "--eval",
+        required=True,
+        dest="eval_json",
+        help="the competition's object_detection/eval.json",
+    )
+    p.add_argument(
+        "--max-problems", type=int, default=20, help="print at most this many (default 20)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

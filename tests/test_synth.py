@@ -1,0 +1,95 @@
+import json
+from collections import Counter
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from fathom.competition import open_competition, read_categories, read_split
+from fathom.synth import TRUTH_FILE, SynthConfig, generate
+
+
+def test_layout_matches_the_kaggle_files(small_comp):
+    for rel in [
+        "category_key.csv",
+        "multilabel_classification/train.csv",
+        "object_detection/train.json",
+        "object_detection/eval.json",
+        "sample_submission.csv",
+    ]:
+        assert (small_comp / rel).is_file(), rel
+    assert list(pd.read_csv(small_comp / "category_key.csv").columns) == ["id", "name", "supercat"]
+    train_csv = pd.read_csv(small_comp / "multilabel_classification/train.csv")
+    assert list(train_csv.columns) == ["id", "categories"]
+    assert train_csv["categories"][0].startswith("[") and ".0" in train_csv["categories"][0]
+    coco = json.loads((small_comp / "object_detection/train.json").read_text())
+    image = coco["images"][0]
+    assert image["file_name"].endswith(".png") and len(image["file_name"]) == 40  # uuid + .png
+    assert isinstance(coco["annotations"][0]["category_id"], float)
+    assert len(coco["annotations"][0]["bbox"]) == 4
+    assert {"id", "name", "supercategory"} <= set(coco["categories"][0])
+    with Image.open(small_comp / "images" / "train" / image["file_name"]) as im:
+        assert im.size == (64, 48)
+
+
+def test_truth_is_kept_apart_and_matches_eval(small_comp):
+    truth = pd.read_csv(small_comp / TRUTH_FILE, dtype=str)
+    assert list(truth.columns) == ["id", "categories", "osd"]
+    ev = read_split(open_competition(small_comp), "eval")
+    assert set(truth["id"]) == set(ev["id"])
+    assert set(truth["osd"]) == {"0", "1"}
+    # nothing a model reads mentions the truth file
+    assert not any("hidden" in p for p in ev["path"])
+
+
+def test_statistics_follow_the_real_competition(tmp_path):
+    root = generate(
+        tmp_path / "c",
+        SynthConfig(n_train=400, n_eval=200, width=48, height=36, seed=1),
+        progress=False,
+    )
+    comp = open_competition(root)
+    cats = read_categories(comp)
+    assert len(cats) == 290 and cats["supercat"].nunique() == 20
+    train = read_split(comp, "train")
+    counts = Counter(c for row in train["categories"] for c in row)
+    assert max(counts.values()) >= 10 * min(counts.values())  # long tail
+    assert 0.4 <= len(counts) / 290 <= 0.6  # about half never occur in training
+    coco = json.loads(comp.coco_json("train").read_text())
+    per_image = Counter(a["image_id"] for a in coco["annotations"])
+    assert min(per_image.values()) >= 1 and max(per_image.values()) <= 6
+    truth = pd.read_csv(root / TRUTH_FILE, dtype=str)
+    deep = truth[truth["osd"] == "1"]
+    unseen = [bool(set(map(int, s.split())) - set(counts)) for s in deep["categories"]]
+    assert np.mean(unseen) > 0.5  # out-of-sample images hold categories training never shows
+    shallow = truth[truth["osd"] == "0"]
+    assert not any(set(map(int, s.split())) - set(counts) for s in shallow["categories"])
+
+
+def test_same_seed_same_competition(tmp_path):
+    cfg = SynthConfig(n_train=20, n_eval=10, width=40, height=32, seed=7)
+    a = generate(tmp_path / "a", cfg, progress=False)
+    b = generate(tmp_path / "b", cfg, progress=False)
+    assert (a / "multilabel_classification/train.csv").read_bytes() == (
+        b / "multilabel_classification/train.csv"
+    ).read_bytes()
+    name = pd.read_csv(a / "multilabel_classification/train.csv")["id"][0] + ".png"
+    assert (a / "images/train" / name).read_bytes() == (b / "images/train" / name).read_bytes()
+    c = generate(
+        tmp_path / "c",
+        SynthConfig(n_train=20, n_eval=10, width=40, height=32, seed=8),
+        progress=False,
+    )
+    assert (c / "multilabel_classification/train.csv").read_bytes() != (
+        a / "multilabel_classification/train.csv"
+    ).read_bytes()
+
+
+def test_synth_cli_refuses_to_overwrite(run_cli, tmp_path):
+    out = tmp_path / "s"
+    code, stdout, _ = run_cli(
+        "synth", out, "--n-train", 12, "--n-eval", 10, "--width", 40, "--height", 32
+    )
+    assert code == 0 and "hidden eval truth" in stdout
+    code, _, err = run_cli("synth", out, "--n-train", 12, "--n-eval", 10)
+    assert code == 2 and "already holds a competition" in err and "Traceback" not in err
