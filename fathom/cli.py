@@ -18,11 +18,13 @@ from fathom.errors import FathomError
 COMMANDS = [
     "demo",
     "synth",
+    "images",
     "folds",
     "score",
     "validate",
     "prior",
-    "images",
+    "kernel",
+    "kaggle",
 ]
 
 
