@@ -116,27 +116,31 @@ def read_manifest(submission: Path) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-_CV_KEYS = ("cv_score", "cv", "score", "oof_score")
+def _number(value) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
 
 
-def manifest_cv(manifest: dict) -> float | None:
-    """The CV score a manifest records: a number under one of _CV_KEYS, at the top or in `cv`."""
-    for source in (manifest, manifest.get("cv") if isinstance(manifest.get("cv"), dict) else {}):
-        for key in _CV_KEYS:
-            value = source.get(key)
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                return float(value)
-            if isinstance(value, dict) and isinstance(value.get("score"), int | float):
-                return float(value["score"])
+def manifest_cv(manifest: dict) -> str | None:
+    """The CV a manifest records, as text for the submission message, or None.
+
+    `fathom submit` writes `"cv": {"map20": ..., "estimated_score": ...}`; a plain number
+    under `cv`, `cv_score` or `score` is accepted too.
+    """
+    cv = manifest.get("cv")
+    if isinstance(cv, dict) and _number(cv.get("map20")) is not None:
+        text = f"CV MAP@20 {cv['map20']:.4f}"
+        score = _number(cv.get("estimated_score"))
+        return text + (f", est. score {score:.4f}" if score is not None else "")
+    for key in ("cv", "cv_score", "score"):
+        if _number(manifest.get(key)) is not None:
+            return f"CV {manifest[key]:.4f}"
     return None
 
 
 def submission_message(submission: Path, manifest: dict, extra: str | None = None) -> str:
-    cv = manifest_cv(manifest)
-    parts = [
-        submission.stem,
-        f"CV {cv:.4f}" if cv is not None else "CV unknown (no manifest score)",
-    ]
+    parts = [submission.stem, manifest_cv(manifest) or "CV unknown (no manifest score)"]
     if extra:
         parts.append(extra)
     return " | ".join(parts)[:500]  # Kaggle caps the description

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -22,9 +23,10 @@ SETTINGS: dict = {
     "competition": "fathomnet-out-of-sample-detection",
     "weights_dataset": "owner/fathom-weights",
     "images_dataset": None,
-    "image_split": "eval",
-    "steps": [["prior", "{comp}", "--out", "{working}/submission.csv"]],
-    "outputs": ["submission.csv"],
+    "image_split": None,
+    "tuning": False,
+    "steps": [["prior", "{comp}", "--out", "{tmp}/prior.csv"]],
+    "keep": {"submission.csv": "{tmp}/prior.csv"},
 }  # `fathom kernel build` writes the real settings here
 
 
@@ -123,6 +125,34 @@ def competition_view(source: Path, images: Path | None, split: str, tmp: Path) -
     raise SystemExit(f"fathom kernel: no folder holds {first} (attach the images dataset)")
 
 
+def kernel_tuning(weights: Path, runs: Path, comp: Path, tmp: Path) -> Path:
+    """The dataset's tune.json with its experiments and competition pointed at this machine's
+    folders (it was written where the runs were trained, with that machine's paths)."""
+    data = json.loads((weights / "tune.json").read_text())
+    for experiment in data["experiments"]:
+        experiment["path"] = str(runs / experiment["name"])
+    data["competition"] = str(comp)
+    out = tmp / "tune.json"
+    out.write_text(json.dumps(data, indent=2))
+    return out
+
+
+def keep(outputs: dict, subs: dict, working: Path) -> list[str]:
+    """Copy each named output into /kaggle/working (what Kaggle keeps); return what is missing."""
+    missing = []
+    for name, source in outputs.items():
+        src = Path(source.format(**subs))
+        if not src.is_file():
+            missing.append(f"{name} (from {src})")
+            continue
+        dest = working / name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.tmp")  # never half a file under the final name
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dest)
+    return missing
+
+
 def main() -> int:
     paths = kaggle_paths(SETTINGS)
     for key in ("working", "tmp"):
@@ -141,6 +171,9 @@ def main() -> int:
         )
     else:
         subs["comp"] = paths["comp_source"]
+    if SETTINGS.get("tuning"):
+        subs["tune"] = kernel_tuning(paths["weights"], subs["runs"], subs["comp"], paths["tmp"])
+    subs = {key: str(value) for key, value in subs.items()}
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(
         [str(paths["site"])] + [p for p in [env.get("PYTHONPATH")] if p]
@@ -150,16 +183,14 @@ def main() -> int:
     run_dir = paths["tmp"] / "cwd"  # stray outputs of a step stay out of /kaggle/working
     run_dir.mkdir(parents=True, exist_ok=True)
     for step in SETTINGS["steps"]:
-        argv = [str(arg).format(**{k: str(v) for k, v in subs.items()}) for arg in step]
+        argv = [str(arg).format(**subs) for arg in step]
         print("+ fathom " + " ".join(argv), flush=True)
         subprocess.run([sys.executable, "-m", "fathom", *argv], check=True, env=env, cwd=run_dir)
-    missing = [
-        name for name in SETTINGS.get("outputs", []) if not (paths["working"] / name).exists()
-    ]
+    missing = keep(SETTINGS.get("keep", {}), subs, paths["working"])
     if missing:
         print(f"fathom kernel: expected output {missing[0]} was not written", file=sys.stderr)
         return 1
-    print("fathom kernel: done; outputs " + ", ".join(SETTINGS.get("outputs", [])))
+    print("fathom kernel: done; kept " + ", ".join(SETTINGS.get("keep", {})))
     return 0
 
 

@@ -37,10 +37,11 @@ class KernelSpec:
     weights_dataset: str = ""  # owner/slug written by `fathom kaggle upload-weights`
     competition: str = COMPETITION
     images_dataset: str | None = None  # owner/slug of a dataset holding the images, if any
-    runs: tuple[str, ...] = ()  # run folder names inside the weights dataset
-    fold: int | None = None  # train kernels
-    folds_file: str | None = None  # train kernels: a file name under the dataset's folds/
-    submit_args: tuple[str, ...] = ()  # extra arguments for `fathom submit`
+    runs: tuple[str, ...] = ()  # predict: run folder names inside the weights dataset
+    config: str | None = None  # train: a config file name under the dataset's configs/
+    fold: int | None = None  # train
+    folds_file: str | None = None  # train: a file name under the dataset's folds/
+    extra_args: tuple[str, ...] = ()  # appended to the last command (`submit` or `train`)
     gpu: bool = True
     machine_shape: str | None = "NvidiaTeslaT4"
     private: bool = True
@@ -57,11 +58,11 @@ class KernelSpec:
         if "/" not in self.weights_dataset:
             raise FathomError(f"weights dataset {self.weights_dataset!r}: want OWNER/SLUG")
         if self.kind == "predict" and not self.runs:
-            raise FathomError("a predict kernel needs at least one run (--run EXP)")
-        if self.kind == "train" and (
-            len(self.runs) != 1 or self.fold is None or not self.folds_file
-        ):
-            raise FathomError("a train kernel needs one run (its config), --fold and --folds-file")
+            raise FathomError("a predict kernel needs its runs (--tune FILE, or --run EXP)")
+        if self.kind == "train" and (not self.config or self.fold is None or not self.folds_file):
+            raise FathomError(
+                "a train kernel needs --config, --fold (or --n-folds) and --folds-file"
+            )
 
     @property
     def title(self) -> str:
@@ -90,61 +91,66 @@ def metadata(spec: KernelSpec) -> dict:
     return meta
 
 
-def steps(spec: KernelSpec) -> tuple[list[list[str]], list[str], str | None]:
-    """The fathom commands a kernel runs, its expected outputs, and the image split it needs."""
+def settings(spec: KernelSpec) -> dict:
+    """The kernel script's SETTINGS: sources to find, fathom commands to run, files to keep.
+
+    Placeholders in commands ({comp}, {runs}, {folds}, {weights}, {tune}, {tmp}, {working})
+    are filled by the script's `kaggle_paths()`, the one place paths are resolved.
+    """
+    base = {
+        "competition": spec.competition,
+        "weights_dataset": spec.weights_dataset,
+        "images_dataset": spec.images_dataset,
+    }
     if spec.kind == "prior":
-        return [["prior", "{comp}", "--out", "{working}/submission.csv"]], ["submission.csv"], None
+        return base | {
+            "image_split": None,
+            "tuning": False,
+            "steps": [["prior", "{comp}", "--out", "{tmp}/prior.csv"]],
+            "keep": {"submission.csv": "{tmp}/prior.csv"},
+        }
     if spec.kind == "predict":
         todo = [
             ["predict", f"{{runs}}/{run}", "--comp", "{comp}", "--out", f"{{tmp}}/preds/{run}"]
             for run in spec.runs
         ]
         todo.append(
-            [
-                "submit",
-                *[f"{{tmp}}/preds/{run}" for run in spec.runs],
-                "--comp",
-                "{comp}",
-                "--out",
-                "{working}/submission.csv",
-                *spec.submit_args,
-            ]
-        )
-        return todo, ["submission.csv"], "eval"
-    run = spec.runs[0]
+            ["submit", "{tune}", "--name", "kernel", "--comp", "{comp}", "--predictions", "{tmp}/preds",
+             "--out-dir", "{tmp}/submissions", "--overwrite", *spec.extra_args]
+        )  # fmt: skip
+        keep = {
+            "submission.csv": "{tmp}/submissions/kernel.csv",
+            "submission-manifest.json": "{tmp}/submissions/kernel.json",
+        }
+        return base | {"image_split": "eval", "tuning": True, "steps": todo, "keep": keep}
+    exp = Path(spec.config).stem  # `fathom train` names a run after its config file
     todo = [
-        [
-            "train",
-            f"{{runs}}/{run}/config.json",
-            "--comp",
-            "{comp}",
-            "--folds",
-            f"{{folds}}/{spec.folds_file}",
-            "--fold",
-            str(spec.fold),
-            "--out",
-            f"{{working}}/runs/{run}",
-        ]
-    ]
-    return todo, [f"runs/{run}/fold{spec.fold}/best.pt"], "train"
+        ["train", f"{{weights}}/configs/{spec.config}", "competition={comp}",
+         f"folds={{folds}}/{spec.folds_file}", "--fold", str(spec.fold), "--name", exp,
+         "--runs", "{tmp}/runs", "--no-progress", *spec.extra_args]
+    ]  # fmt: skip
+    keep = {
+        f"runs/{exp}/config.json": f"{{tmp}}/runs/{exp}/config.json",
+        **{
+            f"runs/{exp}/fold{spec.fold}/{name}": f"{{tmp}}/runs/{exp}/fold{spec.fold}/{name}"
+            for name in ("best.pt", "history.csv", "oof.npz", "eval.npz")
+        },
+    }
+    return base | {"image_split": "train", "tuning": False, "steps": todo, "keep": keep}
 
 
 def script(spec: KernelSpec) -> str:
     """The kernel script: the template with this kernel's SETTINGS."""
-    todo, outputs, split = steps(spec)
-    settings = {
-        "competition": spec.competition,
-        "weights_dataset": spec.weights_dataset,
-        "images_dataset": spec.images_dataset,
-        "image_split": split,
-        "steps": todo,
-        "outputs": outputs,
-    }
+    values = settings(spec)
     template = (Path(__file__).parent / "kernel_template.py").read_text(encoding="utf-8")
     body = ""
-    for key, value in settings.items():
+    for key, value in values.items():
         if key == "steps":  # one command a line: the part a reader checks
             value_text = "[\n" + "".join(f"        {step!r},\n" for step in value) + "    ]"
+        elif key == "keep":
+            value_text = (
+                "{\n" + "".join(f"        {k!r}: {v!r},\n" for k, v in value.items()) + "    }"
+            )
         else:
             value_text = repr(value)
         body += f"    {key!r}: {value_text},\n"

@@ -30,6 +30,7 @@ from fathom.errors import FathomError
 from fathom.kaggle_api import http_status, kaggle_errors
 
 MANIFEST = "fathom-weights.json"
+TUNE_FILE = "tune.json"  # the `fathom tune` file a predict kernel's `fathom submit` reads
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{4,49}$")
 
 
@@ -88,10 +89,12 @@ def build_wheel(out_dir: Path, root: Path | None = None) -> Path:
 
 
 def run_files(run_dir: Path) -> list[Path]:
-    """What a kernel needs from a run: its JSON files and every fold's (and the full fit's) best.pt."""
+    """What a kernel needs from a run: its JSON files, oof.npz (`fathom submit` reads the OOF
+    features for its osd scorers) and every fold's (and the full fit's) best.pt."""
     if not (run_dir / "config.json").is_file():
         raise FathomError(f"{run_dir}: no config.json (not a run folder written by `fathom train`)")
     files = sorted(p for p in run_dir.glob("*.json") if p.is_file())
+    files += [p for p in [run_dir / "oof.npz"] if p.is_file()]
     checkpoints = sorted(run_dir.glob("fold*/best.pt")) + sorted(run_dir.glob("full/best.pt"))
     if not checkpoints:
         raise FathomError(f"{run_dir}: no fold*/best.pt or full/best.pt to upload")
@@ -124,6 +127,8 @@ def stage(
     out: Path,
     title: str | None = None,
     folds: list[Path] = (),
+    tune: Path | None = None,
+    configs: list[Path] = (),
     wheel: bool = True,
     license_name: str = "CC0-1.0",
 ) -> dict:
@@ -143,10 +148,23 @@ def stage(
         if not fold_csv.is_file():
             raise FathomError(f"{fold_csv}: no such folds file")
         placed.append((fold_csv, Path("folds") / fold_csv.name))
-    if (out / "runs").exists():
-        shutil.rmtree(out / "runs")  # a run dropped from the list must not linger in the upload
-    if (out / "folds").exists():
-        shutil.rmtree(out / "folds")
+    for config in configs:
+        if not config.is_file():
+            raise FathomError(f"{config}: no such config file")
+        placed.append((config, Path("configs") / config.name))
+    if tune is not None:
+        tuning = _read_tuning(tune)
+        missing = [e.get("name") for e in tuning["experiments"] if e.get("name") not in names]
+        if missing:
+            raise FathomError(
+                f"{tune}: experiment {missing[0]!r} is not among the uploaded runs ({', '.join(names)})"
+            )
+        placed.append((tune, Path(TUNE_FILE)))
+    for stale in ("runs", "folds", "configs"):  # what was dropped from the list must not linger
+        if (out / stale).exists():
+            shutil.rmtree(out / stale)
+    if (out / TUNE_FILE).exists():
+        (out / TUNE_FILE).unlink()
     for src, rel in placed:
         _place(src, out / rel)
     if wheel:
@@ -186,6 +204,18 @@ def stage(
     }
     fileio.write_json(out / "dataset-metadata.json", metadata)
     return manifest
+
+
+def _read_tuning(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError:
+        raise FathomError(f"{path}: no such tuning file (`fathom tune` writes it)") from None
+    except json.JSONDecodeError as exc:
+        raise FathomError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("experiments"), list):
+        raise FathomError(f"{path}: not a tuning file (no `experiments` list)")
+    return data
 
 
 def upload(api: Any, folder: Path, dataset: str, notes: str, public: bool = False) -> str:

@@ -197,7 +197,11 @@ def test_download_with_a_file_missing_fails(tmp_path, comp):
 @pytest.fixture
 def submission(tmp_path, comp):
     path = write_prior(comp, tmp_path / "submissions" / "prior.csv")
-    path.with_suffix(".json").write_text(json.dumps({"name": "prior", "cv_score": 0.43217}))
+    manifest = {
+        "name": "prior",
+        "cv": {"map20": 0.43217, "estimated_score": 0.4012},
+    }  # as `fathom submit` writes
+    path.with_suffix(".json").write_text(json.dumps(manifest))
     return path
 
 
@@ -219,7 +223,7 @@ def test_submit_dry_run_sends_nothing(monkeypatch, capsys, submission, comp):
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert "dry run: would submit" in out and f"to {SLUG}" in out
-    assert "message: prior | CV 0.4322 | prior baseline" in out
+    assert "message: prior | CV MAP@20 0.4322, est. score 0.4012 | prior baseline" in out
 
 
 def test_submit_sends_the_validated_file_with_cv_in_the_message(submission, comp):
@@ -230,7 +234,7 @@ def test_submit_sends_the_validated_file_with_cv_in_the_message(submission, comp
             "competition_submit",
             {
                 "file_name": str(submission),
-                "message": "prior | CV 0.4322",
+                "message": "prior | CV MAP@20 0.4322, est. score 0.4012",
                 "competition": SLUG,
                 "quiet": False,
             },
@@ -259,10 +263,13 @@ def test_submit_without_manifest_says_cv_unknown(tmp_path, submission, comp):
 
 
 def test_manifest_cv_forms():
-    assert kaggle_data.manifest_cv({"cv": {"score": 0.5}}) == 0.5
-    assert kaggle_data.manifest_cv({"cv": 0.25}) == 0.25
-    assert kaggle_data.manifest_cv({"cv": {"map20": 0.3, "score": 0.4}}) == 0.4
-    assert kaggle_data.manifest_cv({"name": "x"}) is None
+    cv = kaggle_data.manifest_cv
+    assert (
+        cv({"cv": {"map20": 0.5, "estimated_score": 0.45}}) == "CV MAP@20 0.5000, est. score 0.4500"
+    )
+    assert cv({"cv": {"map20": 0.5, "estimated_score": None}}) == "CV MAP@20 0.5000"
+    assert cv({"cv": 0.25}) == "CV 0.2500"
+    assert cv({"cv_score": True}) is None and cv({"name": "x"}) is None
 
 
 def test_submissions_lists_scores(monkeypatch, capsys):
@@ -290,7 +297,8 @@ def fake_run(root: Path, name: str, folds=(0, 1), cv=0.5) -> Path:
         (run / f"fold{k}" / "history.csv").write_text("epoch\n0\n")
     (run / "config.json").write_text(json.dumps({"backbone": "resnet18"}))
     (run / "cv.json").write_text(json.dumps({"map20": cv, "per_fold": {}, "n_images": 10}))
-    (run / "oof.npz").write_bytes(b"not uploaded")
+    (run / "oof.npz").write_bytes(b"oof")
+    (run / "eval.npz").write_bytes(b"not uploaded: the kernel predicts the eval set itself")
     return run
 
 
@@ -319,8 +327,16 @@ def test_upload_weights_creates_then_versions(tmp_path, monkeypatch, capsys, whe
         "--out",
         str(stage_dir),
     ]
+    tune = tmp_path / "tune-a.json"
+    tune.write_text(
+        json.dumps(
+            {"competition": "/data/x", "experiments": [{"name": "effb0", "path": "runs/effb0"}]}
+        )
+    )
+    config = tmp_path / "effb0.toml"
+    config.write_text("model = 'efficientnet_b0'\n")
     with pytest.raises(SystemExit):
-        main(argv + ["--folds", str(folds)])
+        main(argv + ["--folds", str(folds), "--tune", str(tune), "--config", str(config)])
     assert [c[0] for c in api.calls] == ["dataset_status", "dataset_create_new"]
     assert api.calls[1][1] == {"folder": str(stage_dir), "public": False, "dir_mode": "zip"}
     meta = api.seen["dataset_metadata"]
@@ -331,6 +347,7 @@ def test_upload_weights_creates_then_versions(tmp_path, monkeypatch, capsys, whe
         [
             "dataset-metadata.json", "fathom-weights.json", "fathom-0.1.0-py3-none-any.whl", "folds/folds.csv",
             "runs/effb0/config.json", "runs/effb0/cv.json", "runs/effb0/fold0/best.pt", "runs/effb0/fold1/best.pt",
+            "runs/effb0/oof.npz", "tune.json", "configs/effb0.toml",
         ]
     )  # fmt: skip
     manifest = json.loads((stage_dir / "fathom-weights.json").read_text())
@@ -379,6 +396,12 @@ def test_upload_weights_dry_run_and_bad_input(tmp_path, monkeypatch, capsys, whe
         weights_dataset.stage([tmp_path], "alice/fathom-weights", tmp_path / "s2", wheel=False)
     with pytest.raises(FathomError, match="OWNER/SLUG"):
         weights_dataset.check_dataset_id("fathom-weights")
+    tune = tmp_path / "tune.json"
+    tune.write_text(json.dumps({"experiments": [{"name": "other", "path": "runs/other"}]}))
+    with pytest.raises(FathomError, match="'other' is not among the uploaded runs"):
+        weights_dataset.stage(
+            [run], "alice/fathom-weights", tmp_path / "s3", tune=tune, wheel=False
+        )
 
 
 def test_wheel_holds_the_package(wheel_dir):
@@ -418,15 +441,15 @@ def test_kernel_build_writes_metadata_and_script(tmp_path, monkeypatch):
     text = (folder / "fathom-predict.py").read_text()
     compile(text, "kernel", "exec")
     settings = _settings_of(text)
-    assert settings["steps"][0] == [
-        "predict",
-        "{runs}/effb0",
-        "--comp",
-        "{comp}",
-        "--out",
-        "{tmp}/preds/effb0",
-    ]
-    assert settings["steps"][-1][0] == "submit" and settings["outputs"] == ["submission.csv"]
+    assert settings["steps"][:2] == [
+        ["predict", "{runs}/effb0", "--comp", "{comp}", "--out", "{tmp}/preds/effb0"],
+        ["predict", "{runs}/r50", "--comp", "{comp}", "--out", "{tmp}/preds/r50"],
+    ]  # fmt: skip
+    submit = settings["steps"][2]
+    assert submit[:2] == ["submit", "{tune}"]
+    assert submit[submit.index("--predictions") + 1] == "{tmp}/preds"
+    assert settings["keep"]["submission.csv"] == "{tmp}/submissions/kernel.csv"
+    assert settings["tuning"] is True and settings["image_split"] == "eval"
 
 
 def _settings_of(text: str) -> dict:
@@ -438,7 +461,7 @@ def _settings_of(text: str) -> dict:
 
 
 def test_kernel_build_one_training_kernel_per_fold(tmp_path):
-    argv = ["kernel", "build", "fathom-train-effb0", "--kind", "train", "--run", "effb0", "--owner", "alice",
+    argv = ["kernel", "build", "fathom-train-effb0", "--kind", "train", "--config", "effb0.toml", "--owner", "alice",
             "--folds-file", "mlskf5.csv", "--n-folds", "3", "--out", str(tmp_path)]  # fmt: skip
     with pytest.raises(SystemExit):
         main(argv)
@@ -453,11 +476,12 @@ def test_kernel_build_one_training_kernel_per_fold(tmp_path):
         settings = _settings_of((folder / f"{folder.name}.py").read_text())
         step = settings["steps"][0]
         assert step[step.index("--fold") + 1] == str(k)
-        assert settings["outputs"] == [f"runs/effb0/fold{k}/best.pt"]
+        assert step[:3] == ["train", "{weights}/configs/effb0.toml", "competition={comp}"]
+        assert f"runs/effb0/fold{k}/best.pt" in settings["keep"]
 
 
 def test_kernel_build_rejects_bad_specs():
-    with pytest.raises(FathomError, match="at least one run"):
+    with pytest.raises(FathomError, match="needs its runs"):
         kernels.build(kernels.KernelSpec(name="fathom-predict", owner="a", weights_dataset="a/w"))
     with pytest.raises(FathomError, match="kernel name"):
         kernels.build(
@@ -602,3 +626,28 @@ def test_runs_uploaded_as_a_zip_are_unpacked(tmp_path):
     runs = tpl.unpacked(weights, "runs", tmp_path / "tmp")
     assert (runs / "r18" / "fold1" / "best.pt").read_bytes() == b"weights 1"
     assert tpl.unpacked(tmp_path / "src", "runs", tmp_path / "tmp2") == tmp_path / "src" / "runs"
+
+
+def test_tuning_file_is_pointed_at_the_kernels_folders_and_outputs_kept(tmp_path):
+    tpl = _template()
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    tuning = {
+        "competition": "/home/me/data",
+        "experiments": [{"name": "a", "path": "/home/me/runs/a", "weight": 1.0}],
+    }
+    (weights / "tune.json").write_text(json.dumps(tuning))
+    out = tpl.kernel_tuning(weights, tmp_path / "runs", tmp_path / "comp", tmp_path)
+    data = json.loads(out.read_text())
+    assert data["experiments"] == [
+        {"name": "a", "path": str(tmp_path / "runs" / "a"), "weight": 1.0}
+    ]
+    assert data["competition"] == str(tmp_path / "comp")
+    (tmp_path / "made.csv").write_text("x\n")
+    subs = {"tmp": str(tmp_path)}
+    missing = tpl.keep(
+        {"submission.csv": "{tmp}/made.csv", "b.json": "{tmp}/none.json"}, subs, tmp_path / "w"
+    )
+    assert (tmp_path / "w" / "submission.csv").read_text() == "x\n"
+    assert len(missing) == 1 and missing[0].startswith("b.json")
+    assert sorted(p.name for p in (tmp_path / "w").iterdir()) == ["submission.csv"]

@@ -86,6 +86,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     u.add_argument(
         "--folds", nargs="*", default=[], help="folds CSVs to include (training kernels need them)"
     )
+    u.add_argument(
+        "--tune", help="the `fathom tune` file predict kernels submit with (stored as tune.json)"
+    )
+    u.add_argument(
+        "--config",
+        nargs="*",
+        default=[],
+        dest="configs",
+        help="experiment config files training kernels train from (stored in configs/)",
+    )
     u.add_argument("--notes", default="", help="version notes (default: the runs and their CV)")
     u.add_argument(
         "--public", action="store_true", help="make a new dataset public (default private)"
@@ -136,7 +146,15 @@ def _upload_weights(args: argparse.Namespace) -> int:
     _, slug = weights_dataset.check_dataset_id(dataset)
     out = Path(args.out) if args.out else Path("kernels") / "datasets" / slug
     runs = [Path(r) for r in args.runs]
-    manifest = weights_dataset.stage(runs, dataset, out, args.title, [Path(f) for f in args.folds])
+    manifest = weights_dataset.stage(
+        runs,
+        dataset,
+        out,
+        args.title,
+        folds=[Path(f) for f in args.folds],
+        tune=Path(args.tune) if args.tune else None,
+        configs=[Path(c) for c in args.configs],
+    )
     total = sum(f["bytes"] for f in manifest["files"]) / 1e6
     print(f"staged {len(manifest['files'])} files ({total:.1f} MB) for {dataset} in {out}")
     notes = args.notes or "; ".join(

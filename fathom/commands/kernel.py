@@ -7,9 +7,11 @@ DESCRIPTION = """Kaggle kernels generated from fathom itself.
 
   build NAME   write kernels/<NAME>/ (kernel-metadata.json + NAME.py). The script installs
                fathom from the weights dataset with no internet and runs fathom's commands:
-               --kind predict: `fathom predict` for each --run, then `fathom submit` to
+               --kind predict: `fathom predict` for each experiment of --tune FILE, then
+                               `fathom submit` with that tuning to
                                /kaggle/working/submission.csv;
-               --kind train:   one kernel per fold (NAME-fold<k>), so K folds run as K jobs;
+               --kind train:   `fathom train` of --config, one kernel per fold
+                               (NAME-fold<k>), so K folds run as K Kaggle jobs at once;
                --kind prior:   the frequency-prior baseline (checks the machinery).
   push NAME    upload kernels/<NAME>/ and start it on Kaggle
   status REF   OWNER/NAME's state (queued, running, complete, error)
@@ -19,8 +21,9 @@ The generated script also runs here: set FATHOM_KAGGLE_INPUT to a folder laid ou
 /kaggle/input (FATHOM_KAGGLE_WORKING for the outputs) and run `python kernels/NAME/NAME.py`.
 
 examples:
-  fathom kernel build fathom-predict --run effb0 --dataset me/fathom-weights
-  fathom kernel build fathom-train-effb0 --kind train --run effb0 --folds-file mlskf5.csv --n-folds 5 --dataset me/fathom-weights
+  fathom kaggle upload-weights runs/effb0 runs/r50 --tune runs/tune-ab.json --dataset me/fathom-weights
+  fathom kernel build fathom-predict --tune runs/tune-ab.json --dataset me/fathom-weights
+  fathom kernel build fathom-train-effb0 --kind train --config effb0.toml --folds-file mlskf5.csv --n-folds 5
   fathom kernel push fathom-predict
   fathom kernel status me/fathom-predict
   fathom kernel output me/fathom-predict --out kernels/fathom-predict/output"""
@@ -35,7 +38,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "build",
         help="write kernels/<name>/ (metadata + script)",
         formatter_class=fmt,
-        description="Write a kernel folder. example:  fathom kernel build fathom-predict --run effb0 --dataset me/fathom-weights",
+        description="Write a kernel folder. example:  fathom kernel build fathom-predict --tune runs/tune-ab.json",
     )
     b.add_argument("name", help="kernel slug: 5-50 lowercase letters, digits and dashes")
     b.add_argument(
@@ -45,11 +48,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="what the kernel does (default predict)",
     )
     b.add_argument(
+        "--tune",
+        help="predict: the `fathom tune` file (uploaded with upload-weights --tune); its experiments are the runs",
+    )
+    b.add_argument(
         "--run",
         action="append",
         default=[],
         dest="runs",
-        help="run name inside the weights dataset (repeat for an ensemble)",
+        help="predict: run name inside the dataset (default: the --tune file's experiments)",
+    )
+    b.add_argument(
+        "--config",
+        help="train: config file name inside the dataset's configs/ (upload-weights --config)",
     )
     b.add_argument("--dataset", help="weights dataset OWNER/SLUG (default <owner>/fathom-weights)")
     b.add_argument(
@@ -66,11 +77,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     b.add_argument("--n-folds", type=int, help="train: build one kernel per fold 0..N-1")
     b.add_argument("--fold", type=int, help="train: build the kernel of this fold only")
     b.add_argument(
-        "--submit-arg",
+        "--arg",
         action="append",
         default=[],
-        dest="submit_args",
-        help="predict: extra argument passed to `fathom submit` (repeatable)",
+        dest="extra_args",
+        help="extra argument for the last command, `fathom submit` or `fathom train` (repeatable)",
     )
     b.add_argument("--cpu", action="store_true", help="no GPU")
     b.add_argument(
@@ -148,9 +159,10 @@ def _specs(args: argparse.Namespace) -> list:
         weights_dataset=args.dataset or f"{owner}/fathom-weights",
         competition=args.competition,
         images_dataset=args.images_dataset,
-        runs=tuple(args.runs),
+        runs=tuple(args.runs) or _tuned_runs(args.tune),
+        config=args.config,
         folds_file=args.folds_file,
-        submit_args=tuple(args.submit_args),
+        extra_args=tuple(args.extra_args),
         gpu=not args.cpu,
         machine_shape=None if args.cpu else args.machine_shape,
         private=not args.public,
@@ -164,3 +176,21 @@ def _specs(args: argparse.Namespace) -> list:
     else:
         raise FathomError("a train kernel needs --fold K or --n-folds N")
     return [KernelSpec(name=f"{args.name}-fold{k}", fold=k, **common) for k in folds]
+
+
+def _tuned_runs(tune: str | None) -> tuple[str, ...]:
+    """The experiment names of a `fathom tune` file (the runs a predict kernel needs)."""
+    import json
+    from pathlib import Path
+
+    from fathom.errors import FathomError
+
+    if not tune:
+        return ()
+    try:
+        data = json.loads(Path(tune).read_text(encoding="utf-8"))
+        return tuple(str(e["name"]) for e in data["experiments"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise FathomError(
+            f"{tune}: not a readable `fathom tune` file with named experiments"
+        ) from None
