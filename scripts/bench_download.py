@@ -133,7 +133,7 @@ def main() -> None:
     loop_rate, fathom_rate = len(images) / loop_s, len(images) / fathom_s
     print(f"plain loop (requests.get one at a time): {loop_rate:8.1f} images/s  ({loop_s:.2f} s)")
     print(
-        f"fathom ({args.workers} workers, decode-checked):  {fathom_rate:8.1f} images/s  ({fathom_s:.2f} s)"
+        f"fathom ({args.workers} workers, checked):  {fathom_rate:8.1f} images/s  ({fathom_s:.2f} s)"
     )
     print(f"ratio: {fathom_rate / loop_rate:.1f}x")
     # If the downloader's CPU time is close to its wall time times the free cores, the

@@ -172,3 +172,26 @@ def test_images_folder_outside_is_never_written(tmp_path, images):
         )
     assert report.count("failed") == 1 and not (tmp_path / "up.png").exists()
     assert Path(root).is_dir() and not list(root.iterdir())
+
+
+def test_completeness_check_catches_truncation_and_flipped_bytes(tmp_path):
+    import io
+
+    from PIL import Image
+
+    from fathom.download import is_complete_image
+
+    png = make_png(7, size=(64, 64))
+    (tmp_path / "ok.png").write_bytes(png)
+    (tmp_path / "short.png").write_bytes(png[:-20])  # IEND lost
+    flipped = bytearray(png)
+    flipped[len(png) // 2] ^= 0xFF  # inside IDAT: only the CRC notices
+    (tmp_path / "flipped.png").write_bytes(bytes(flipped))
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 64), "teal").save(buf, format="JPEG")
+    (tmp_path / "ok.jpg").write_bytes(buf.getvalue())
+    (tmp_path / "short.jpg").write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    assert is_complete_image(tmp_path / "ok.png") and is_complete_image(tmp_path / "ok.jpg")
+    for bad in ("short.png", "flipped.png", "short.jpg"):
+        assert not is_complete_image(tmp_path / bad), bad
+    assert is_complete_image(tmp_path / "ok.png", full=True)

@@ -8,7 +8,8 @@ DESCRIPTION = """Fetch every image listed in a COCO json (object_detection/<spli
 
 Many requests run at once (--workers); a time-out, a reset connection, an HTTP 5xx/429, a
 short or undecodable body is retried with growing waits (--retries); each image is written to
-a temp file, checked (length, full decode) and only then renamed, so an interrupted run never
+a temp file, checked (its length; that it reads to its end: every PNG chunk and CRC, or a
+full decode of other formats) and only then renamed, so an interrupted run never
 leaves a half image under its final name. Rerun the same command to resume: an image that is
 already complete and decodable is skipped. What still failed is listed in
 COMP/images/<split>/failed.csv (file_name,url,reason,attempts) and the exit status is 1.
@@ -48,7 +49,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--no-decode-check",
         action="store_true",
-        help="skip the full decode of each fetched image (faster; length is still checked)",
+        help="skip the check that each image reads to its end (length is still checked)",
+    )
+    p.add_argument(
+        "--full-decode",
+        action="store_true",
+        help="decode every pixel of each PNG, not only its chunks and CRCs (slower)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -65,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
         retries=args.retries,
         read_timeout=args.timeout,
         check_decode=not args.no_decode_check,
+        full_decode=args.full_decode,
     )
     if args.json:
         if not args.out:
