@@ -176,8 +176,16 @@ def submit(
     """Validate, then upload with the manifest's CV in the message. `api` unused when dry_run."""
     submission = Path(submission)
     rows = validate_for_upload(submission, Path(comp_dir))
-    text = submission_message(submission, read_manifest(submission), message)
-    digest = hashlib.sha256(submission.read_bytes()).hexdigest()[:12]
+    manifest = read_manifest(submission)
+    full_digest = hashlib.sha256(submission.read_bytes()).hexdigest()
+    recorded = manifest.get("csv_sha256")
+    if recorded and recorded != full_digest:
+        raise FathomError(
+            f"{submission.with_suffix('.json')}: describes another file (its csv_sha256 differs "
+            f"from {submission}'s), so its CV would be wrong in the message; not submitted"
+        )
+    text = submission_message(submission, manifest, message)
+    digest = full_digest[:12]
     if dry_run:
         print(f"dry run: would submit {submission} ({rows} rows, sha256 {digest}) to {competition}")
         print(f"dry run: message: {text}")

@@ -254,6 +254,22 @@ def test_submit_refuses_an_invalid_file(tmp_path, submission, comp):
     assert api.calls == []
 
 
+def test_submit_refuses_a_manifest_of_another_file(submission, comp):
+    import hashlib
+
+    manifest = json.loads(submission.with_suffix(".json").read_text())
+    manifest["csv_sha256"] = hashlib.sha256(submission.read_bytes()).hexdigest()
+    submission.with_suffix(".json").write_text(json.dumps(manifest))
+    assert "CV MAP@20 0.4322" in kaggle_data.submit(None, submission, comp, dry_run=True)
+    frame = pd.read_csv(submission, dtype=str, keep_default_na=False)
+    frame.loc[0, "osd"] = "0.123456"  # still valid, but not the file the manifest scored
+    frame.to_csv(submission, index=False)
+    api = FakeKaggleApi()
+    with pytest.raises(FathomError, match="describes another file"):
+        kaggle_data.submit(api, submission, comp)
+    assert api.calls == []
+
+
 def test_submit_without_manifest_says_cv_unknown(tmp_path, submission, comp):
     submission.with_suffix(".json").unlink()
     assert (
