@@ -200,6 +200,8 @@ class _Fetcher:
                 reason = str(exc)
                 if attempt <= self.cfg.retries:
                     time.sleep(self._wait(attempt, exc.wait))
+            except Exception as exc:  # anything unforeseen fails this image, not the whole run
+                return Outcome(job, "failed", attempt, 0, f"{type(exc).__name__}: {exc}")
         return Outcome(job, "failed", self.cfg.retries + 1, 0, reason)
 
     def _wait(self, attempt: int, hinted: float | None) -> float:
@@ -232,7 +234,9 @@ class _Fetcher:
             try:
                 with fileio.atomic_path(target) as tmp:
                     size = self._stream(resp, tmp, start)
-                    if expected is not None and expected.isdigit() and size != int(expected):
+                    # Content-Length counts the encoded bytes; only comparable when unencoded.
+                    encoded = resp.headers.get("Content-Encoding", "identity") != "identity"
+                    if expected and expected.isdigit() and not encoded and size != int(expected):
                         raise _Retryable(f"truncated body ({size} of {expected} bytes)")
                     if cfg.check_decode and not is_complete_image(tmp, cfg.full_decode):
                         raise _Retryable(f"not a decodable image ({size} bytes)")

@@ -195,3 +195,15 @@ def test_completeness_check_catches_truncation_and_flipped_bytes(tmp_path):
     for bad in ("short.png", "flipped.png", "short.jpg"):
         assert not is_complete_image(tmp_path / bad), bad
     assert is_complete_image(tmp_path / "ok.png", full=True)
+
+
+def test_a_local_write_error_fails_that_image_only(tmp_path, images):
+    root = tmp_path / "images"
+    (root / "good1.png").mkdir(parents=True)  # a folder where the image should go
+    with FaultServer(images) as server:
+        jobs = [Job(server.url("ok", 0, n), n) for n in ("good0.png", "good1.png")]
+        report = download(jobs, root, FAST, progress=False)
+    failed = {o.job.file_name: o.reason for o in report.failed}
+    assert list(failed) == ["good1.png"] and "Error" in failed["good1.png"]
+    assert (root / "good0.png").read_bytes() == images["good0.png"]
+    assert not list(root.glob(".*.tmp"))
