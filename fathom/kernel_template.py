@@ -128,7 +128,12 @@ def competition_view(source: Path, images: Path | None, split: str, tmp: Path) -
 def kernel_tuning(weights: Path, runs: Path, comp: Path, tmp: Path) -> Path:
     """The dataset's tune.json with its experiments and competition pointed at this machine's
     folders (it was written where the runs were trained, with that machine's paths)."""
-    data = json.loads((weights / "tune.json").read_text())
+    source = weights / "tune.json"
+    if not source.is_file():
+        raise SystemExit(
+            f"fathom kernel: no {source}; upload it: fathom kaggle upload-weights ... --tune FILE"
+        )
+    data = json.loads(source.read_text())
     for experiment in data["experiments"]:
         experiment["path"] = str(runs / experiment["name"])
     data["competition"] = str(comp)
