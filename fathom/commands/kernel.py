@@ -15,7 +15,8 @@ DESCRIPTION = """Kaggle kernels generated from fathom itself.
                --kind prior:   the frequency-prior baseline (checks the machinery).
   push NAME    upload kernels/<NAME>/ and start it on Kaggle
   status REF   OWNER/NAME's state (queued, running, complete, error)
-  output REF   download its outputs (submission.csv, logs)
+  output REF   download its outputs (submission.csv, logs); for a train kernel,
+               `--out .` puts runs/<exp>/fold<k>/ straight into the local run folder
 
 The generated script also runs here: set FATHOM_KAGGLE_INPUT to a folder laid out like
 /kaggle/input (FATHOM_KAGGLE_WORKING for the outputs) and run `python kernels/NAME/NAME.py`.
@@ -163,8 +164,8 @@ def _specs(args: argparse.Namespace) -> list:
         config=args.config,
         folds_file=args.folds_file,
         extra_args=tuple(args.extra_args),
-        gpu=not args.cpu,
-        machine_shape=None if args.cpu else args.machine_shape,
+        gpu=not args.cpu and args.kind != "prior",  # the prior needs no accelerator
+        machine_shape=None if args.cpu or args.kind == "prior" else args.machine_shape,
         private=not args.public,
     )
     if args.kind != "train":
