@@ -23,6 +23,10 @@ COMMANDS = [
     "score",
     "validate",
     "prior",
+    "cache",
+    "train",
+    "oof",
+    "predict",
     "kernel",
     "kaggle",
 ]
