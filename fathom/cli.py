@@ -22,6 +22,8 @@ COMMANDS = [
     "score",
     "validate",
     "prior",
+    "tune",
+    "submit",
 ]
 
 
