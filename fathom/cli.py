@@ -24,6 +24,7 @@ COMMANDS = [
     "prior",
     "tune",
     "submit",
+    "report",
 ]
 
 

@@ -171,6 +171,17 @@ def simulate(
 ) -> dict[str, float | None]:
     """sAUC of every scorer on held-out-category OOF rows (`unseen`: rows holding one).
 
+    The scores are `simulate_scores`'; `disagreement` is None with fewer than two models.
+    """
+    scores = simulate_scores(models, unseen, seed)
+    return {name: None if s is None else sauc(unseen, s) for name, s in scores.items()}
+
+
+def simulate_scores(
+    models: Sequence[ModelRows], unseen: np.ndarray, seed: int = 0
+) -> dict[str, np.ndarray | None]:
+    """Every scorer's [0, 1] score for each held-out-category OOF row.
+
     `models` are runs trained with the same `holdout_categories` and folds, aligned by row.
     Prediction scorers use the models' mean; feature scorers are cross-fitted per fold
     (reference = the in-sample rows of one half of the fold, scored = the other half) and
@@ -205,9 +216,9 @@ def simulate(
                 ]
                 raw[qry] = np.mean(per_model, axis=0)
             pooled[name][rows] = to_unit(raw)
-    out: dict[str, float | None] = {}
-    for name in SCORERS:
-        out[name] = None if name == "disagreement" and stack is None else sauc(unseen, pooled[name])
+    out: dict[str, np.ndarray | None] = dict(pooled)
+    if stack is None:
+        out["disagreement"] = None
     return out
 
 

@@ -61,7 +61,9 @@ def make_run(root, comp_dir, name, quality=0.8, seed=0, holdout=(), n_folds=3, d
         * learned
     )
     deep = truth["osd"].astype(int).to_numpy()
-    fp, fl, ff = zip(*[_outputs(y_ev, quality, embed, rng, deep=deep) for _ in range(n_folds)], strict=True)
+    fp, fl, ff = zip(
+        *[_outputs(y_ev, quality, embed, rng, deep=deep) for _ in range(n_folds)], strict=True
+    )
     fp, fl, ff = np.stack(fp), np.stack(fl), np.stack(ff)
     fileio.save_npz(
         root / "eval.npz",

@@ -126,3 +126,28 @@ def test_tune_rejects_bad_input(world, tmp_path, capsys):
         == 2
     )
     assert "lacks array" in capsys.readouterr().err
+
+
+def test_report_writes_every_plot_and_links_it(world, tmp_path):
+    from PIL import Image
+
+    tune = tmp_path / "tune.json"
+    assert cli("tune", world["good"], world["weak"], "--holdout", world["held"], "--out", tune) == 0
+    out = tmp_path / "report"
+    assert cli("report", world["good"], world["weak"], "--tune", tune, "--out", out) == 0
+    page = (out / "index.html").read_text()
+    expected = [
+        "category_frequency.png",
+        "curves_good.png",
+        "curves_weak.png",
+        "per_category_ap.png",
+        "model_comparison.png",
+        "osd_histograms.png",
+        "supercategory_confusions.png",
+    ]
+    for name in expected:
+        assert f'src="{name}"' in page, name
+        with Image.open(out / name) as im:
+            assert im.format == "PNG" and im.width > 200
+    assert "ensemble: fitted weights" in page
+    assert not list(out.glob(".*.tmp"))  # atomic writes leave no temp files

@@ -76,7 +76,8 @@ def eval_osd(tuning: dict, runs, evals: list, oofs: list, scorer: str, probs, lo
                 raise FathomError(
                     f"{run.path}: eval predictions lack `fold_features` for osd scorer {scorer}"
                 )
-            folds = np.unique(o["fold"])
+            # `folds` (the engine writes it) names the fold of each fold_features row
+            folds = e["folds"] if "folds" in e else np.unique(o["fold"])
             if len(folds) != len(e["fold_features"]):
                 raise FathomError(
                     f"{run.path}: {len(e['fold_features'])} eval fold models but {len(folds)} OOF folds"
