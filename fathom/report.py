@@ -62,6 +62,14 @@ def _plt():
     return plt
 
 
+def _plain_log_ticks(axis) -> None:
+    """Label a log axis 1, 10, 100 (not 10^0, 10^1) and drop the crowded minor labels."""
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+    axis.set_major_formatter(ScalarFormatter())
+    axis.set_minor_formatter(NullFormatter())
+
+
 def _save(fig, path: Path) -> str:
     with fileio.atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
@@ -76,6 +84,7 @@ def plot_category_frequency(counts: np.ndarray, out: Path) -> str:
     seen = order[order > 0]
     ax.bar(np.arange(len(seen)), seen, width=1.0, color="#2b7bba")
     ax.set_yscale("log")
+    _plain_log_ticks(ax.yaxis)
     ax.set_xlabel(f"category, most frequent first ({len(seen)} of {len(counts)} occur in training)")
     ax.set_ylabel("training images")
     ax.set_title("Category frequency (long tail)")
@@ -115,6 +124,7 @@ def plot_per_category_ap(aps: dict[str, np.ndarray], counts: np.ndarray, out: Pa
             label=f"{name} (mean {np.nanmean(ap):.3f})",
         )
     ax.set_xscale("log")
+    _plain_log_ticks(ax.xaxis)
     ax.set(
         xlabel="training images of the category",
         ylabel="OOF average precision",

@@ -195,12 +195,16 @@ def build_report(run_paths, out_dir, tune_path=None, comp=None, progress=True):
 
     conf = report.supercategory_confusions(ens_probs, targets, supercat_of, names)
     png = report.plot_confusions(conf, names, out_dir / "supercategory_confusions.png")
-    top = conf.head(10)
+    between = conf[conf["true"] != conf["predicted"]]
+    top = between.head(10)
+    within = int(conf["images"].sum() - between["images"].sum())
     sections.append(
         (
             "Top confusions between supercategories",
             '<p class="note">Images whose top-1 OOF guess (of the ensemble) is wrong, by the true and '
-            f'guessed supercategory.</p>{report._table(top)}<img src="{png}">',
+            f"guessed supercategory: the table lists the top pairs between two supercategories; "
+            f"{within} of {int(conf['images'].sum())} mistakes stay within the true supercategory "
+            f'(the diagonal of the map).</p>{report._table(top)}<img src="{png}">',
         )
     )
     steps.update()
