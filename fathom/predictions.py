@@ -72,7 +72,8 @@ class Run:
         return _load_npz(path, EVAL_KEYS, f"`fathom oof {self.path}` or `fathom predict` writes it")
 
     def checkpoints(self) -> list[Path]:
-        return sorted(self.path.glob("fold*/best.pt"))
+        # what `fathom predict` loads: every fold's best checkpoint, and a full fit's if any
+        return sorted(self.path.glob("fold*/best.pt")) + sorted(self.path.glob("full/best.pt"))
 
     def fold_dirs(self) -> list[Path]:
         return sorted(p for p in self.path.glob("fold*") if p.is_dir())
