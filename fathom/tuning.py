@@ -89,6 +89,23 @@ def fit_weights(
     return w
 
 
+def fold_prior(targets: np.ndarray, fold: np.ndarray) -> np.ndarray:
+    """The frequency prior as OOF predictions: each fold's rows get the category frequencies
+    of the other folds' rows, so the prior can join an ensemble without seeing its own rows."""
+    targets = np.asarray(targets, dtype=np.float64)
+    out = np.zeros_like(targets)
+    for f in np.unique(fold):
+        held = fold == f
+        out[held] = targets[~held].mean(axis=0)
+    return out
+
+
+def prior_logits(probs: np.ndarray) -> np.ndarray:
+    """Logits of prior probabilities (clipped: a never-seen category has frequency 0)."""
+    p = np.clip(np.asarray(probs, dtype=np.float64), 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
 def _fold_held_out(
     fit: Callable[[np.ndarray], object],
     apply: Callable[[object, np.ndarray], np.ndarray],

@@ -151,3 +151,18 @@ def test_report_writes_every_plot_and_links_it(world, tmp_path):
             assert im.format == "PNG" and im.width > 200
     assert "ensemble: fitted weights" in page
     assert not list(out.glob(".*.tmp"))  # atomic writes leave no temp files
+
+
+def test_the_frequency_prior_can_join_the_ensemble(world, tmp_path):
+    out = tmp_path / "tune.json"
+    assert cli("tune", world["weak"], "--prior", "--osd", "max_prob", "--out", out) == 0
+    tuning = json.loads(out.read_text())
+    kinds = [e["kind"] for e in tuning["experiments"]]
+    assert kinds == ["run", "prior"]
+    assert len(tuning["ensemble"]["weights"]) == 2
+    assert cli("submit", out, "--name", "p", "--out-dir", tmp_path) == 0
+    m = read_manifest(tmp_path / "p.json")
+    assert m["experiments"][1]["name"] == "frequency prior"
+    assert "checkpoints" not in m["experiments"][1] or m["experiments"][1]["checkpoints"] == []
+    ids = pd.read_csv(world["comp"] / TRUTH_FILE, dtype=str)["id"]
+    assert validate(read_submission(tmp_path / "p.csv"), set(ids), range(1, 291)) == []

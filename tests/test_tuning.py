@@ -114,3 +114,13 @@ def test_tune_thresholds_reports_held_out_and_in_sample_f1():
     assert len(res.category_thresholds) == 8
     assert res.f1["global"] > res.f1["top1"]
     assert res.f1["per_category_in_sample"] >= res.f1["global_in_sample"] - 1e-12
+
+
+def test_fold_prior_never_sees_its_own_rows():
+    from fathom.tuning import fold_prior
+
+    y = np.array([[1, 0], [1, 0], [0, 1], [0, 1]], dtype=float)
+    fold = np.array([0, 0, 1, 1])
+    p = fold_prior(y, fold)
+    assert p[:2].tolist() == [[0.0, 1.0], [0.0, 1.0]]  # fold 0 sees only fold 1's labels
+    assert p[2:].tolist() == [[1.0, 0.0], [1.0, 0.0]]

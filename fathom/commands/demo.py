@@ -18,6 +18,8 @@ DEMO_MODELS = (
     ("cnn", "fathom_cnn", ()),
     ("resnet", "resnet10t", ("lr=2e-3",)),
 )
+# Training settings every demo run shares (on top of the engine's `default` config).
+DEMO_TRAIN = ("img_size=48", "epochs=8", "batch_size=32")
 # The held-out-category run costs a training run: the scratch CNN on 2 of the 5 folds only.
 HOLDOUT_MODEL = "cnn"
 HOLDOUT_FOLDS = (0, 1)
@@ -60,7 +62,7 @@ def run_multilabel(work, seed: int = 0):
     from fathom import fileio
     from fathom import osd as osd_lib
     from fathom.commands.prior import write_prior
-    from fathom.commands.submit import make, read_tuning
+    from fathom.commands.submit import ensemble_eval, eval_osd, make, read_tuning
     from fathom.commands.tune import print_tuning, tune_runs
     from fathom.competition import open_competition, read_split
     from fathom.folds import assign_folds, spread_report
@@ -73,6 +75,7 @@ def run_multilabel(work, seed: int = 0):
     work = Path(work)
     comp_dir, runs, subs = work / "competition", work / "runs", work / "submissions"
     common = [
+        *DEMO_TRAIN,
         f"competition={comp_dir}",
         f"folds={work / 'folds' / 'mlskf5.csv'}",
         f"cache_dir={work / 'cache'}",
@@ -137,11 +140,15 @@ def run_multilabel(work, seed: int = 0):
     else:
         print(f"reusing {runs / held_name}")
 
-    _stage(5, total, "tune: ensemble weights, label-set thresholds, osd scorer")
+    _stage(
+        5,
+        total,
+        "tune: ensemble weights (the frequency prior may join), label-set thresholds, osd scorer",
+    )
     names = [n for n, _, _ in DEMO_MODELS]
     tune_path = runs / "tune.json"
     if not tune_path.exists():
-        result = tune_runs([runs / n for n in names], [runs / held_name], comp_dir)
+        result = tune_runs([runs / n for n in names], [runs / held_name], comp_dir, prior=True)
         result["path"] = str(tune_path)
         fileio.write_json(tune_path, result)
     tuning = read_tuning(tune_path)
@@ -222,24 +229,13 @@ def run_multilabel(work, seed: int = 0):
         "every osd scorer: sAUC on held-out-category OOF (chose it) vs on eval (diagnostic)",
     )
     truth = pd.read_csv(truth_path, dtype=str, keep_default_na=False).set_index("id")
+    ens = ensemble_eval(tuning, comp_dir, preds)
+    flag = truth.loc[ens["ids"], "osd"].astype(int).to_numpy()
     diag = []
-    from fathom.commands.submit import eval_osd
-    from fathom.predictions import align_rows, open_run
-    from fathom.tuning import combine, weighted_mean
-
-    ev = read_split(open_competition(comp_dir), "eval", require_images=False)
-    ids = ev["id"].tolist()
-    flag = truth.loc[ids, "osd"].astype(int).to_numpy()
-    run_objs = [open_run(runs / n) for n in names]
-    evals = [align_rows(r.eval(preds / r.name), ids, str(preds / r.name)) for r in run_objs]
-    oofs = [r.oof() for r in run_objs]
-    method, weights = tuning["ensemble"]["method"], tuning["ensemble"]["weights"]
-    probs = combine(method, [e["probs"] for e in evals], weights)
-    logits = weighted_mean(
-        [e["logits"] for e in evals], weights if method == "weighted" else [1.0] * len(evals)
-    )
     for name_ in osd_lib.SCORERS:
-        col = eval_osd(tuning, run_objs, evals, oofs, name_, probs, logits)
+        col = eval_osd(
+            tuning, ens["runs"], ens["evals"], ens["oofs"], name_, ens["probs"], ens["logits"]
+        )
         sim = tuning["osd"]["simulated_sauc"].get(name_)
         diag.append(
             {

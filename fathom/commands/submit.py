@@ -88,6 +88,55 @@ def eval_osd(tuning: dict, runs, evals: list, oofs: list, scorer: str, probs, lo
     return osd_lib.eval_scores(scorer, probs, logits, stack, feats, refs)
 
 
+def ensemble_eval(tuning: dict, comp_dir, predictions=None) -> dict:
+    """The experiments' eval predictions combined as the tuning says.
+
+    Returns ids, category_ids, runs (the members that are run folders), their aligned eval
+    arrays and OOF arrays, and the combined probs and logits.
+    """
+    from pathlib import Path
+
+    from fathom.baseline import prior_probabilities
+    from fathom.competition import open_competition, read_categories, read_split
+    from fathom.predictions import align_rows, check_categories, open_run
+    from fathom.tuning import combine, prior_logits, weighted_mean
+
+    competition = open_competition(comp_dir)
+    cats = read_categories(competition)
+    ev = read_split(competition, "eval", require_images=False, categories=cats)
+    ids = ev["id"].tolist()
+
+    members = tuning["experiments"]
+    runs = [open_run(e["path"]) for e in members if e.get("kind", "run") == "run"]
+    evals, oofs = [], []
+    for run in runs:
+        folder = Path(predictions) / run.name if predictions else None
+        arrays = run.eval(folder)
+        where = str((folder or run.path) / "eval.npz")
+        check_categories(arrays, cats["id"], where)
+        evals.append(align_rows(arrays, ids, where))
+        oofs.append(run.oof())
+    member_probs, member_logits = [e["probs"] for e in evals], [e["logits"] for e in evals]
+    if any(e.get("kind") == "prior" for e in members):  # the frequency prior is always last
+        train = read_split(competition, "train", require_images=False, categories=cats)
+        freq = prior_probabilities(train, len(ids), cats["id"])
+        member_probs.append(freq)
+        member_logits.append(prior_logits(freq))
+    method, weights = tuning["ensemble"]["method"], tuning["ensemble"]["weights"]
+    probs = combine(method, member_probs, weights)
+    logit_w = weights if method == "weighted" else [1.0] * len(member_logits)
+    logits = weighted_mean(member_logits, logit_w)
+    return {
+        "ids": ids,
+        "category_ids": cats["id"].tolist(),
+        "runs": runs,
+        "evals": evals,
+        "oofs": oofs,
+        "probs": probs,
+        "logits": logits,
+    }
+
+
 def make(
     tuning: dict,
     name: str,
@@ -100,12 +149,9 @@ def make(
     """Write the CSV and manifest; return (csv path, manifest dict)."""
     from pathlib import Path
 
-    from fathom.competition import open_competition, read_categories, read_split
     from fathom.errors import FathomError
     from fathom.manifest import build_manifest, write_manifest
-    from fathom.predictions import align_rows, check_categories, open_run
     from fathom.submission import make_submission, write_submission
-    from fathom.tuning import combine, weighted_mean
 
     out_dir = Path(out_dir)
     csv_path, json_path = out_dir / f"{name}.csv", out_dir / f"{name}.json"
@@ -116,36 +162,25 @@ def make(
                     f"{path}: already exists (pass --overwrite, or choose another --name)"
                 )
     comp_dir = comp or tuning["competition"]
-    competition = open_competition(comp_dir)
-    cats = read_categories(competition)
-    ev = read_split(competition, "eval", require_images=False, categories=cats)
-    ids = ev["id"].tolist()
-
-    runs = [open_run(e["path"]) for e in tuning["experiments"]]
-    evals, oofs = [], []
-    for run in runs:
-        folder = Path(predictions) / run.name if predictions else None
-        arrays = run.eval(folder)
-        where = str((folder or run.path) / "eval.npz")
-        check_categories(arrays, cats["id"], where)
-        evals.append(align_rows(arrays, ids, where))
-        oofs.append(run.oof())
-    method, weights = tuning["ensemble"]["method"], tuning["ensemble"]["weights"]
-    probs = combine(method, [e["probs"] for e in evals], weights)
-    logit_w = weights if method == "weighted" else [1.0] * len(runs)
-    logits = weighted_mean([e["logits"] for e in evals], logit_w)
+    ens = ensemble_eval(tuning, comp_dir, predictions)
+    cats, ids = ens["category_ids"], ens["ids"]
     scorer = osd_name or tuning["osd"]["scorer"]
-    osd_col = eval_osd(tuning, runs, evals, oofs, scorer, probs, logits)
+    osd_col = eval_osd(
+        tuning, ens["runs"], ens["evals"], ens["oofs"], scorer, ens["probs"], ens["logits"]
+    )
 
-    frame = make_submission(ids, probs, cats["id"], osd_col)
-    write_submission(csv_path, frame, ids, cats["id"], overwrite=overwrite)
+    frame = make_submission(ids, ens["probs"], cats, osd_col)
+    write_submission(csv_path, frame, ids, cats, overwrite=overwrite)
+    run_of = {run.name: run for run in ens["runs"]}
     experiments = [
         {
             **e,
-            "checkpoints": run.checkpoints(),
-            "predictions": str((Path(predictions) / run.name) if predictions else run.path),
+            "checkpoints": run_of[e["name"]].checkpoints(),
+            "predictions": str(Path(predictions) / e["name"] if predictions else e["path"]),
         }
-        for e, run in zip(tuning["experiments"], runs, strict=True)
+        if e.get("kind", "run") == "run"
+        else e
+        for e in tuning["experiments"]
     ]
     manifest = build_manifest(name, csv_path, comp_dir, experiments, tuning, scorer, len(frame))
     write_manifest(json_path, manifest, overwrite=overwrite)

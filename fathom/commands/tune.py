@@ -27,6 +27,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--comp", help="competition folder (default: the first run's config `competition`)"
     )
     p.add_argument("--osd", help="use this osd scorer instead of the best simulated one")
+    p.add_argument(
+        "--prior",
+        action="store_true",
+        help="let the frequency prior join the ensemble as a member (its weight is fitted too)",
+    )
     p.add_argument("--out", default="runs/tune.json", help="JSON to write (default runs/tune.json)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
 
@@ -42,8 +47,12 @@ def _competition_of(runs, comp):
     raise FathomError("no --comp given and no run's config.json names its `competition`")
 
 
-def tune_runs(experiments, holdout=(), comp=None, osd_name=None) -> dict:
-    """Everything `fathom tune` decides, as a JSON-ready dict (pure apart from reading the runs)."""
+def tune_runs(experiments, holdout=(), comp=None, osd_name=None, prior=False) -> dict:
+    """Everything `fathom tune` decides, as a JSON-ready dict (pure apart from reading the runs).
+
+    With `prior`, the frequency prior joins the ensemble as one more member (its OOF rows are
+    the other folds' frequencies), so the weight search can lean on it where models are weak.
+    """
     import numpy as np
 
     from fathom import osd as osd_lib
@@ -51,7 +60,7 @@ def tune_runs(experiments, holdout=(), comp=None, osd_name=None) -> dict:
     from fathom.errors import FathomError
     from fathom.metrics import map_at_k_matrix
     from fathom.predictions import align_rows, check_categories, open_run
-    from fathom.tuning import tune_ensemble, tune_thresholds, weighted_mean
+    from fathom.tuning import fold_prior, tune_ensemble, tune_thresholds, weighted_mean
 
     runs = [open_run(p) for p in experiments]
     held_runs = [open_run(p) for p in holdout]
@@ -86,9 +95,13 @@ def tune_runs(experiments, holdout=(), comp=None, osd_name=None) -> dict:
         )
     targets = label_matrix([labels[uid] for uid in ids], cats["id"])
     probs = [a["probs"] for a in oofs]
+    members = [{"name": r.name, "path": str(r.path), "kind": "run"} for r in runs]
+    if prior:
+        probs.append(fold_prior(targets, fold))
+        members.append({"name": "frequency prior", "path": None, "kind": "prior"})
 
     ens = tune_ensemble(probs, targets, fold)
-    set_weights = ens.weights if ens.method == "weighted" else [1.0] * len(runs)
+    set_weights = ens.weights if ens.method == "weighted" else [1.0] * len(probs)
     set_probs = (
         ens.held_out_probs if ens.method == "weighted" else weighted_mean(probs, set_weights)
     )
@@ -140,13 +153,8 @@ def tune_runs(experiments, holdout=(), comp=None, osd_name=None) -> dict:
     return {
         "competition": str(comp_dir),
         "experiments": [
-            {
-                "name": r.name,
-                "path": str(r.path),
-                "cv_map20": map_at_k_matrix(p, targets),
-                "weight": float(w),
-            }
-            for r, p, w in zip(runs, probs, ens.weights, strict=True)
+            {**m, "cv_map20": map_at_k_matrix(p, targets), "weight": float(w)}
+            for m, p, w in zip(members, probs, ens.weights, strict=True)
         ],
         "n_images": int(len(ids)),
         "n_folds": int(len(np.unique(fold))),
@@ -220,7 +228,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not args.overwrite:
         raise FathomError(f"{out}: already exists (pass --overwrite, or choose another --out)")
-    result = tune_runs(args.experiments, args.holdout, args.comp, args.osd)
+    result = tune_runs(args.experiments, args.holdout, args.comp, args.osd, args.prior)
     result["path"] = str(out)
     print_tuning(result)
     fileio.write_json(out, result)
