@@ -27,6 +27,9 @@ COMMANDS = [
     "train",
     "oof",
     "predict",
+    "tune",
+    "submit",
+    "report",
     "kernel",
     "kaggle",
 ]
