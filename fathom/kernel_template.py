@@ -23,7 +23,7 @@ SETTINGS: dict = {
     "competition": "fathomnet-out-of-sample-detection",
     "weights_dataset": "owner/fathom-weights",
     "images_dataset": None,
-    "image_split": None,
+    "image_splits": [],
     "tuning": False,
     "steps": [["prior", "{comp}", "--out", "{tmp}/prior.csv"]],
     "keep": {"submission.csv": "{tmp}/prior.csv"},
@@ -95,34 +95,44 @@ def _top_level(zf: zipfile.ZipFile) -> str:
     return tops.pop() if len(tops) == 1 else ""
 
 
-def competition_view(source: Path, images: Path | None, split: str, tmp: Path) -> Path:
-    """A competition folder whose images/<split> holds the split's images.
+def image_folder(source: Path, images: Path | None, split: str) -> Path | None:
+    """The folder holding `split`'s images: the competition's own, or the images dataset's."""
+    coco = json.loads((source / "object_detection" / f"{split}.json").read_text())
+    if not coco.get("images"):
+        return None
+    first = coco["images"][0]["file_name"]
+    roots = [source] + ([images] if images else [])
+    for root in roots:
+        for folder in (root / "images" / split, root / split, root / "images", root):
+            if (folder / first).is_file():
+                return folder
+    raise SystemExit(
+        f"fathom kernel: no folder holds {split} image {first} (attach the images dataset)"
+    )
+
+
+def competition_view(source: Path, images: Path | None, splits: list, tmp: Path) -> Path:
+    """A competition folder whose images/<split> holds each split's images.
 
     /kaggle/input is read-only and the competition archive has no images, so when they come
     from another dataset, build a folder of symbolic links: the competition's files plus
     images/<split> pointing at the folder that holds them.
     """
-    coco = json.loads((source / "object_detection" / f"{split}.json").read_text())
-    first = coco["images"][0]["file_name"] if coco.get("images") else None
-    if first is None or (source / "images" / split / first).exists():
+    folders = {split: image_folder(source, images, split) for split in splits}
+    if all(f is None or f == source / "images" / split for split, f in folders.items()):
         return source
-    roots = [images] if images else []
-    roots.append(source)
-    for root in roots:
-        for folder in (root / "images" / split, root / split, root / "images", root):
-            if (folder / first).is_file():
-                view = tmp / "competition"
-                view.mkdir(parents=True, exist_ok=True)
-                for item in source.iterdir():
-                    if item.name != "images" and not (view / item.name).exists():
-                        (view / item.name).symlink_to(item.resolve())
-                (view / "images").mkdir(exist_ok=True)
-                link = view / "images" / split
-                if link.is_symlink():
-                    link.unlink()
-                link.symlink_to(folder.resolve())
-                return view
-    raise SystemExit(f"fathom kernel: no folder holds {first} (attach the images dataset)")
+    view = tmp / "competition"
+    (view / "images").mkdir(parents=True, exist_ok=True)
+    for item in source.iterdir():
+        if item.name != "images" and not (view / item.name).exists():
+            (view / item.name).symlink_to(item.resolve())
+    for split, folder in folders.items():
+        link = view / "images" / split
+        if link.is_symlink():
+            link.unlink()
+        if folder is not None:
+            link.symlink_to(folder.resolve())
+    return view
 
 
 def kernel_tuning(weights: Path, runs: Path, comp: Path, tmp: Path) -> Path:
@@ -170,12 +180,9 @@ def main() -> int:
         "runs": unpacked(paths["weights"], "runs", paths["tmp"]),
         "folds": unpacked(paths["weights"], "folds", paths["tmp"]),
     }
-    if SETTINGS.get("image_split"):
-        subs["comp"] = competition_view(
-            paths["comp_source"], paths.get("images_source"), SETTINGS["image_split"], paths["tmp"]
-        )
-    else:
-        subs["comp"] = paths["comp_source"]
+    subs["comp"] = competition_view(
+        paths["comp_source"], paths.get("images_source"), SETTINGS["image_splits"], paths["tmp"]
+    )
     if SETTINGS.get("tuning"):
         subs["tune"] = kernel_tuning(paths["weights"], subs["runs"], subs["comp"], paths["tmp"])
     subs = {key: str(value) for key, value in subs.items()}

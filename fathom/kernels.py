@@ -41,7 +41,7 @@ class KernelSpec:
     config: str | None = None  # train: a config file name under the dataset's configs/
     fold: int | None = None  # train
     folds_file: str | None = None  # train: a file name under the dataset's folds/
-    extra_args: tuple[str, ...] = ()  # appended to the last command (`submit` or `train`)
+    extra_args: tuple[str, ...] = ()  # for `submit` (appended) or `train` (key=value overrides)
     gpu: bool = True
     machine_shape: str | None = "NvidiaTeslaT4"
     private: bool = True
@@ -104,7 +104,7 @@ def settings(spec: KernelSpec) -> dict:
     }
     if spec.kind == "prior":
         return base | {
-            "image_split": None,
+            "image_splits": [],
             "tuning": False,
             "steps": [["prior", "{comp}", "--out", "{tmp}/prior.csv"]],
             "keep": {"submission.csv": "{tmp}/prior.csv"},
@@ -122,12 +122,12 @@ def settings(spec: KernelSpec) -> dict:
             "submission.csv": "{tmp}/submissions/kernel.csv",
             "submission-manifest.json": "{tmp}/submissions/kernel.json",
         }
-        return base | {"image_split": "eval", "tuning": True, "steps": todo, "keep": keep}
+        return base | {"image_splits": ["eval"], "tuning": True, "steps": todo, "keep": keep}
     exp = Path(spec.config).stem  # `fathom train` names a run after its config file
     todo = [
         ["train", f"{{weights}}/configs/{spec.config}", "competition={comp}",
-         f"folds={{folds}}/{spec.folds_file}", "--fold", str(spec.fold), "--name", exp,
-         "--runs", "{tmp}/runs", "--no-progress", *spec.extra_args]
+         f"folds={{folds}}/{spec.folds_file}", *spec.extra_args, "--fold", str(spec.fold),
+         "--name", exp, "--runs", "{tmp}/runs", "--no-progress"]
     ]  # fmt: skip
     keep = {
         f"runs/{exp}/config.json": f"{{tmp}}/runs/{exp}/config.json",
@@ -136,7 +136,7 @@ def settings(spec: KernelSpec) -> dict:
             for name in ("best.pt", "history.csv", "oof.npz", "eval.npz")
         },
     }
-    return base | {"image_split": "train", "tuning": False, "steps": todo, "keep": keep}
+    return base | {"image_splits": ["train", "eval"], "tuning": False, "steps": todo, "keep": keep}
 
 
 def script(spec: KernelSpec) -> str:

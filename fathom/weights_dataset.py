@@ -137,6 +137,10 @@ def stage(
     title = title or f"fathom weights {slug}"[:50]
     if not 6 <= len(title) <= 50:
         raise FathomError(f"dataset title {title!r}: Kaggle wants 6-50 characters")
+    if not runs and not configs:
+        raise FathomError(
+            "nothing to upload: give run folders, or --config files for training kernels"
+        )
     names = [r.name for r in runs]
     if len(set(names)) != len(names):
         raise FathomError(f"two runs share a folder name: {', '.join(names)}")

@@ -465,7 +465,7 @@ def test_kernel_build_writes_metadata_and_script(tmp_path, monkeypatch):
     assert submit[:2] == ["submit", "{tune}"]
     assert submit[submit.index("--predictions") + 1] == "{tmp}/preds"
     assert settings["keep"]["submission.csv"] == "{tmp}/submissions/kernel.csv"
-    assert settings["tuning"] is True and settings["image_split"] == "eval"
+    assert settings["tuning"] is True and settings["image_splits"] == ["eval"]
 
 
 def _settings_of(text: str) -> dict:
@@ -622,7 +622,9 @@ def test_paths_resolve_in_kaggles_newer_layout_and_images_from_another_dataset(t
     assert paths["comp_source"] == inp / "competitions" / SLUG
     assert paths["weights"] == inp / "datasets" / "alice" / "fathom-weights"
     assert paths["working"] == tmp_path / "w"
-    view = tpl.competition_view(paths["comp_source"], paths["images_source"], "eval", paths["tmp"])
+    view = tpl.competition_view(
+        paths["comp_source"], paths["images_source"], ["eval"], paths["tmp"]
+    )
     assert view == tmp_path / "t" / "competition"
     table = read_split(open_competition(view), "eval")  # require_images: every file is there
     assert len(table) == 12

@@ -78,7 +78,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         formatter_class=fmt,
         description="Stage runs' config and best checkpoints, a wheel of fathom (so kernels install it offline) and dataset-metadata.json in kernels/datasets/<slug>/, then create the Kaggle dataset or add a version to it.\n\nexample:  fathom kaggle upload-weights runs/effb0 --dataset me/fathom-weights --notes 'effb0 5 folds'",
     )
-    u.add_argument("runs", nargs="+", help="run folders (runs/<exp>)")
+    u.add_argument(
+        "runs",
+        nargs="*",
+        help="run folders (runs/<exp>); none for a training-only dataset (--config, --folds)",
+    )
     u.add_argument("--dataset", help="OWNER/SLUG (default <your user name>/fathom-weights)")
     u.add_argument(
         "--title", help="dataset title, 6-50 characters (default 'fathom weights <slug>')"
@@ -158,7 +162,8 @@ def _upload_weights(args: argparse.Namespace) -> int:
     total = sum(f["bytes"] for f in manifest["files"]) / 1e6
     print(f"staged {len(manifest['files'])} files ({total:.1f} MB) for {dataset} in {out}")
     notes = args.notes or "; ".join(
-        f"{r}: CV MAP@20 {manifest['cv_map20'].get(r)}" for r in manifest["runs"]
+        [f"{r}: CV MAP@20 {manifest['cv_map20'].get(r)}" for r in manifest["runs"]]
+        or [f"fathom {manifest['fathom_version']} for training kernels"]
     )
     if args.dry_run:
         print(f"dry run: would create or version {dataset} from {out} with notes: {notes}")
