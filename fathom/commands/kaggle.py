@@ -88,17 +88,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--title", help="dataset title, 6-50 characters (default 'fathom weights <slug>')"
     )
     u.add_argument(
-        "--folds", nargs="*", default=[], help="folds CSVs to include (training kernels need them)"
+        "--folds",
+        action="append",
+        default=[],
+        help="a folds CSV to include (training kernels need it; repeatable)",
     )
     u.add_argument(
         "--tune", help="the `fathom tune` file predict kernels submit with (stored as tune.json)"
     )
     u.add_argument(
         "--config",
-        nargs="*",
+        action="append",
         default=[],
         dest="configs",
-        help="experiment config files training kernels train from (stored in configs/)",
+        help="an experiment config a training kernel trains from (stored in configs/; repeatable)",
     )
     u.add_argument("--notes", default="", help="version notes (default: the runs and their CV)")
     u.add_argument(
