@@ -226,6 +226,22 @@ def test_submit_dry_run_sends_nothing(monkeypatch, capsys, submission, comp):
     assert "message: prior | CV MAP@20 0.4322, est. score 0.4012 | prior baseline" in out
 
 
+def test_submit_finds_the_competition_folder_in_the_manifest(monkeypatch, submission, comp):
+    manifest = json.loads(submission.with_suffix(".json").read_text())
+    manifest["competition"] = str(comp)
+    submission.with_suffix(".json").write_text(json.dumps(manifest))
+    api = FakeKaggleApi()
+    _connect_to(monkeypatch, api)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["kaggle", "submit", str(submission)])
+    assert exit_info.value.code == 0
+    assert [c[0] for c in api.calls] == ["competition_submit"]
+    submission.with_suffix(".json").unlink()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["kaggle", "submit", str(submission)])
+    assert exit_info.value.code == 2 and len(api.calls) == 1
+
+
 def test_submit_sends_the_validated_file_with_cv_in_the_message(submission, comp):
     api = FakeKaggleApi()
     kaggle_data.submit(api, submission, comp)

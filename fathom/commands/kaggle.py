@@ -52,7 +52,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         description="Validate FILE against COMP's eval set, then submit it with the CV score from FILE's manifest (FILE with .json) in the message.\n\nexample:  fathom kaggle submit submissions/blend.csv --comp data/fathomnet --dry-run",
     )
     s.add_argument("file", help="submission CSV (its manifest is the same name with .json)")
-    s.add_argument("--comp", required=True, help="competition folder (for validation)")
+    s.add_argument(
+        "--comp",
+        help="competition folder to validate against (default: the manifest's `competition`)",
+    )
     s.add_argument(
         "--competition", default=COMPETITION, help=f"Kaggle slug (default {COMPETITION})"
     )
@@ -117,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from fathom import kaggle_api, kaggle_data
+    from fathom.errors import FathomError
 
     if args.kaggle_command == "download":
         kaggle_data.download_competition(
@@ -124,8 +128,13 @@ def run(args: argparse.Namespace) -> int:
         )
         return 0
     if args.kaggle_command == "submit":
+        comp = args.comp or kaggle_data.read_manifest(Path(args.file)).get("competition")
+        if not comp:
+            raise FathomError(
+                f"{args.file}: no manifest naming its competition folder; pass --comp"
+            )
         api = None if args.dry_run else kaggle_api.connect()
-        kaggle_data.submit(api, args.file, args.comp, args.competition, args.message, args.dry_run)
+        kaggle_data.submit(api, args.file, comp, args.competition, args.message, args.dry_run)
         return 0
     if args.kaggle_command == "submissions":
         table = kaggle_data.submissions_table(kaggle_api.connect(), args.competition, args.n)
