@@ -18,6 +18,7 @@ from fathom.errors import FathomError
 COMMANDS = [
     "demo",
     "synth",
+    "images",
     "folds",
     "score",
     "validate",
@@ -26,6 +27,11 @@ COMMANDS = [
     "train",
     "oof",
     "predict",
+    "tune",
+    "submit",
+    "report",
+    "kernel",
+    "kaggle",
 ]
 
 

@@ -1,0 +1,212 @@
+"""Kaggle kernels generated from the package: `kernels/<name>/` = metadata + one script.
+
+The script is `fathom/kernel_template.py` with its SETTINGS filled in: which competition and
+datasets to find under /kaggle/input, and which fathom commands to run there. Kinds:
+
+- `predict`: every run's `fathom predict` on the hidden eval set, then `fathom submit` to
+  /kaggle/working/submission.csv (internet off, as code competitions require);
+- `train`: one fold of one experiment (build K of them to run K folds as K Kaggle jobs at once);
+- `prior`: the frequency-prior baseline, a check that the kernel machinery works.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fathom import fileio
+from fathom.errors import FathomError
+from fathom.kaggle_api import COMPETITION, kaggle_errors
+
+KINDS = ("predict", "train", "prior")
+METADATA = "kernel-metadata.json"
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{4,49}$")
+_SETTINGS_LINE = re.compile(
+    r"^SETTINGS: dict = \{.*?^\}  # `fathom kernel build` writes the real settings here$",
+    re.S | re.M,
+)
+
+
+@dataclass(frozen=True)
+class KernelSpec:
+    name: str  # the kernel's slug; its title is the slug with spaces, so the two always agree
+    owner: str
+    kind: str = "predict"
+    weights_dataset: str = ""  # owner/slug written by `fathom kaggle upload-weights`
+    competition: str = COMPETITION
+    images_dataset: str | None = None  # owner/slug of a dataset holding the images, if any
+    runs: tuple[str, ...] = ()  # predict: run folder names inside the weights dataset
+    config: str | None = None  # train: a config file name under the dataset's configs/
+    fold: int | None = None  # train
+    folds_file: str | None = None  # train: a file name under the dataset's folds/
+    extra_args: tuple[str, ...] = ()  # for `submit` (appended) or `train` (key=value overrides)
+    gpu: bool = True
+    machine_shape: str | None = "NvidiaTeslaT4"
+    private: bool = True
+
+    def check(self) -> None:
+        if not _SLUG.match(self.name):
+            raise FathomError(
+                f"kernel name {self.name!r}: want 5-50 lowercase letters, digits and dashes"
+            )
+        if not self.owner:
+            raise FathomError("kernel owner (your Kaggle user name) is empty: pass --owner")
+        if self.kind not in KINDS:
+            raise FathomError(f"kernel kind {self.kind!r}: choose from {', '.join(KINDS)}")
+        if "/" not in self.weights_dataset:
+            raise FathomError(f"weights dataset {self.weights_dataset!r}: want OWNER/SLUG")
+        if self.kind == "predict" and not self.runs:
+            raise FathomError("a predict kernel needs its runs (--tune FILE, or --run EXP)")
+        if self.kind == "train" and (not self.config or self.fold is None or not self.folds_file):
+            raise FathomError(
+                "a train kernel needs --config, --fold (or --n-folds) and --folds-file"
+            )
+
+    @property
+    def title(self) -> str:
+        return self.name.replace("-", " ")
+
+
+def metadata(spec: KernelSpec) -> dict:
+    sources = [spec.weights_dataset] + ([spec.images_dataset] if spec.images_dataset else [])
+    meta = {
+        "id": f"{spec.owner}/{spec.name}",
+        "title": spec.title,
+        "code_file": f"{spec.name}.py",
+        "language": "python",
+        "kernel_type": "script",
+        "is_private": spec.private,
+        "enable_gpu": spec.gpu,
+        "enable_tpu": False,
+        "enable_internet": False,
+        "dataset_sources": sources,
+        "competition_sources": [spec.competition],
+        "kernel_sources": [],
+        "model_sources": [],
+    }
+    if spec.gpu and spec.machine_shape:
+        meta["machine_shape"] = spec.machine_shape
+    return meta
+
+
+def settings(spec: KernelSpec) -> dict:
+    """The kernel script's SETTINGS: sources to find, fathom commands to run, files to keep.
+
+    Placeholders in commands ({comp}, {runs}, {folds}, {weights}, {tune}, {tmp}, {working})
+    are filled by the script's `kaggle_paths()`, the one place paths are resolved.
+    """
+    base = {
+        "competition": spec.competition,
+        "weights_dataset": spec.weights_dataset,
+        "images_dataset": spec.images_dataset,
+    }
+    if spec.kind == "prior":
+        return base | {
+            "image_splits": [],
+            "tuning": False,
+            "steps": [["prior", "{comp}", "--out", "{tmp}/prior.csv"]],
+            "keep": {"submission.csv": "{tmp}/prior.csv"},
+        }
+    if spec.kind == "predict":
+        todo = [
+            ["predict", f"{{runs}}/{run}", "--comp", "{comp}", "--out", f"{{tmp}}/preds/{run}"]
+            for run in spec.runs
+        ]
+        todo.append(
+            ["submit", "{tune}", "--name", "kernel", "--comp", "{comp}", "--predictions", "{tmp}/preds",
+             "--out-dir", "{tmp}/submissions", "--overwrite", *spec.extra_args]
+        )  # fmt: skip
+        keep = {
+            "submission.csv": "{tmp}/submissions/kernel.csv",
+            "submission-manifest.json": "{tmp}/submissions/kernel.json",
+        }
+        return base | {"image_splits": ["eval"], "tuning": True, "steps": todo, "keep": keep}
+    exp = Path(spec.config).stem  # `fathom train` names a run after its config file
+    todo = [
+        ["train", f"{{weights}}/configs/{spec.config}", "competition={comp}",
+         f"folds={{folds}}/{spec.folds_file}", *spec.extra_args, "--fold", str(spec.fold),
+         "--name", exp, "--runs", "{tmp}/runs", "--no-progress"]
+    ]  # fmt: skip
+    keep = {
+        f"runs/{exp}/config.json": f"{{tmp}}/runs/{exp}/config.json",
+        **{
+            f"runs/{exp}/fold{spec.fold}/{name}": f"{{tmp}}/runs/{exp}/fold{spec.fold}/{name}"
+            for name in ("best.pt", "history.csv", "oof.npz", "eval.npz")
+        },
+    }
+    return base | {"image_splits": ["train", "eval"], "tuning": False, "steps": todo, "keep": keep}
+
+
+def script(spec: KernelSpec) -> str:
+    """The kernel script: the template with this kernel's SETTINGS."""
+    values = settings(spec)
+    template = (Path(__file__).parent / "kernel_template.py").read_text(encoding="utf-8")
+    body = ""
+    for key, value in values.items():
+        if key == "steps":  # one command a line: the part a reader checks
+            value_text = "[\n" + "".join(f"        {step!r},\n" for step in value) + "    ]"
+        elif key == "keep":
+            value_text = (
+                "{\n" + "".join(f"        {k!r}: {v!r},\n" for k, v in value.items()) + "    }"
+            )
+        else:
+            value_text = repr(value)
+        body += f"    {key!r}: {value_text},\n"
+    filled = (
+        "SETTINGS: dict = {\n" + body + "}  # `fathom kernel build` writes the real settings here"
+    )
+    text, n = _SETTINGS_LINE.subn(lambda _: filled, template)
+    if n != 1:
+        raise FathomError("fathom/kernel_template.py: SETTINGS block not found (template edited?)")
+    return text
+
+
+def build(spec: KernelSpec, out_root: Path = Path("kernels")) -> Path:
+    """Write `out_root/<name>/kernel-metadata.json` and `<name>.py`; returns the folder."""
+    spec.check()
+    folder = out_root / spec.name
+    fileio.write_json(folder / METADATA, metadata(spec))
+    fileio.write_text(folder / f"{spec.name}.py", script(spec))
+    return folder
+
+
+def read_metadata(folder: Path) -> dict:
+    import json
+
+    path = folder / METADATA
+    if not path.is_file():
+        raise FathomError(f"{path}: missing (write it with `fathom kernel build`)")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def push(api: Any, folder: Path, timeout: int | None = None) -> str:
+    meta = read_metadata(folder)
+    with kaggle_errors(f"push kernel {meta.get('id')}", api):
+        result = api.kernels_push(str(folder), timeout=str(timeout) if timeout else None)
+    error = getattr(result, "error", None)
+    if error:
+        raise FathomError(f"push kernel {meta.get('id')}: Kaggle says: {error}")
+    url = getattr(result, "url", "") or ""
+    version = getattr(result, "version_number", None) or getattr(result, "versionNumber", None)
+    print(f"pushed {meta['id']} (version {version}): {url}")
+    return url
+
+
+def status(api: Any, kernel: str) -> str:
+    with kaggle_errors(f"status of kernel {kernel}", api):
+        response = api.kernels_status(kernel)
+    state = getattr(response, "status", response)
+    text = getattr(state, "name", str(state)).lower()
+    failure = getattr(response, "failure_message", "") or ""
+    print(f"{kernel}: {text}" + (f" ({failure})" if failure else ""))
+    return text
+
+
+def output(api: Any, kernel: str, dest: Path) -> list[str]:
+    dest.mkdir(parents=True, exist_ok=True)
+    with kaggle_errors(f"output of kernel {kernel}", api):
+        files, _ = api.kernels_output(kernel, str(dest), force=True, quiet=False)
+    print(f"{kernel}: {len(files)} file(s) in {dest}")
+    return list(files)

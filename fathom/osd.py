@@ -1,0 +1,274 @@
+"""Out-of-sample scorers, and an honest way to choose among them.
+
+Every scorer returns one number per image, higher meaning "more likely out-of-sample". Only
+the ranking matters to sAUC, so `to_unit` turns any scorer into the [0, 1] `osd` column.
+
+- from the predictions: `max_prob` (1 - max probability), `entropy`, `energy` (-logsumexp of
+  the logits), `max_logit` (-max logit), `disagreement` (between an ensemble's models);
+- from the pooled features the training engine saves: `knn` (cosine distance to the k-th
+  nearest reference image), `mahalanobis` (to the reference distribution, Ledoit-Wolf
+  covariance), `domain` (a classifier that separates the reference images from the scored
+  images themselves, cross-fitted so no image is scored by a model that saw it: it uses the
+  eval images' own statistics, without any label, which is what catches a depth shift).
+
+Choosing: a run trained with `holdout_categories` never sees those categories, so its OOF
+images that hold one are out-of-sample for it. `simulate` scores every scorer there by sAUC.
+The features of fold k's images come from fold k's model only, so a feature scorer compares
+an image with reference images of the same fold (same feature space, also unseen by that
+model): in simulation by cross-fitting two halves of the fold, on eval by using the fold's
+OOF images as the reference for that fold's eval features.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from fathom.metrics import sauc
+
+PREDICTION_SCORERS = ("max_prob", "entropy", "energy", "max_logit")
+FEATURE_SCORERS = ("knn", "mahalanobis", "domain")
+SCORERS = (*PREDICTION_SCORERS, "disagreement", *FEATURE_SCORERS)
+
+
+def max_prob(probs: np.ndarray) -> np.ndarray:
+    """1 - the largest category probability: nothing the model knows is clearly there."""
+    return 1.0 - np.asarray(probs, dtype=np.float64).max(axis=1)
+
+
+def entropy(probs: np.ndarray) -> np.ndarray:
+    """Shannon entropy of each row's probabilities normalised to sum 1 (spread-out = unsure)."""
+    p = np.clip(np.asarray(probs, dtype=np.float64), 1e-12, None)
+    p = p / p.sum(axis=1, keepdims=True)
+    return -(p * np.log(p)).sum(axis=1)
+
+
+def energy(logits: np.ndarray) -> np.ndarray:
+    """Energy, -logsumexp(logits) (Liu et al. 2020): low total evidence means out-of-sample."""
+    z = np.asarray(logits, dtype=np.float64)
+    top = z.max(axis=1, keepdims=True)
+    return -(top[:, 0] + np.log(np.exp(z - top).sum(axis=1)))
+
+
+def max_logit(logits: np.ndarray) -> np.ndarray:
+    """-max logit (Hendrycks et al. 2022): unlike max_prob it does not saturate."""
+    return -np.asarray(logits, dtype=np.float64).max(axis=1)
+
+
+def disagreement(prob_stack: np.ndarray) -> np.ndarray:
+    """Mean total-variation distance of each model's normalised row to the models' mean row.
+
+    `prob_stack` is (M, N, C) for M models; models that agree on an image score 0.
+    """
+    p = np.clip(np.asarray(prob_stack, dtype=np.float64), 1e-12, None)
+    if p.ndim != 3 or p.shape[0] < 2:
+        raise ValueError(f"disagreement needs (M>=2, N, C) predictions, got shape {p.shape}")
+    p = p / p.sum(axis=2, keepdims=True)
+    return 0.5 * np.abs(p - p.mean(axis=0, keepdims=True)).sum(axis=2).mean(axis=0)
+
+
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def knn_distance(reference: np.ndarray, query: np.ndarray, k: int = 5) -> np.ndarray:
+    """Cosine distance from each query row to its k-th nearest reference row (Sun et al. 2022)."""
+    from sklearn.neighbors import NearestNeighbors
+
+    ref = _unit_rows(reference)
+    k = max(1, min(k, len(ref)))
+    dist, _ = NearestNeighbors(n_neighbors=k).fit(ref).kneighbors(_unit_rows(query))
+    return dist[:, -1] ** 2 / 2.0  # squared euclidean on the unit sphere / 2 = cosine distance
+
+
+def mahalanobis_distance(reference: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """Squared Mahalanobis distance to the reference features' Gaussian (Ledoit-Wolf shrunk).
+
+    Shrinkage because a fold holds a few hundred images and the features have hundreds of
+    dimensions: the plain sample covariance would be singular.
+    """
+    from sklearn.covariance import LedoitWolf
+
+    ref = np.asarray(reference, dtype=np.float64)
+    return LedoitWolf().fit(ref).mahalanobis(np.asarray(query, dtype=np.float64))
+
+
+def domain_score(
+    reference: np.ndarray, query: np.ndarray, n_splits: int = 5, seed: int = 0
+) -> np.ndarray:
+    """P(query | features) from a logistic regression trained to tell query from reference.
+
+    The query part of the training data is cross-fitted: each query row is scored by a model
+    fitted without it, so the score reflects what separates the query set as a whole (a
+    shifted background, unseen organisms), not memorisation of the row.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    ref = np.asarray(reference, dtype=np.float64)
+    qry = np.asarray(query, dtype=np.float64)
+    n_splits = max(2, min(n_splits, len(qry)))
+    part = np.random.default_rng(seed).permutation(len(qry)) % n_splits
+    out = np.zeros(len(qry))
+    for s in range(n_splits):
+        train_q = qry[part != s]
+        x = np.concatenate([ref, train_q])
+        y = np.concatenate([np.zeros(len(ref)), np.ones(len(train_q))])
+        model = make_pipeline(
+            StandardScaler(), LogisticRegression(C=0.05, max_iter=2000, class_weight="balanced")
+        )
+        model.fit(x, y)
+        out[part == s] = model.predict_proba(qry[part == s])[:, 1]
+    return out
+
+
+FEATURE_FUNCS = {"knn": knn_distance, "mahalanobis": mahalanobis_distance, "domain": domain_score}
+
+
+def to_unit(scores: np.ndarray) -> np.ndarray:
+    """Average ranks scaled to [0, 1]: a valid `osd` column with the same sAUC as `scores`."""
+    from scipy.stats import rankdata
+
+    scores = np.asarray(scores, dtype=np.float64)
+    if len(scores) < 2:
+        return np.full(len(scores), 0.5)
+    return (rankdata(scores) - 1.0) / (len(scores) - 1.0)
+
+
+@dataclass(frozen=True)
+class ModelRows:
+    """One model's outputs on some rows: probs and logits (N, C), features (N, D), fold (N)."""
+
+    probs: np.ndarray
+    logits: np.ndarray
+    features: np.ndarray
+    fold: np.ndarray
+
+
+def prediction_scores(
+    name: str, probs: np.ndarray, logits: np.ndarray, prob_stack=None
+) -> np.ndarray:
+    """A prediction-based scorer by name (`disagreement` needs the (M, N, C) `prob_stack`)."""
+    if name == "max_prob":
+        return max_prob(probs)
+    if name == "entropy":
+        return entropy(probs)
+    if name == "energy":
+        return energy(logits)
+    if name == "max_logit":
+        return max_logit(logits)
+    if name == "disagreement":
+        return disagreement(prob_stack)
+    raise ValueError(f"{name!r} is not a prediction scorer")
+
+
+def simulate(
+    models: Sequence[ModelRows], unseen: np.ndarray, seed: int = 0
+) -> dict[str, float | None]:
+    """sAUC of every scorer on held-out-category OOF rows (`unseen`: rows holding one).
+
+    The scores are `simulate_scores`'; `disagreement` is None with fewer than two models.
+    """
+    scores = simulate_scores(models, unseen, seed)
+    return {name: None if s is None else sauc(unseen, s) for name, s in scores.items()}
+
+
+def simulate_scores(
+    models: Sequence[ModelRows], unseen: np.ndarray, seed: int = 0
+) -> dict[str, np.ndarray | None]:
+    """Every scorer's [0, 1] score for each held-out-category OOF row.
+
+    `models` are runs trained with the same `holdout_categories` and folds, aligned by row.
+    Prediction scorers use the models' mean; feature scorers are cross-fitted per fold
+    (reference = the in-sample rows of one half of the fold, scored = the other half) and
+    averaged over models. Scores are ranked within each fold before pooling, since each fold
+    has its own model and scale. `disagreement` is None with fewer than two models.
+    """
+    unseen = np.asarray(unseen, dtype=bool)
+    fold = np.asarray(models[0].fold)
+    rng = np.random.default_rng(seed)
+    probs = np.mean([m.probs for m in models], axis=0)
+    logits = np.mean([m.logits for m in models], axis=0)
+    stack = np.stack([m.probs for m in models]) if len(models) > 1 else None
+    pooled = {name: np.zeros(len(unseen)) for name in SCORERS}
+    for f in np.unique(fold):
+        rows = np.flatnonzero(fold == f)
+        for name in (*PREDICTION_SCORERS, "disagreement"):
+            if name == "disagreement" and stack is None:
+                continue
+            sub_stack = stack[:, rows] if stack is not None else None
+            pooled[name][rows] = to_unit(
+                prediction_scores(name, probs[rows], logits[rows], sub_stack)
+            )
+        half = rng.permutation(len(rows)) % 2
+        for name in FEATURE_SCORERS:
+            raw = np.zeros(len(rows))
+            for h in (0, 1):
+                ref_rows = rows[(half != h) & ~unseen[rows]]
+                qry = half == h
+                per_model = [
+                    to_unit(FEATURE_FUNCS[name](m.features[ref_rows], m.features[rows[qry]]))
+                    for m in models
+                ]
+                raw[qry] = np.mean(per_model, axis=0)
+            pooled[name][rows] = to_unit(raw)
+    out: dict[str, np.ndarray | None] = dict(pooled)
+    if stack is None:
+        out["disagreement"] = None
+    return out
+
+
+def eval_scores(
+    name: str,
+    probs: np.ndarray,
+    logits: np.ndarray,
+    prob_stack: np.ndarray | None = None,
+    fold_features: Sequence[np.ndarray] = (),
+    fold_references: Sequence[np.ndarray] = (),
+) -> np.ndarray:
+    """One scorer on the eval images, as a [0, 1] osd column.
+
+    Prediction scorers read the ensemble's eval `probs`/`logits` (and the models' `prob_stack`
+    for disagreement). Feature scorers pair each fold model's eval features with that fold's
+    OOF features as the reference (`fold_features[i]` with `fold_references[i]`, any number
+    of models x folds) and average the ranks.
+    """
+    if name in FEATURE_FUNCS:
+        if not fold_features:
+            raise ValueError(f"scorer {name!r} needs features")
+        ranks = [
+            to_unit(FEATURE_FUNCS[name](ref, feat))
+            for feat, ref in zip(fold_features, fold_references, strict=True)
+        ]
+        return to_unit(np.mean(ranks, axis=0))
+    return to_unit(prediction_scores(name, probs, logits, prob_stack))
+
+
+def choose_holdout_categories(
+    categories: Sequence[Sequence[int]], share: float = 0.2, skip_top: int = 3, seed: int = 0
+) -> tuple[int, ...]:
+    """Categories to hold out so that about `share` of the training images hold one.
+
+    The `skip_top` most frequent categories are never held out (losing one would gut the
+    training set); the rest are added in a seeded random order while the share stays below
+    the target.
+    """
+    counts: dict[int, int] = {}
+    for row in categories:
+        for c in row:
+            counts[int(c)] = counts.get(int(c), 0) + 1
+    ranked = sorted(counts, key=lambda c: (-counts[c], c))
+    pool = np.random.default_rng(seed).permutation(ranked[skip_top:])
+    chosen: set[int] = set()
+    rows = [set(map(int, r)) for r in categories]
+    covered = np.zeros(len(rows), dtype=bool)
+    for c in pool:
+        hit = np.array([int(c) in r for r in rows])
+        if (covered | hit).mean() <= share:
+            chosen.add(int(c))
+            covered |= hit
+    return tuple(sorted(chosen))

@@ -1,0 +1,250 @@
+"""Runs' weights as a Kaggle dataset, with a wheel of fathom so kernels install it offline.
+
+The staged folder (default `kernels/datasets/<slug>/`):
+
+    dataset-metadata.json            id, title, licenses, description (Kaggle reads it)
+    fathom-weights.json              what is inside: runs, files with size and sha256, CV
+    fathom-<version>-py3-none-any.whl
+    runs/<exp>/config.json, cv.json and other run-level JSON, fold<k>/best.pt, full/best.pt
+    folds/<name>.csv                 when given (training kernels need the same folds)
+
+Kaggle uploads sub-folders as zip archives (`dir_mode="zip"`); the kernel script accepts
+either `runs/` or `runs.zip` (fathom.kernel_template).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from fathom import __version__, fileio
+from fathom.errors import FathomError
+from fathom.kaggle_api import http_status, kaggle_errors
+
+MANIFEST = "fathom-weights.json"
+TUNE_FILE = "tune.json"  # the `fathom tune` file a predict kernel's `fathom submit` reads
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{4,49}$")
+
+
+def check_dataset_id(dataset: str) -> tuple[str, str]:
+    owner, _, slug = dataset.partition("/")
+    if not owner or not _SLUG.match(slug):
+        raise FathomError(
+            f"dataset {dataset!r}: want OWNER/SLUG with a slug of 5-50 lowercase letters, digits and dashes"
+        )
+    return owner, slug
+
+
+def project_root() -> Path:
+    """The source tree fathom is imported from (the wheel is built from it)."""
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "pyproject.toml").is_file():
+        raise FathomError(f"{root}: no pyproject.toml; build the wheel from a fathom checkout")
+    return root
+
+
+def build_wheel(out_dir: Path, root: Path | None = None) -> Path:
+    """`pip wheel . --no-deps --no-build-isolation`: offline, with the setuptools already installed."""
+    root = root or project_root()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        # Build from a clean copy: setuptools reuses ./build/lib, where a module deleted from
+        # the source would linger and ship in the wheel.
+        src = Path(tmp) / "src"
+        shutil.copytree(
+            root / "fathom", src / "fathom", ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+        )
+        for name in ("pyproject.toml", "README.md", "LICENSE"):
+            if (root / name).is_file():
+                shutil.copy2(root / name, src / name)
+        wheel_dir = Path(tmp) / "wheel"
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            str(src),
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+        ]
+        result = subprocess.run(cmd + ["-w", str(wheel_dir)], capture_output=True, text=True)
+        wheels = list(wheel_dir.glob("fathom-*.whl"))
+        if result.returncode != 0 or len(wheels) != 1:
+            last = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
+            raise FathomError(f"building the fathom wheel failed: {last[0]}")
+        for old in out_dir.glob("fathom-*.whl"):
+            old.unlink()
+        target = out_dir / wheels[0].name
+        shutil.move(str(wheels[0]), target)
+    return target
+
+
+def run_files(run_dir: Path) -> list[Path]:
+    """What a kernel needs from a run: its JSON files, oof.npz (`fathom submit` reads the OOF
+    features for its osd scorers) and every fold's (and the full fit's) best.pt."""
+    if not (run_dir / "config.json").is_file():
+        raise FathomError(f"{run_dir}: no config.json (not a run folder written by `fathom train`)")
+    files = sorted(p for p in run_dir.glob("*.json") if p.is_file())
+    files += [p for p in [run_dir / "oof.npz"] if p.is_file()]
+    checkpoints = sorted(run_dir.glob("fold*/best.pt")) + sorted(run_dir.glob("full/best.pt"))
+    if not checkpoints:
+        raise FathomError(f"{run_dir}: no fold*/best.pt or full/best.pt to upload")
+    return files + checkpoints + sorted(run_dir.glob("fold*/config.json"))
+
+
+def _place(src: Path, dst: Path) -> None:
+    """Hard-link when possible (checkpoints are large), else copy; never half a file."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if dst.exists():
+        dst.unlink()
+    try:
+        os.link(src, dst)
+    except OSError:
+        with fileio.atomic_path(dst) as tmp:
+            shutil.copyfile(src, tmp)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def stage(
+    runs: list[Path],
+    dataset: str,
+    out: Path,
+    title: str | None = None,
+    folds: list[Path] = (),
+    tune: Path | None = None,
+    configs: list[Path] = (),
+    wheel: bool = True,
+    license_name: str = "CC0-1.0",
+) -> dict:
+    """Write the dataset folder (see the module docstring); returns the manifest."""
+    owner, slug = check_dataset_id(dataset)
+    title = title or f"fathom weights {slug}"[:50]
+    if not 6 <= len(title) <= 50:
+        raise FathomError(f"dataset title {title!r}: Kaggle wants 6-50 characters")
+    if not runs and not configs:
+        raise FathomError(
+            "nothing to upload: give run folders, or --config files for training kernels"
+        )
+    names = [r.name for r in runs]
+    if len(set(names)) != len(names):
+        raise FathomError(f"two runs share a folder name: {', '.join(names)}")
+    placed: list[tuple[Path, Path]] = []
+    for run in runs:
+        for src in run_files(run):
+            placed.append((src, Path("runs") / run.name / src.relative_to(run)))
+    for fold_csv in folds:
+        if not fold_csv.is_file():
+            raise FathomError(f"{fold_csv}: no such folds file")
+        placed.append((fold_csv, Path("folds") / fold_csv.name))
+    for config in configs:
+        if not config.is_file():
+            raise FathomError(f"{config}: no such config file")
+        placed.append((config, Path("configs") / config.name))
+    if tune is not None:
+        tuning = _read_tuning(tune)
+        missing = [e.get("name") for e in tuning["experiments"] if e.get("name") not in names]
+        if missing:
+            raise FathomError(
+                f"{tune}: experiment {missing[0]!r} is not among the uploaded runs ({', '.join(names)})"
+            )
+        placed.append((tune, Path(TUNE_FILE)))
+    for stale in ("runs", "folds", "configs"):  # what was dropped from the list must not linger
+        if (out / stale).exists():
+            shutil.rmtree(out / stale)
+    if (out / TUNE_FILE).exists():
+        (out / TUNE_FILE).unlink()
+    for src, rel in placed:
+        _place(src, out / rel)
+    if wheel:
+        placed.append((None, build_wheel(out).relative_to(out)))
+    cv = {}
+    for run in runs:
+        cv_file = run / "cv.json"
+        if cv_file.is_file():
+            try:
+                cv[run.name] = json.loads(cv_file.read_text()).get("map20")
+            except (ValueError, AttributeError):
+                cv[run.name] = None
+    manifest = {
+        "fathom_version": __version__,
+        "dataset": dataset,
+        "runs": names,
+        "cv_map20": cv,
+        "files": [
+            {
+                "path": rel.as_posix(),
+                "bytes": (out / rel).stat().st_size,
+                "sha256": _sha256(out / rel),
+            }
+            for _, rel in placed
+        ],
+    }
+    fileio.write_json(out / MANIFEST, manifest)
+    description = (
+        "Weights and code for fathom kernels (generated by `fathom kaggle upload-weights`).\n\n"
+        + "\n".join(f"- `{name}`: CV MAP@20 {cv.get(name)}" for name in names)
+    )
+    metadata = {
+        "title": title,
+        "id": f"{owner}/{slug}",
+        "licenses": [{"name": license_name}],
+        "description": description,
+    }
+    fileio.write_json(out / "dataset-metadata.json", metadata)
+    return manifest
+
+
+def _read_tuning(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError:
+        raise FathomError(f"{path}: no such tuning file (`fathom tune` writes it)") from None
+    except json.JSONDecodeError as exc:
+        raise FathomError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("experiments"), list):
+        raise FathomError(f"{path}: not a tuning file (no `experiments` list)")
+    return data
+
+
+def upload(api: Any, folder: Path, dataset: str, notes: str, public: bool = False) -> str:
+    """Create the dataset if Kaggle does not have it, else add a version. Returns 'created'/'versioned'."""
+    import requests
+
+    exists = True
+    with kaggle_errors(f"look up dataset {dataset}", api):
+        try:
+            api.dataset_status(dataset)
+        except requests.HTTPError as exc:
+            if http_status(exc) != 404:
+                raise
+            exists = False
+    with kaggle_errors(f"upload dataset {dataset}", api):
+        if exists:
+            result = api.dataset_create_version(str(folder), notes, quiet=False, dir_mode="zip")
+        else:
+            result = api.dataset_create_new(str(folder), public=public, quiet=False, dir_mode="zip")
+    error = getattr(result, "error", None)
+    if error:
+        raise FathomError(f"upload dataset {dataset}: Kaggle says: {error}")
+    url = getattr(result, "url", "") or f"https://www.kaggle.com/datasets/{dataset}"
+    action = "versioned" if exists else "created"
+    print(
+        f"{dataset}: {action} ({url}); Kaggle processes it for a few minutes before kernels see it"
+    )
+    return action

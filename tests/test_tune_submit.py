@@ -1,0 +1,168 @@
+import json
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+from _fake_runs import make_run  # noqa: E402
+
+from fathom.cli import main  # noqa: E402
+from fathom.manifest import read_manifest, sha256  # noqa: E402
+from fathom.scoring import score_files  # noqa: E402
+from fathom.submission import read_submission, validate  # noqa: E402
+from fathom.synth import TRUTH_FILE, SynthConfig, generate  # noqa: E402
+
+HOLDOUT = None
+
+
+def cli(*args):
+    try:
+        return main([str(a) for a in args])
+    except SystemExit as exc:
+        return exc.code
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """A small synthetic competition with two experiment runs and one held-out-category run."""
+    root = tmp_path_factory.mktemp("tune")
+    comp = generate(
+        root / "comp",
+        SynthConfig(n_train=150, n_eval=60, width=48, height=36, seed=5),
+        progress=False,
+    )
+    train = pd.read_csv(comp / "multilabel_classification" / "train.csv")
+    counts = pd.Series([c for s in train["categories"] for c in json.loads(s)]).value_counts()
+    holdout = tuple(int(c) for c in counts.index[5:25])
+    runs = root / "runs"
+    good = make_run(runs, comp, "good", quality=0.45, seed=1)
+    weak = make_run(runs, comp, "weak", quality=0.2, seed=2)
+    held = make_run(runs, comp, "held", quality=0.45, seed=3, holdout=holdout)
+    return {"root": root, "comp": comp, "good": good, "weak": weak, "held": held}
+
+
+def test_tune_then_submit_writes_a_valid_scored_submission(world, tmp_path, capsys):
+    out = tmp_path / "tune.json"
+    assert cli("tune", world["good"], world["weak"], "--holdout", world["held"], "--out", out) == 0
+    printed = capsys.readouterr().out
+    assert "rank average" in printed and "osd scorers" in printed
+    tuning = json.loads(out.read_text())
+    assert set(tuning["ensemble"]["map20"]) == {"mean", "rank", "weighted", "weighted_in_sample"}
+    assert (
+        tuning["ensemble"]["weights"][0] > tuning["ensemble"]["weights"][1]
+    )  # the good model leads
+    sims = tuning["osd"]["simulated_sauc"]
+    assert sims["disagreement"] is None  # one held-out run cannot disagree with itself
+    assert tuning["osd"]["scorer"] == max((k for k in sims if sims[k] is not None), key=sims.get)
+    assert len(tuning["thresholds"]["per_category"]) == 290
+
+    subs = tmp_path / "subs"
+    assert cli("submit", out, "--name", "ab", "--out-dir", subs) == 0
+    csv, manifest_path = subs / "ab.csv", subs / "ab.json"
+    frame = read_submission(csv)
+    ids = pd.read_csv(world["comp"] / TRUTH_FILE, dtype=str)["id"]
+    assert validate(frame, set(ids), range(1, 291)) == []
+    scored = score_files(csv, world["comp"] / TRUTH_FILE)
+    assert scored["map20"] > 0.5 and scored["sauc"] > 0.2
+
+    m = read_manifest(manifest_path)
+    assert m["csv_sha256"] == sha256(csv)
+    assert [e["name"] for e in m["experiments"]] == ["good", "weak"]
+    assert len(m["experiments"][0]["checkpoints"]) == 3
+    assert m["experiments"][0]["checkpoints"][0]["sha256"] == sha256(
+        world["good"] / "fold0" / "best.pt"
+    )
+    assert m["ensemble"]["weights"] == tuning["ensemble"]["weights"]
+    assert m["osd"]["scorer"] == tuning["osd"]["scorer"]
+    assert m["osd"]["estimated_sauc"] == pytest.approx(sims[m["osd"]["scorer"]])
+    assert m["cv"]["map20"] == pytest.approx(
+        tuning["ensemble"]["map20"][tuning["ensemble"]["method"]]
+    )
+    assert m["created_utc"].endswith("Z")
+
+
+def test_submit_refuses_to_overwrite(world, tmp_path, capsys):
+    out = tmp_path / "tune.json"
+    assert cli("tune", world["good"], "--osd", "max_prob", "--out", out) == 0
+    subs = tmp_path / "subs"
+    assert cli("submit", out, "--name", "x", "--out-dir", subs) == 0
+    before = (subs / "x.csv").read_bytes(), (subs / "x.json").read_bytes()
+    capsys.readouterr()
+    assert cli("submit", out, "--name", "x", "--out-dir", subs, "--osd", "entropy") == 2
+    assert "already exists" in capsys.readouterr().err
+    assert ((subs / "x.csv").read_bytes(), (subs / "x.json").read_bytes()) == before
+    # a leftover manifest alone also blocks, and nothing is half-written
+    (subs / "y.json").write_text("{}")
+    assert cli("submit", out, "--name", "y", "--out-dir", subs) == 2
+    assert not (subs / "y.csv").exists()
+    assert (
+        cli("submit", out, "--name", "x", "--out-dir", subs, "--osd", "entropy", "--overwrite") == 0
+    )
+    assert read_manifest(subs / "x.json")["osd"]["scorer"] == "entropy"
+    # the tuning file itself is not replaced silently either
+    assert cli("tune", world["good"], "--osd", "max_prob", "--out", out) == 2
+
+
+def test_feature_scorer_on_eval_uses_each_folds_reference(world, tmp_path):
+    out = tmp_path / "tune.json"
+    assert cli("tune", world["good"], "--osd", "knn", "--out", out) == 0
+    assert cli("submit", out, "--name", "knn", "--out-dir", tmp_path) == 0
+    scored = score_files(tmp_path / "knn.csv", world["comp"] / TRUTH_FILE)
+    assert scored["sauc"] > 0.5  # the fake deep images are shifted in feature space
+
+
+def test_tune_rejects_bad_input(world, tmp_path, capsys):
+    assert cli("tune", world["good"], "--out", tmp_path / "t.json") == 2  # no holdout, no --osd
+    assert "--osd" in capsys.readouterr().err
+    assert cli("tune", world["good"], "--osd", "magic", "--out", tmp_path / "t.json") == 2
+    assert cli("tune", tmp_path / "nope", "--osd", "max_prob", "--out", tmp_path / "t.json") == 2
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    np.savez(bad / "oof.npz", ids=np.array(["a"]))
+    assert (
+        cli("tune", bad, "--comp", world["comp"], "--osd", "max_prob", "--out", tmp_path / "t.json")
+        == 2
+    )
+    assert "lacks array" in capsys.readouterr().err
+
+
+def test_report_writes_every_plot_and_links_it(world, tmp_path):
+    from PIL import Image
+
+    tune = tmp_path / "tune.json"
+    assert cli("tune", world["good"], world["weak"], "--holdout", world["held"], "--out", tune) == 0
+    out = tmp_path / "report"
+    assert cli("report", world["good"], world["weak"], "--tune", tune, "--out", out) == 0
+    page = (out / "index.html").read_text()
+    expected = [
+        "category_frequency.png",
+        "curves_good.png",
+        "curves_weak.png",
+        "per_category_ap.png",
+        "model_comparison.png",
+        "osd_histograms.png",
+        "supercategory_confusions.png",
+    ]
+    for name in expected:
+        assert f'src="{name}"' in page, name
+        with Image.open(out / name) as im:
+            assert im.format == "PNG" and im.width > 200
+    assert "ensemble: fitted weights" in page
+    assert not list(out.glob(".*.tmp"))  # atomic writes leave no temp files
+
+
+def test_the_frequency_prior_can_join_the_ensemble(world, tmp_path):
+    out = tmp_path / "tune.json"
+    assert cli("tune", world["weak"], "--prior", "--osd", "max_prob", "--out", out) == 0
+    tuning = json.loads(out.read_text())
+    kinds = [e["kind"] for e in tuning["experiments"]]
+    assert kinds == ["run", "prior"]
+    assert len(tuning["ensemble"]["weights"]) == 2
+    assert cli("submit", out, "--name", "p", "--out-dir", tmp_path) == 0
+    m = read_manifest(tmp_path / "p.json")
+    assert m["experiments"][1]["name"] == "frequency prior"
+    assert "checkpoints" not in m["experiments"][1] or m["experiments"][1]["checkpoints"] == []
+    ids = pd.read_csv(world["comp"] / TRUTH_FILE, dtype=str)["id"]
+    assert validate(read_submission(tmp_path / "p.csv"), set(ids), range(1, 291)) == []
