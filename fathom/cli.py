@@ -22,6 +22,7 @@ COMMANDS = [
     "score",
     "validate",
     "prior",
+    "compare",
 ]
 
 
