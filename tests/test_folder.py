@@ -190,3 +190,30 @@ def test_synthetic_folder_dataset(tmp_path):
     assert set(truth["label"]) <= set(classes["name"])
     with pytest.raises(FathomError, match="already holds"):
         generate_folder(root, cfg, progress=False)
+
+
+def test_folder_train_table_uses_val_as_fold_zero(fish, tmp_path):
+    from fathom.folder import folder_train_table
+
+    ds = open_folder(fish)
+    table = folder_train_table(ds, read_classes(ds))
+    assert sorted(table["fold"].unique()) == [-1, 0]
+    assert table.loc[table["fold"] == 0, "id"].str.startswith("valid/").all()
+    assert table["id"].is_unique and len(table) == 7
+
+
+def test_folds_command_writes_stratified_folds_without_val(tmp_path, capsys):
+    from fathom.cli import main
+    from fathom.folder import folder_train_table
+    from fathom.folds import read_folds
+
+    root = make_dataset(tmp_path / "d", {"train": {"a": 4, "b": 6}})
+    with pytest.raises(SystemExit) as code:
+        main(["folds", str(root), "--n-splits", "2", "--out-dir", str(tmp_path / "folds")])
+    assert code.value.code == 0
+    folds = read_folds(tmp_path / "folds" / "skf2.csv")
+    table = folder_train_table(
+        open_folder(root), read_classes(open_folder(root)), tmp_path / "folds" / "skf2.csv"
+    )
+    assert pd.crosstab(labels_of(table), table["fold"]).to_numpy().tolist() == [[2, 2], [3, 3]]
+    assert len(folds) == 10 and "StratifiedKFold" in capsys.readouterr().out
