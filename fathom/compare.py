@@ -18,12 +18,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fathom import classification_metrics as cm
 from fathom.errors import FathomError
 
 # history.csv columns that hold an epoch's duration in seconds, by the names trainers use
 TIME_COLUMNS = ("epoch_time_s", "time_s", "seconds", "epoch_time", "time", "elapsed_s")
-NOT_PLOTTED = ("epoch", "fold", "stage", *TIME_COLUMNS)
+NOT_PLOTTED = ("epoch", "fold", "stage", "images_per_s", *TIME_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -36,6 +35,7 @@ class Run:
     histories: dict[str, pd.DataFrame]  # fold folder name -> history
     oof_ids: np.ndarray
     oof_probs: np.ndarray
+    oof_targets: np.ndarray | None  # (N, C) 0/1 when the engine stored them, else None
     category_ids: np.ndarray
     notes: list[str] = field(default_factory=list)
 
@@ -75,11 +75,17 @@ def read_run(run_dir: str | Path) -> Run:
     cat_ids = parts[0]["category_ids"]
     ids = np.concatenate([p["ids"].astype(str) for p in parts])
     probs = np.concatenate([p["probs"] for p in parts]).astype(np.float64)
+    targets = None
+    if all("targets" in p.files for p in parts):
+        targets = np.concatenate([p["targets"] for p in parts])
     _, first = np.unique(ids, return_index=True)  # an id in two folds' oof: keep the first
     keep = np.sort(first)
     notes = [] if len(keep) == len(ids) else [f"{len(ids) - len(keep)} repeated OOF ids dropped"]
     name = str(config.get("name") or run_dir.name)
-    return Run(run_dir, name, config, histories, ids[keep], probs[keep], cat_ids, notes)
+    kept_targets = None if targets is None else targets[keep]
+    return Run(
+        run_dir, name, config, histories, ids[keep], probs[keep], kept_targets, cat_ids, notes
+    )
 
 
 def training_seconds(history: pd.DataFrame) -> float | None:
@@ -89,19 +95,27 @@ def training_seconds(history: pd.DataFrame) -> float | None:
     return None
 
 
-def single_label_scores(run: Run, labels: dict[str, int]) -> dict:
-    """Scores of a single-label run's OOF against `labels` (id -> class index)."""
+def single_label_oof(run: Run, labels: dict[str, int] | None) -> tuple[np.ndarray, np.ndarray]:
+    """(probs, true class index) of a single-label run's OOF images: the targets stored in
+    oof.npz when there, else `labels` (id -> class index) from the dataset."""
+    if run.oof_targets is not None:
+        return run.oof_probs, run.oof_targets.argmax(axis=1)
+    if labels is None:
+        raise FathomError(f"{run.path}: oof.npz holds no targets; pass --data (the dataset)")
     known = np.array([uid in labels for uid in run.oof_ids])
     if not known.any():
         raise FathomError(f"{run.path}: none of its OOF ids are images of the dataset it names")
-    y = np.array([labels[uid] for uid in run.oof_ids[known]])
-    return cm.summary(run.oof_probs[known], y)
+    return run.oof_probs[known], np.array([labels[uid] for uid in run.oof_ids[known]])
 
 
-def multi_label_scores(run: Run, categories: dict[str, tuple[int, ...]]) -> dict:
+def multi_label_scores(run: Run, categories: dict[str, tuple[int, ...]] | None) -> dict:
     from fathom.competition import label_matrix
     from fathom.metrics import map_at_k_matrix
 
+    if run.oof_targets is not None:
+        return {"map20": map_at_k_matrix(run.oof_probs, run.oof_targets), "n": len(run.oof_ids)}
+    if categories is None:
+        raise FathomError(f"{run.path}: oof.npz holds no targets; pass --data (the competition)")
     known = np.array([uid in categories for uid in run.oof_ids])
     targets = label_matrix([categories[u] for u in run.oof_ids[known]], run.category_ids)
     return {"map20": map_at_k_matrix(run.oof_probs[known], targets), "n": int(known.sum())}

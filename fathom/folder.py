@@ -246,3 +246,21 @@ def folder_train_table(
 
     folds = read_folds(folds_path, train)
     return train.merge(folds, on="id", how="left", validate="one_to_one")
+
+
+def read_folder_data(cfg, need_folds: bool = True):
+    """The engine's `TrainData` for the folder dataset `cfg.competition`: train (+ val) images
+    with their fold, the test images as the eval table, class ids 0..C-1 (column order of every
+    probability matrix; names in `read_classes`)."""
+    from fathom.data import TrainData
+
+    ds = open_folder(cfg.competition)
+    classes = read_classes(ds)
+    has_val = ds.val_dir is not None
+    if need_folds and has_val and cfg.n_folds != 1:
+        raise FathomError(
+            f"{ds.val_dir}: the dataset brings its own validation split (one fold): set n_folds=1"
+        )
+    train = folder_train_table(ds, classes, cfg.folds if need_folds and not has_val else None)
+    test = read_folder_split(ds, "test", classes)
+    return TrainData(train, test, tuple(int(c) for c in classes["id"]), name=ds.root.name or "folder")

@@ -98,3 +98,24 @@ def test_run_without_oof_is_one_line_error(tmp_path, dataset, capsys):
     assert code.value.code == 2
     assert "no oof.npz" in capsys.readouterr().err
     assert json.loads((run / "config.json").read_text())["name"] == "r"
+
+
+def test_targets_stored_in_oof_need_no_dataset(tmp_path):
+    from fathom.compare import read_run, single_label_oof
+
+    run = _run(tmp_path, "t", tmp_path / "gone", [np.eye(3)[[0, 0, 2]]], [["x", "y", "z"]], [1.0])
+    fileio.save_npz(
+        run / "fold0" / "oof.npz",
+        ids=np.array(["x", "y", "z"]),
+        probs=np.eye(3, dtype=np.float32)[[0, 0, 2]],
+        targets=np.eye(3, dtype=np.float32)[[0, 1, 2]],
+        category_ids=np.arange(3),
+    )
+    probs, y = single_label_oof(read_run(run), labels=None)
+    assert y.tolist() == [0, 1, 2] and probs.argmax(1).tolist() == [0, 0, 2]
+    with pytest.raises(SystemExit) as code:
+        main(["compare", str(run), "--out", str(tmp_path / "o")])
+    assert code.value.code == 0
+    assert pd.read_csv(tmp_path / "o" / "compare.csv")["accuracy"].tolist() == pytest.approx(
+        [2 / 3]
+    )

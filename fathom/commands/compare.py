@@ -56,7 +56,6 @@ def labels_for(data: str) -> tuple[dict, list[str] | None]:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    import numpy as np
     import pandas as pd
 
     from fathom import classification_metrics as cm
@@ -65,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         multi_label_scores,
         plot_histories,
         read_run,
-        single_label_scores,
+        single_label_oof,
         summary_row,
     )
     from fathom.errors import FathomError
@@ -81,31 +80,26 @@ def run(args: argparse.Namespace) -> int:
     rows = []
     for r in runs:
         data = args.data or r.config.get("competition")
-        if not data:
-            raise FathomError(f"{r.path}/config.json: no `competition`; pass --data")
-        if data not in cache:
-            cache[data] = labels_for(data)
+        if data not in cache:  # labels (if oof.npz lacks targets) and class names
+            cache[data] = labels_for(data) if data and Path(data).is_dir() else (None, None)
         labels, class_names = cache[data]
-        if r.config.get("task", "multilabel") == "singlelabel":
-            rows.append(summary_row(r, single_label_scores(r, labels)))
-            known = np.array([u in labels for u in r.oof_ids])
-            probs, y = r.oof_probs[known], np.array([labels[u] for u in r.oof_ids[known]])
-            names_here = class_names or [str(c) for c in r.category_ids]
-            matrix = cm.confusion(probs, y)
-            cm.plot_confusion_matrix(
-                matrix, names_here, out / r.name / "confusion.png", title=f"{r.name}: OOF confusion"
-            )
-            fileio.write_csv(
-                out / r.name / "per_class.csv", cm.per_class_report(probs, y, names_here).round(4)
-            )
-            pairs = cm.most_confused(matrix, names_here, top=20)
-            fileio.write_csv(out / r.name / "most_confused.csv", pairs.round(4))
-            r.notes.extend(
-                f"confuses {t} -> {p} {c}x ({s:.0%} of {t})"
-                for t, p, c, s in pairs.head(args.top).itertuples(index=False)
-            )
-        else:
+        if r.config.get("task", "multilabel") != "singlelabel":
             rows.append(summary_row(r, multi_label_scores(r, labels)))
+            continue
+        probs, y = single_label_oof(r, labels)
+        rows.append(summary_row(r, cm.summary(probs, y)))
+        names_here = class_names or [str(c) for c in r.category_ids]
+        matrix = cm.confusion(probs, y)
+        title = f"{r.name}: OOF confusion"
+        cm.plot_confusion_matrix(matrix, names_here, out / r.name / "confusion.png", title=title)
+        report = cm.per_class_report(probs, y, names_here).round(4)
+        fileio.write_csv(out / r.name / "per_class.csv", report)
+        pairs = cm.most_confused(matrix, names_here, top=20)
+        fileio.write_csv(out / r.name / "most_confused.csv", pairs.round(4))
+        r.notes.extend(
+            f"confuses {t} -> {p} {c}x ({s:.0%} of {t})"
+            for t, p, c, s in pairs.head(args.top).itertuples(index=False)
+        )
     table = pd.DataFrame(rows)
     fileio.write_csv(out / "compare.csv", table)
     plot_histories(runs, out / "history.png")
