@@ -183,3 +183,77 @@ def plot_histories(runs: list[Run], path: str | Path, fold: str | None = None) -
         fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
     return Path(path)
+
+
+def labels_for(data: str | Path) -> tuple[dict, list[str] | None]:
+    """Training labels of a dataset: id -> class index and the class names for a folder
+    dataset (train + val images); id -> category tuple and None for a Kaggle-layout one."""
+    from fathom.competition import open_competition, read_split
+    from fathom.folder import (
+        is_folder_dataset,
+        labels_of,
+        open_folder,
+        read_classes,
+        read_folder_split,
+    )
+
+    if is_folder_dataset(data):
+        ds = open_folder(data)
+        classes = read_classes(ds)
+        table = pd.concat([read_folder_split(ds, s, classes) for s in ("train", "val")])
+        labels = dict(zip(table["id"], labels_of(table).tolist(), strict=True))
+        return labels, classes["name"].tolist()
+    table = read_split(open_competition(data), "train", require_images=False)
+    return dict(zip(table["id"], table["categories"], strict=True)), None
+
+
+def compare_runs(
+    run_dirs: list[str | Path], out: str | Path, data: str | None = None, top: int = 3
+) -> tuple[pd.DataFrame, list[str]]:
+    """Score every run, write OUT/compare.csv, OUT/history.png and, per single-label run,
+    OUT/<run>/{confusion.png, per_class.csv, most_confused.csv}. Returns the table and notes
+    (the `top` most confused pairs of each single-label run)."""
+    from fathom import classification_metrics as cm
+    from fathom import fileio
+
+    out = Path(out)
+    runs = [read_run(r) for r in run_dirs]
+    names = [r.name for r in runs]
+    twice = [n for n in names if names.count(n) > 1]
+    if twice:
+        raise FathomError(f"two runs share the name {twice[0]!r}")
+    cache: dict = {}
+    rows, notes = [], []
+    for r in runs:
+        source = data or r.config.get("competition")
+        if source not in cache:  # labels (when oof.npz lacks targets) and class names
+            cache[source] = labels_for(source) if source and Path(source).is_dir() else (None, None)
+        labels, class_names = cache[source]
+        notes += [f"{r.name}: {n}" for n in r.notes]
+        if r.config.get("task", "multilabel") != "singlelabel":
+            rows.append(summary_row(r, multi_label_scores(r, labels)))
+            continue
+        probs, y = single_label_oof(r, labels)
+        rows.append(summary_row(r, cm.summary(probs, y)))
+        names_here = class_names or [str(c) for c in r.category_ids]
+        matrix = cm.confusion(probs, y)
+        cm.plot_confusion_matrix(
+            matrix, names_here, out / r.name / "confusion.png", title=f"{r.name}: OOF confusion"
+        )
+        fileio.write_csv(
+            out / r.name / "per_class.csv", cm.per_class_report(probs, y, names_here).round(4)
+        )
+        pairs = cm.most_confused(matrix, names_here, top=20)
+        fileio.write_csv(out / r.name / "most_confused.csv", pairs.round(4))
+        notes += [
+            f"{r.name}: confuses {t} -> {p} {c}x ({s:.0%} of {t})"
+            for t, p, c, s in pairs.head(top).itertuples(index=False)
+        ]
+    table = pd.DataFrame(rows)
+    fileio.write_csv(out / "compare.csv", table)
+    plot_histories(runs, out / "history.png")
+    return table, notes
+
+
+def format_table(table: pd.DataFrame) -> str:
+    return table.to_string(index=False, float_format=lambda v: f"{v:.4f}", na_rep="-")
