@@ -22,6 +22,10 @@ COMMANDS = [
     "score",
     "validate",
     "prior",
+    "cache",
+    "train",
+    "oof",
+    "predict",
     "compare",
 ]
 
