@@ -254,6 +254,10 @@ def read_folder_data(cfg, need_folds: bool = True):
     probability matrix; names in `read_classes`)."""
     from fathom.data import TrainData
 
+    if cfg.task != "singlelabel":
+        raise FathomError(
+            f'{cfg.competition}: a folder dataset is single-label; set task = "singlelabel"'
+        )
     ds = open_folder(cfg.competition)
     classes = read_classes(ds)
     has_val = ds.val_dir is not None
@@ -263,4 +267,4 @@ def read_folder_data(cfg, need_folds: bool = True):
         )
     train = folder_train_table(ds, classes, cfg.folds if need_folds and not has_val else None)
     test = read_folder_split(ds, "test", classes)
-    return TrainData(train, test, tuple(int(c) for c in classes["id"]), name=ds.root.name or "folder")
+    return TrainData(train, test, tuple(int(c) for c in classes["id"]), name=ds.root.resolve().name)

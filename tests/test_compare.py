@@ -5,13 +5,12 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from folder_fixtures import make_dataset
 from PIL import Image
 
 from fathom import fileio
 from fathom.cli import main
 from fathom.compare import read_run
-
-from .test_folder import make_dataset
 
 
 def _run(root, name, data, probs_by_fold, ids_by_fold, times):

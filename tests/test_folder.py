@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from PIL import Image
+from folder_fixtures import make_dataset
+from folder_fixtures import write_image as _image
 
 from fathom.errors import FathomError
 from fathom.folder import (
@@ -19,21 +20,6 @@ from fathom.folder import (
     stratified_folds,
 )
 from fathom.synth_folder import FolderSynthConfig, class_counts, generate_folder
-
-
-def _image(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.new("RGB", (8, 8), (10, 20, 30)).save(path)
-
-
-def make_dataset(root: Path, splits: dict[str, dict[str, int]], flat_test: int = 0) -> Path:
-    for split, classes in splits.items():
-        for name, n in classes.items():
-            for i in range(n):
-                _image(root / split / name / f"{name}_{i}.jpg")
-    for i in range(flat_test):
-        _image(root / "test" / f"t{i}.png")
-    return root
 
 
 @pytest.fixture

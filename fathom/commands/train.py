@@ -57,14 +57,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from fathom.config import load_config
-    from fathom.data import read_competition_data
+    from fathom.data import read_data
     from fathom.train import train_run
 
     overrides = list(args.overrides)
     if args.pretrained is not None:
         overrides.append(f"pretrained={args.pretrained}")
     cfg = load_config(args.config, overrides, name=args.name)
-    data = read_competition_data(cfg, need_folds=not args.full_fit)
+    data = read_data(cfg, need_folds=not args.full_fit)
     if args.full_fit:
         folds = [None]
     elif args.fold is not None:
