@@ -203,3 +203,12 @@ def test_folds_command_writes_stratified_folds_without_val(tmp_path, capsys):
     )
     assert pd.crosstab(labels_of(table), table["fold"]).to_numpy().tolist() == [[2, 2], [3, 3]]
     assert len(folds) == 10 and "StratifiedKFold" in capsys.readouterr().out
+
+
+def test_engine_loss_weights_match_scikit_learn():
+    from fathom.losses import balanced_class_weight
+
+    labels = np.random.default_rng(0).choice(5, size=200, p=[0.5, 0.3, 0.1, 0.1, 0.0])
+    np.testing.assert_allclose(
+        balanced_class_weight(labels, 5).numpy(), balanced_class_weights(labels, 5), rtol=1e-6
+    )
