@@ -107,7 +107,7 @@ def run_folder_demo(demo: FolderDemo) -> int:
     common = [
         f"competition={data_dir}",
         f"cache_dir={work / 'cache'}",
-        "img_size=64",
+        f"img_size={DATA.size}",
         "num_workers=0",
     ]
     run_dirs = []
