@@ -99,7 +99,8 @@ class FathomCNN(nn.Module):
     def group_matcher(self, coarse: bool = False) -> dict:
         return {
             "stem": r"^blocks\.0\.",
-            "blocks": [(r"^blocks\.(\d+)", None), (r"^neck", (99999,))],
+            # timm reads (99999,) as "merge with the previous group": the neck takes the next id
+            "blocks": [(r"^blocks\.(\d+)\.", None), (r"^neck\.", (len(self.blocks),))],
         }
 
 

@@ -188,7 +188,8 @@ def load_checkpoint(path: Path) -> dict:
 
 
 def write_history(out: Path, history: list[dict]) -> None:
-    fileio.write_csv(out / "history.csv", pd.DataFrame(history))
+    columns = None if history else ["epoch", "stage", "train_loss", "lr", "seconds", "images_per_s"]
+    fileio.write_csv(out / "history.csv", pd.DataFrame(history, columns=columns))
 
 
 def train_fold(
