@@ -56,6 +56,7 @@ class TrainConfig:
     img_size: int = 32  # training and prediction side; 0 = the model's own (timm data config)
     drop_rate: float = 0.2
     drop_path_rate: float = 0.0
+    prior_bias: bool = True  # start the head's bias at the training frequencies' log-odds
     # --- optimisation
     batch_size: int = 32  # per process (with torchrun the global batch is this x world size)
     epochs: int = 4  # total, both stages

@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (pytest fixtures imported from engine_fixtures)
 """DDP through torchrun on CPU (gloo): two processes train one fold with the same command."""
 
 import os

@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (pytest fixtures imported from engine_fixtures)
 """The engine end to end on a tiny synthetic competition, on CPU: every path of the training
 loop, what it writes, resuming after kill -9, OOF stitching and prediction."""
 
