@@ -58,7 +58,7 @@ class TrainConfig:
     drop_path_rate: float = 0.0
     prior_bias: bool = True  # start the head's bias at the training frequencies' log-odds
     # --- optimisation
-    batch_size: int = 32  # per process (with torchrun the global batch is this x world size)
+    batch_size: int = 16  # per process (with torchrun the global batch is this x world size)
     epochs: int = 4  # total, both stages
     optimizer: str = "adamw"  # adamw | sgd (timm's create_optimizer_v2)
     lr: float = 3e-3  # stage 2 (or the only stage)
