@@ -32,6 +32,7 @@ COMMANDS = [
     "report",
     "kernel",
     "kaggle",
+    "compare",
 ]
 
 

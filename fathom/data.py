@@ -65,6 +65,16 @@ def read_competition_data(cfg, need_folds: bool = True) -> TrainData:
     )
 
 
+def read_data(cfg, need_folds: bool = True) -> TrainData:
+    """The data a config's `competition` names: a single-label folder dataset
+    (train/<class>/..., see fathom/folder.py) or a FathomNet-layout competition."""
+    from fathom.folder import is_folder_dataset, read_folder_data
+
+    if is_folder_dataset(cfg.competition):
+        return read_folder_data(cfg, need_folds)
+    return read_competition_data(cfg, need_folds)
+
+
 def fold_rows(
     data: TrainData, fold: int | None, holdout: tuple[int, ...] = ()
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -169,6 +179,9 @@ class ImageSource:
             num_workers=self.num_workers,
             pin_memory=self.device.type == "cuda",
             prefetch_factor=4 if self.num_workers else None,
+            # its own generator: worker seeding must not draw from the global RNG (dropout's),
+            # or a run would differ between the two paths and fail to repeat
+            generator=torch.Generator().manual_seed(0),
         )
         for rows, batch in zip(index_batches, loader, strict=True):
             yield rows, batch.to(self.device, non_blocking=True)

@@ -109,6 +109,7 @@ def predict_run(
     from fathom.competition import open_competition, read_categories, read_split
     from fathom.data import fits_on_device
     from fathom.errors import FathomError
+    from fathom.folder import is_folder_dataset, open_folder, read_folder_split
     from fathom.models import data_config
     from fathom.oof import average_eval, fold_dirs
 
@@ -121,8 +122,11 @@ def predict_run(
         raise FathomError(f"{run_dir}: no fold<k>/best.pt or full/best.pt (train first)")
     ctx = distributed.from_env()
     dev = distributed.pick_device(device, ctx)
-    comp = open_competition(comp_dir)
-    table = read_split(comp, "eval", categories=read_categories(comp))
+    if is_folder_dataset(comp_dir):  # a folder dataset's eval images are its test/ folder
+        table = read_folder_split(open_folder(comp_dir), "test")
+    else:
+        comp = open_competition(comp_dir)
+        table = read_split(comp, "eval", categories=read_categories(comp))
     parts = {}
     for i, (name, ckpt) in enumerate(checkpoints.items()):
         model, cfg, class_ids = load_for_prediction(ckpt, dev)

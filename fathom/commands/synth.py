@@ -10,11 +10,17 @@ supercategories, a long tail, about half never seen in training, and an eval spl
 deep part is out-of-sample. The eval truth (id,categories,osd) goes to OUT/hidden/eval_truth.csv
 for `fathom score`; nothing else reads it.
 
-example:  fathom synth data/synth --n-train 900 --n-eval 450 --seed 0"""
+With --kind folder it writes a single-label folder dataset instead: 31 classes with an 11:1
+imbalance, OUT/train/<class>/*.png, OUT/val/<class>/*.png, a flat OUT/test/*.png and the test
+truth (id,label) in OUT/hidden/test_truth.csv.
+
+example:  fathom synth data/synth --n-train 900 --n-eval 450 --seed 0
+example:  fathom synth data/fish --kind folder"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from fathom.synth import SynthConfig
+    from fathom.synth_folder import FolderSynthConfig
 
     d = SynthConfig()
     p.add_argument("out", help="folder to write (must not hold a competition already)")
@@ -41,10 +47,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help=f"(default {d.n_supercategories})",
     )
     p.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
+    p.add_argument("--kind", choices=["fathomnet", "folder"], default="fathomnet", help="fathomnet: the multi-label Kaggle layout (default); folder: a single-label folder dataset")
+    f = FolderSynthConfig()
+    g = p.add_argument_group("--kind folder")
+    g.add_argument("--smallest", type=int, default=f.smallest, help=f"train images of the rarest class (default {f.smallest}; the largest has 11x)")
+    g.add_argument("--size", type=int, default=f.size, help=f"square image size in px (default {f.size})")
 
 
 def run(args: argparse.Namespace) -> int:
     from fathom.synth import TRUTH_FILE, SynthConfig, generate
+
+    if args.kind == "folder":
+        return _run_folder(args)
 
     cfg = SynthConfig(
         n_train=args.n_train, n_eval=args.n_eval, width=args.width, height=args.height,
@@ -53,4 +67,19 @@ def run(args: argparse.Namespace) -> int:
     out = generate(args.out, cfg)
     print(f"wrote a synthetic competition to {out} ({cfg.n_train} train, {cfg.n_eval} eval images)")
     print(f"hidden eval truth: {out / TRUTH_FILE}")
+    return 0
+
+
+def _run_folder(args: argparse.Namespace) -> int:
+    from fathom.folder import TRUTH_FILE
+    from fathom.synth_folder import FolderSynthConfig, class_counts, generate_folder
+
+    cfg = FolderSynthConfig(smallest=args.smallest, size=args.size, seed=args.seed)
+    out = generate_folder(args.out, cfg)
+    n = {split: int(c.sum()) for split, c in class_counts(cfg).items()}
+    print(
+        f"wrote a synthetic folder dataset to {out}: {cfg.n_classes} classes, {n['train']} train / "
+        f"{n['val']} val / {n['test']} test images, {cfg.imbalance:g}:1 imbalance"
+    )
+    print(f"hidden test truth: {out / TRUTH_FILE}")
     return 0

@@ -56,22 +56,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from fathom import distributed
     from fathom.config import load_config
-    from fathom.data import read_competition_data
+    from fathom.data import read_data
     from fathom.train import train_run
 
     overrides = list(args.overrides)
     if args.pretrained is not None:
         overrides.append(f"pretrained={args.pretrained}")
     cfg = load_config(args.config, overrides, name=args.name)
-    data = read_competition_data(cfg, need_folds=not args.full_fit)
+    data = read_data(cfg, need_folds=not args.full_fit)
     if args.full_fit:
         folds = [None]
     elif args.fold is not None:
         folds = [args.fold]
     else:
         folds = list(range(cfg.n_folds))
-    run_dir = train_run(cfg, data, args.runs, folds, progress=not args.no_progress)
+    try:
+        run_dir = train_run(cfg, data, args.runs, folds, progress=not args.no_progress)
+    finally:
+        distributed.finish()
     if args.fold is None and not args.full_fit:
         print(f"all folds trained; `fathom oof {run_dir}` stitches them and prints the CV score")
     return 0
