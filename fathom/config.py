@@ -167,10 +167,12 @@ def _coerce(key: str, value: Any, kind: Any, where: str) -> Any:
     if kind is float:
         if isinstance(value, int | float) and not isinstance(value, bool):
             return float(value)
-        try:
-            return float(value) if text else _raise(bad)
-        except ValueError:
-            raise bad from None
+        if text:
+            try:
+                return float(value)
+            except ValueError:
+                raise bad from None
+        raise bad
     if kind is str:
         if text:
             return value
@@ -196,10 +198,6 @@ def _coerce(key: str, value: Any, kind: Any, where: str) -> Any:
             raise bad
         return tuple(_coerce(key, v, k, where) for v, k in zip(value, args, strict=True))
     raise bad  # pragma: no cover - a field type this parser does not know
-
-
-def _raise(exc: Exception):
-    raise exc
 
 
 def _describe(kind: Any) -> str:
