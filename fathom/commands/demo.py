@@ -120,7 +120,7 @@ def run_multilabel(work, seed: int = 0):
     )
     if not (runs / held_name / "cv.json").exists():
         model, extra = next((m, e) for n, m, e in DEMO_MODELS if n == HOLDOUT_MODEL)
-        hold = "holdout_categories=[" + ",".join(map(str, held)) + "]"
+        hold = "holdout_categories=" + ",".join(map(str, held))
         for k in HOLDOUT_FOLDS:
             _fathom(
                 "train",
