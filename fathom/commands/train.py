@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import argparse
+
+HELP = "train one fold, every fold in turn, or a full fit of an experiment config"
+DESCRIPTION = """Train a timm backbone (or fathom_cnn) on a competition, from an experiment config
+(a TOML file; its file name is the run name) plus key=value overrides, each checked against
+the config's fields (fathom/config.py lists them all). Writes runs/<exp>/config.json and, per
+fold, runs/<exp>/fold<k>/{history.csv, best.pt, last.pt, oof.npz, eval.npz}. A killed run
+resumes from last.pt when the same command is run again; finished folds are skipped.
+
+CONFIG is a .toml path, or a name looked up as configs/<name>.toml, then among fathom's
+packaged configs (`default`: a small CNN on the synthetic competition).
+
+examples:
+  fathom train default competition=demo/competition folds=demo/folds/mlskf5.csv
+  fathom train configs/effb0.toml --fold 0 model=efficientnet_b0 img_size=256 ema=true
+  fathom train configs/effb0.toml --full-fit
+  torchrun --nproc_per_node 4 -m fathom train configs/effb0.toml --fold 0   (4 GPUs, DDP)"""
+
+
+class _IntermixedParser(argparse.ArgumentParser):
+    """Lets key=value overrides come before or after the options (`--fold 0 lr=1e-3`):
+    plain argparse stops collecting positionals at the first option."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        if getattr(self, "_intermixing", False):  # the intermixed parser calls back in here
+            return super().parse_known_args(args, namespace)
+        self._intermixing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixing = False
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.__class__ = _IntermixedParser
+    p.add_argument("config", help="experiment config: a .toml path or a name (e.g. default)")
+    p.add_argument(
+        "overrides", nargs="*", metavar="key=value", help="config overrides, e.g. lr=1e-3 epochs=5"
+    )
+    which = p.add_mutually_exclusive_group()
+    which.add_argument(
+        "--fold", type=int, help="train only this fold (default: folds 0..n_folds-1 in turn)"
+    )
+    which.add_argument(
+        "--full-fit",
+        action="store_true",
+        help="train on every training image (no validation) into runs/<exp>/full",
+    )
+    p.add_argument("--name", help="run name (default: the config file's name)")
+    p.add_argument("--runs", default="runs", help="folder of runs (default runs)")
+    p.add_argument("--pretrained", nargs="?", const="true", metavar="FILE",
+                   help="start from pretrained weights: the HF cache (no FILE) or a weights FILE (offline)")  # fmt: skip
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def run(args: argparse.Namespace) -> int:
+    from fathom.config import load_config
+    from fathom.data import read_competition_data
+    from fathom.train import train_run
+
+    overrides = list(args.overrides)
+    if args.pretrained is not None:
+        overrides.append(f"pretrained={args.pretrained}")
+    cfg = load_config(args.config, overrides, name=args.name)
+    data = read_competition_data(cfg, need_folds=not args.full_fit)
+    if args.full_fit:
+        folds = [None]
+    elif args.fold is not None:
+        folds = [args.fold]
+    else:
+        folds = list(range(cfg.n_folds))
+    run_dir = train_run(cfg, data, args.runs, folds, progress=not args.no_progress)
+    if args.fold is None and not args.full_fit:
+        print(f"all folds trained; `fathom oof {run_dir}` stitches them and prints the CV score")
+    return 0

@@ -1,0 +1,309 @@
+"""The experiment config: one frozen dataclass, read from a small TOML file plus `key=value` overrides.
+
+An experiment is a file `configs/<exp>.toml` whose file name is the run's name; it lists only
+the keys that differ from the defaults below. Overrides on the command line are parsed to the
+field's type, and an unknown key is an error (nanoGPT's rule), so a typo never trains silently
+with a default. The resolved config is saved beside the run and inside every checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fathom.errors import FathomError
+
+try:  # Python 3.11+
+    import tomllib
+except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+    tomllib = None
+
+PACKAGED_CONFIGS = Path(__file__).parent / "configs"
+TASKS = ("multilabel", "singlelabel")
+LOSSES = {
+    "multilabel": ("bce", "bce_balanced", "asl", "focal"),
+    "singlelabel": ("ce", "ce_balanced", "focal"),
+}
+OPTIMIZERS = ("adamw", "sgd")
+SCHEDULERS = ("cosine", "plateau", "none")
+# keys that change how a run executes but not what it computes: they may differ on resume
+RUNTIME_KEYS = frozenset({"num_workers", "cache_dir", "data_on_device", "device", "compile"})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything one training run needs. Defaults train a small CNN on the synthetic competition."""
+
+    name: str = "default"  # the run's name: runs/<name>/ (the config file's stem)
+    # --- data
+    competition: str = "data/synth"  # competition folder (Kaggle layout)
+    folds: str = "folds/mlskf5.csv"  # `id,fold` file (`fathom folds` writes it)
+    n_folds: int = 5  # folds that `fathom train` without --fold trains in turn
+    task: str = "multilabel"  # multilabel (sigmoid head) | singlelabel (softmax head)
+    holdout_categories: tuple[int, ...] = ()  # dropped from every fold's TRAINING rows
+    cache_dir: str = "cache"  # resized uint8 copies of the images (`fathom cache`)
+    cache_size: int = 0  # side of the cached images; 0 = img_size
+    data_on_device: str = "auto"  # auto | yes | no: hold the whole cache on the GPU
+    num_workers: int = 4  # DataLoader workers when the cache is not held on the device
+    # --- model
+    model: str = "fathom_cnn"  # any timm name, or fathom_cnn (the scratch baseline)
+    pretrained: bool | str = False  # true: timm weights from the HF cache; or a weights file
+    img_size: int = 64  # training and prediction side; 0 = the model's own (timm data config)
+    drop_rate: float = 0.2
+    drop_path_rate: float = 0.0
+    # --- optimisation
+    batch_size: int = 32  # per process (with torchrun the global batch is this x world size)
+    epochs: int = 12  # total, both stages
+    optimizer: str = "adamw"  # adamw | sgd (timm's create_optimizer_v2)
+    lr: float = 3e-3  # stage 2 (or the only stage)
+    weight_decay: float = 0.02
+    momentum: float = 0.9  # sgd only
+    scheduler: str = "cosine"  # cosine (with warmup) | plateau | none (timm's create_scheduler_v2)
+    warmup_epochs: int = 1
+    min_lr: float = 1e-5
+    plateau_patience: int = 2  # plateau: epochs without a better val MAP@20 before lr x 0.1
+    stage1_epochs: int = 0  # > 0: train only the head for these epochs first (backbone frozen)
+    stage1_lr: float = 1e-3
+    unfreeze_stages: int = -1  # stage 2 trains the last N backbone stages; -1 = all
+    accumulate: int = 1  # gradient accumulation steps
+    grad_clip: float = 0.0  # max gradient norm; 0 = off
+    ema: bool = False  # keep an EMA of the weights (timm ModelEmaV3); validate and predict with it
+    ema_decay: float = 0.998
+    patience: int = 0  # early stopping: epochs without a better val MAP@20; 0 = off
+    # --- loss
+    loss: str = (
+        "bce"  # multilabel: bce | bce_balanced | asl | focal; singlelabel: ce | ce_balanced | focal
+    )
+    focal_gamma: float = 2.0
+    asl_gamma_neg: float = 4.0
+    asl_gamma_pos: float = 0.0
+    asl_clip: float = 0.05
+    label_smoothing: float = 0.0  # singlelabel ce only
+    # --- augmentation (batched on the device: fathom/augment.py)
+    hflip: float = 0.5  # probability
+    vflip: float = 0.0
+    rotate: float = 30.0  # degrees, uniform in [-rotate, rotate]
+    shift: float = 0.2  # fraction of the side, uniform in [-shift, shift]
+    zoom: tuple[float, float] = (0.8, 1.2)
+    shear: float = 10.0  # degrees
+    brightness: tuple[float, float] = (0.8, 1.2)
+    # --- runtime
+    seed: int = 42
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    amp: bool = True  # bf16 autocast on GPU (ignored on CPU)
+    channels_last: bool = True  # on GPU
+    compile: bool = False  # torch.compile the model
+    tta: bool = False  # average with the horizontal flip when predicting
+
+    def check(self) -> None:
+        """Raise FathomError on values that cannot work together."""
+        problems = []
+        if self.task not in TASKS:
+            problems.append(f"task must be one of {', '.join(TASKS)}, not {self.task!r}")
+        elif self.loss not in LOSSES[self.task]:
+            problems.append(
+                f"loss {self.loss!r} is not for {self.task}; choose {', '.join(LOSSES[self.task])}"
+            )
+        if self.optimizer not in OPTIMIZERS:
+            problems.append(f"optimizer must be one of {', '.join(OPTIMIZERS)}")
+        if self.scheduler not in SCHEDULERS:
+            problems.append(f"scheduler must be one of {', '.join(SCHEDULERS)}")
+        if self.data_on_device not in ("auto", "yes", "no"):
+            problems.append("data_on_device must be auto, yes or no")
+        if self.epochs < 1 or self.batch_size < 1 or self.accumulate < 1:
+            problems.append("epochs, batch_size and accumulate must be at least 1")
+        if not 0 <= self.stage1_epochs < self.epochs:
+            problems.append("stage1_epochs must be in [0, epochs)")
+        if self.n_folds < 1:
+            problems.append("n_folds must be at least 1")
+        if self.img_size < 0 or self.cache_size < 0:
+            problems.append("img_size and cache_size must be >= 0")
+        if (
+            self.zoom[0] <= 0
+            or self.zoom[0] > self.zoom[1]
+            or self.brightness[0] > self.brightness[1]
+        ):
+            problems.append("zoom and brightness are (low, high) ranges with 0 < low <= high")
+        if problems:
+            raise FathomError(f"config {self.name}: " + "; ".join(problems))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    def replace(self, **changes) -> TrainConfig:
+        return dataclasses.replace(self, **changes)
+
+
+def _plain(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
+def field_types() -> dict[str, Any]:
+    return typing.get_type_hints(TrainConfig)
+
+
+def _coerce(key: str, value: Any, kind: Any, where: str) -> Any:
+    """`value` (from TOML, JSON or a command-line string) as the field's type, or FathomError."""
+    text = isinstance(value, str)
+    bad = FathomError(f"{where}: {key} = {value!r} is not {_describe(kind)}")
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if text and value.lower() in ("true", "1", "yes", "false", "0", "no"):
+            return value.lower() in ("true", "1", "yes")
+        raise bad
+    if kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if text and re.fullmatch(r"[+-]?\d+", value.strip()):
+            return int(value)
+        raise bad
+    if kind is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        try:
+            return float(value) if text else _raise(bad)
+        except ValueError:
+            raise bad from None
+    if kind is str:
+        if text:
+            return value
+        raise bad
+    if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union:  # bool | str
+        if isinstance(value, bool):
+            return value
+        if text and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        if text:
+            return value
+        raise bad
+    if typing.get_origin(kind) is tuple:
+        args = typing.get_args(kind)
+        if text:
+            value = [v for v in value.replace("(", "").replace(")", "").split(",") if v.strip()]
+        if not isinstance(value, list | tuple):
+            raise bad
+        item_kind = args[0]
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(key, v, item_kind, where) for v in value)
+        if len(value) != len(args):
+            raise bad
+        return tuple(_coerce(key, v, k, where) for v, k in zip(value, args, strict=True))
+    raise bad  # pragma: no cover - a field type this parser does not know
+
+
+def _raise(exc: Exception):
+    raise exc
+
+
+def _describe(kind: Any) -> str:
+    if typing.get_origin(kind) is tuple:
+        args = typing.get_args(kind)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return f"a list of {args[0].__name__} (e.g. 1,2,3)"
+        return f"{len(args)} numbers separated by a comma (e.g. 0.8,1.2)"
+    if isinstance(kind, types.UnionType):
+        return "true, false or a file path"
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}[kind]
+
+
+def _line_of(text: str, key: str) -> int:
+    for n, line in enumerate(text.splitlines(), start=1):
+        if re.match(rf"\s*{re.escape(key)}\s*=", line):
+            return n
+    return 0
+
+
+def from_dict(
+    values: dict[str, Any], where: str = "config", base: TrainConfig | None = None
+) -> TrainConfig:
+    """A checked TrainConfig from plain values; unknown keys are an error."""
+    kinds = field_types()
+    changes = {}
+    for key, value in values.items():
+        if key not in kinds:
+            raise FathomError(f"{where}: unknown key {key!r}{_suggest(key)}")
+        changes[key] = _coerce(key, value, kinds[key], where)
+    cfg = (base or TrainConfig()).replace(**changes)
+    cfg.check()
+    return cfg
+
+
+def _suggest(key: str) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(key, list(field_types()), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def resolve_config_path(name_or_path: str) -> Path:
+    """A TOML path as given, else configs/<name>.toml, else fathom's packaged configs/<name>.toml."""
+    path = Path(name_or_path)
+    candidates = [path] if path.suffix == ".toml" else []
+    candidates += [
+        Path("configs") / f"{name_or_path}.toml",
+        PACKAGED_CONFIGS / f"{name_or_path}.toml",
+    ]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise FathomError(
+        f"{name_or_path}: no such experiment config (tried {', '.join(map(str, candidates))})"
+    )
+
+
+def load_config(
+    name_or_path: str, overrides: list[str] = (), name: str | None = None
+) -> TrainConfig:
+    """Read an experiment TOML, apply `key=value` overrides; the run name is the file's stem."""
+    path = resolve_config_path(name_or_path)
+    if tomllib is None:  # pragma: no cover
+        raise FathomError("reading TOML configs needs Python 3.11+ (tomllib)")
+    text = path.read_text(encoding="utf-8")
+    try:
+        values = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise FathomError(f"{path}: not valid TOML ({exc})") from None
+    kinds = field_types()
+    for key, value in values.items():
+        if key not in kinds:
+            line = _line_of(text, key)
+            where = f"{path}, line {line}" if line else str(path)
+            raise FathomError(f"{where}: unknown key {key!r}{_suggest(key)}")
+        if isinstance(value, dict):
+            raise FathomError(f"{path}: [{key}] tables are not used; write keys at the top level")
+    values["name"] = name or values.get("name") or path.stem
+    cfg = from_dict(values, where=str(path))
+    return apply_overrides(cfg, overrides)
+
+
+def apply_overrides(cfg: TrainConfig, overrides: list[str]) -> TrainConfig:
+    """`key=value` strings applied on top of `cfg`, each parsed to its field's type."""
+    changes = {}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise FathomError(f"override {item!r}: expected key=value (e.g. lr=1e-3)")
+        changes[key.strip()] = value.strip()
+    return from_dict(changes, where="command line", base=cfg) if changes else cfg
+
+
+def config_differences(a: dict[str, Any], b: dict[str, Any], ignore=RUNTIME_KEYS) -> list[str]:
+    """Keys whose values differ between two config dicts (runtime-only keys ignored)."""
+    keys = sorted((set(a) | set(b)) - set(ignore))
+    return [k for k in keys if _plain(a.get(k)) != _plain(b.get(k))]
+
+
+__all__ = [
+    "TrainConfig",
+    "load_config",
+    "apply_overrides",
+    "from_dict",
+    "config_differences",
+    "resolve_config_path",
+]

@@ -1,0 +1,188 @@
+"""What the engine trains on, and how batches of cached images reach the device.
+
+Any reader can feed the engine: it only needs a `TrainData` (a training table with `id`,
+`path`, `categories` (tuple of class ids) and `fold`; an eval table with `id` and `path`;
+the list of class ids that fixes the output columns). `read_competition_data` is the reader
+for the FathomNet (Kaggle COCO) layout.
+
+Batches come from the image cache (fathom/cache.py) in one of two ways:
+- on the device: the whole uint8 cache is one tensor on the GPU (or in RAM on CPU) and a batch
+  is an index into it: no loader, no copies, nothing on the critical path;
+- through a DataLoader: workers slice batches out of the memory-mapped cache, for data that
+  does not fit on the device.
+Either way the batch arrives as uint8 NHWC and is augmented on the device (fathom/augment.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from fathom.competition import label_matrix, open_competition, read_categories, read_split
+from fathom.errors import FathomError
+
+
+@dataclass(frozen=True)
+class TrainData:
+    """A training table (id, path, categories, fold), an eval table (id, path) and the class ids."""
+
+    train: pd.DataFrame
+    eval: pd.DataFrame
+    class_ids: tuple[int, ...]
+    name: str = "data"  # prefix of this data's cache files
+
+    def __post_init__(self):
+        missing = {"id", "path", "categories", "fold"} - set(self.train.columns)
+        if missing:
+            raise FathomError(f"training table lacks column(s) {', '.join(sorted(missing))}")
+        if {"id", "path"} - set(self.eval.columns):
+            raise FathomError("eval table needs columns id and path")
+
+
+def read_competition_data(cfg, need_folds: bool = True) -> TrainData:
+    """The FathomNet-layout competition and folds file a config names."""
+    comp = open_competition(cfg.competition)
+    cats = read_categories(comp)
+    train = read_split(comp, "train", categories=cats)
+    ev = read_split(comp, "eval", categories=cats)
+    if need_folds:
+        from fathom.folds import read_folds
+
+        folds = read_folds(cfg.folds, train)
+        train = train.merge(folds, on="id", how="left", validate="one_to_one")
+    else:
+        train = train.assign(fold=-1)
+    return TrainData(
+        train,
+        ev,
+        tuple(int(c) for c in cats["id"]),
+        name=Path(cfg.competition).resolve().name or "comp",
+    )
+
+
+def fold_rows(
+    data: TrainData, fold: int | None, holdout: tuple[int, ...] = ()
+) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices (into data.train) to train on and to validate on for `fold` (None: full fit).
+
+    Training rows holding a `holdout` category are dropped; validation rows are all kept.
+    """
+    folds = data.train["fold"].to_numpy()
+    if fold is None:
+        val = np.zeros(len(folds), dtype=bool)
+    else:
+        present = sorted(set(int(f) for f in folds))
+        if fold not in present:
+            raise FathomError(f"fold {fold} is not in the folds file (it has folds {present})")
+        val = folds == fold
+    train = ~val
+    if holdout:
+        held = set(holdout)
+        train &= np.array([not held.intersection(c) for c in data.train["categories"]], dtype=bool)
+    return np.flatnonzero(train), np.flatnonzero(val)
+
+
+def targets(categories, class_ids, task: str) -> np.ndarray:
+    """(N, C) float32 0/1 matrix (multilabel) or (N,) int64 class column indices (singlelabel)."""
+    if task == "multilabel":
+        return label_matrix(categories, class_ids)
+    column = {int(c): j for j, c in enumerate(class_ids)}
+    labels = np.empty(len(categories), dtype=np.int64)
+    for i, row in enumerate(categories):
+        if len(row) != 1:
+            raise FathomError(f"singlelabel task: image {i} has {len(row)} categories, not one")
+        labels[i] = column[int(row[0])]
+    return labels
+
+
+def train_batches(
+    n: int, batch_size: int, seed: int, epoch: int, rank: int = 0, world: int = 1
+) -> list[np.ndarray]:
+    """This rank's batches of one shuffled epoch over n rows: same permutation on every rank
+    (seeded by seed and epoch), each rank a disjoint slice of every global batch. Incomplete
+    global batches are dropped (a batch of one breaks BatchNorm), unless that leaves none."""
+    perm = np.random.default_rng([seed, epoch]).permutation(n)
+    step = batch_size * world
+    if n < step:
+        return [part for part in np.array_split(perm, world)[rank : rank + 1] if len(part)]
+    return [
+        perm[b + rank * batch_size : b + (rank + 1) * batch_size]
+        for b in range(0, n - step + 1, step)
+    ]
+
+
+def shard(n: int, rank: int = 0, world: int = 1) -> np.ndarray:
+    """This rank's contiguous share of n rows (for prediction; gathered back in order)."""
+    return np.array_split(np.arange(n), world)[rank]
+
+
+class _BatchDataset(torch.utils.data.Dataset):
+    """One item = one whole batch, sliced from the memory-mapped cache (one call per batch,
+    not per image: per-sample Python overhead is what limits a loader at thousands of images/s)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.images = None  # opened lazily in each worker: a memmap must not be pickled
+
+    def __getitem__(self, rows: np.ndarray) -> torch.Tensor:
+        if self.images is None:
+            self.images = np.load(self.path, mmap_mode="r")
+        order = np.argsort(rows)  # read the file forwards, then restore the batch order
+        out = np.empty((len(rows), *self.images.shape[1:]), dtype=np.uint8)
+        out[order] = self.images[rows[order]]
+        return torch.from_numpy(out)
+
+    def __len__(self) -> int:  # pragma: no cover - only batches from a sampler are used
+        return 0
+
+
+class ImageSource:
+    """Batches of cached uint8 images (B, H, W, 3) on `device`, from the device or a DataLoader."""
+
+    def __init__(self, path: Path, device: torch.device, on_device: bool, num_workers: int = 0):
+        self.path = Path(path)
+        self.device = device
+        self.num_workers = num_workers
+        array = np.load(self.path, mmap_mode="r")
+        self.shape = array.shape
+        self.tensor = (
+            torch.from_numpy(np.array(array)).to(device) if on_device else None
+        )  # a RAM copy
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def batches(self, index_batches: list[np.ndarray]) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
+        if self.tensor is not None:
+            for rows in index_batches:
+                yield rows, self.tensor[torch.from_numpy(rows).to(self.device)]
+            return
+        loader = torch.utils.data.DataLoader(
+            _BatchDataset(self.path),
+            sampler=index_batches,
+            batch_size=None,
+            num_workers=self.num_workers,
+            pin_memory=self.device.type == "cuda",
+            prefetch_factor=4 if self.num_workers else None,
+        )
+        for rows, batch in zip(index_batches, loader, strict=True):
+            yield rows, batch.to(self.device, non_blocking=True)
+
+
+def fits_on_device(n_bytes: int, device: torch.device) -> bool:
+    """Hold the cache on the device when it takes under half of what is free there."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return n_bytes < free // 2
+    try:
+        import os
+
+        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return n_bytes < 2**30
+    return n_bytes < free // 4

@@ -1,0 +1,78 @@
+"""Multi-GPU through torchrun (DDP): the process group from torchrun's environment variables.
+
+`torchrun --nproc_per_node N -m fathom train ...` starts N copies of the same command; each
+reads RANK, LOCAL_RANK and WORLD_SIZE, trains on its slice of every batch, and rank 0 alone
+writes files. Without torchrun, world size is 1 and nothing here does anything.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def active(self) -> bool:
+        return self.world > 1
+
+
+def from_env() -> Dist:
+    return Dist(
+        rank=int(os.environ.get("RANK", 0)),
+        world=int(os.environ.get("WORLD_SIZE", 1)),
+        local_rank=int(os.environ.get("LOCAL_RANK", 0)),
+    )
+
+
+def pick_device(preference: str, ctx: Dist) -> torch.device:
+    if preference == "auto":
+        preference = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(preference)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", ctx.local_rank)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    return device
+
+
+def init(ctx: Dist, device: torch.device) -> None:
+    """Join torchrun's process group (nccl on GPU, gloo on CPU), once per process."""
+    if ctx.active and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+
+
+def barrier(ctx: Dist) -> None:
+    if ctx.active and dist.is_initialized():
+        dist.barrier()
+
+
+def gather_rows(ctx: Dist, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Concatenate every rank's rows in rank order (each rank holds a contiguous shard)."""
+    if not ctx.active:
+        return arrays
+    parts: list = [None] * ctx.world
+    dist.all_gather_object(parts, arrays)
+    return tuple(np.concatenate([p[i] for p in parts]) for i in range(len(arrays)))
+
+
+def all_agree(ctx: Dist, value: float) -> float:
+    """Rank 0's value on every rank (so every rank makes the same early-stopping decision)."""
+    if not ctx.active:
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]

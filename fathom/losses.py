@@ -1,0 +1,97 @@
+"""Losses by name: BCE, class-balanced BCE, timm's asymmetric loss and focal loss (multi-label);
+cross-entropy, class-balanced cross-entropy and focal (single-label)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from timm.loss import AsymmetricLossMultiLabel
+from torch import nn
+from torchvision.ops import sigmoid_focal_loss
+
+MAX_POS_WEIGHT = 50.0  # a category seen once in 5,000 images would otherwise weigh 5,000
+
+
+def balanced_pos_weight(targets: np.ndarray) -> torch.Tensor:
+    """Per-category positive weight n_negative / n_positive (1 where a category has no positive),
+    clipped to MAX_POS_WEIGHT."""
+    pos = targets.sum(axis=0)
+    neg = len(targets) - pos
+    weight = np.where(pos > 0, neg / np.maximum(pos, 1), 1.0)
+    return torch.tensor(np.clip(weight, 1.0, MAX_POS_WEIGHT), dtype=torch.float32)
+
+
+def balanced_class_weight(labels: np.ndarray, n_classes: int) -> torch.Tensor:
+    """scikit-learn's 'balanced' weights n / (k * count), over the k classes present (1 for absent ones)."""
+    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
+    present = counts > 0
+    weight = np.ones(n_classes)
+    weight[present] = len(labels) / (present.sum() * counts[present])
+    return torch.tensor(weight, dtype=torch.float32)
+
+
+class SigmoidFocalLoss(nn.Module):
+    def __init__(self, gamma: float):
+        super().__init__()
+        self.gamma = gamma
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        # alpha=-1: no fixed positive/negative weighting; the focusing term does the work
+        return sigmoid_focal_loss(
+            logits.float(), targets.float(), alpha=-1, gamma=self.gamma, reduction="mean"
+        )
+
+
+class SoftmaxFocalLoss(nn.Module):
+    """Focal loss over a softmax: cross-entropy scaled by (1 - p_true) ** gamma (no library has it)."""
+
+    def __init__(self, gamma: float, weight: torch.Tensor | None = None):
+        super().__init__()
+        self.gamma = gamma
+        self.register_buffer("weight", weight)
+
+    def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        logp = F.log_softmax(logits.float(), dim=1).gather(1, labels.view(-1, 1)).squeeze(1)
+        loss = -((1 - logp.exp()) ** self.gamma) * logp
+        if self.weight is not None:
+            loss = loss * self.weight[labels]
+        return loss.mean()
+
+
+class FloatBCE(nn.BCEWithLogitsLoss):
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return super().forward(logits.float(), targets.float())
+
+
+class FloatCE(nn.CrossEntropyLoss):
+    def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return super().forward(logits.float(), labels)
+
+
+def build_loss(cfg, targets: np.ndarray, n_classes: int) -> nn.Module:
+    """The loss `cfg.loss` names. `targets`: the training rows' (N, C) 0/1 matrix (multilabel)
+    or (N,) class indices (singlelabel), for the balanced weights. Losses compute in float32."""
+    name = cfg.loss
+    if name == "bce":
+        return FloatBCE()
+    if name == "bce_balanced":
+        return FloatBCE(pos_weight=balanced_pos_weight(targets))
+    if name == "asl":
+        return AsymmetricLossMultiLabel(
+            gamma_neg=cfg.asl_gamma_neg,
+            gamma_pos=cfg.asl_gamma_pos,
+            clip=cfg.asl_clip,
+            reduction="batchmean",
+        )
+    if name == "focal" and cfg.task == "multilabel":
+        return SigmoidFocalLoss(cfg.focal_gamma)
+    if name == "focal":
+        return SoftmaxFocalLoss(cfg.focal_gamma)
+    if name == "ce":
+        return FloatCE(label_smoothing=cfg.label_smoothing)
+    if name == "ce_balanced":
+        return FloatCE(
+            weight=balanced_class_weight(targets, n_classes), label_smoothing=cfg.label_smoothing
+        )
+    raise ValueError(f"unknown loss {name!r}")  # TrainConfig.check() rules this out

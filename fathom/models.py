@@ -1,0 +1,266 @@
+"""Models: any timm backbone by name, plus `fathom_cnn`, a small CNN-from-scratch baseline.
+
+`build_model(cfg, n_classes)` returns a `FathomModel` whose forward maps images to a dict
+with `features` (the pooled backbone features before the head) and `logits`. The head is
+the backbone's own timm classifier, so timm's parameter groups tell the backbone's stages
+apart for two-stage fine-tuning.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import timm
+import torch
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from timm.models import group_parameters, register_model
+from torch import nn
+
+from fathom.errors import FathomError
+
+
+class FathomCNN(nn.Module):
+    """Four blocks of (conv-BN-ReLU) x2 + max-pool + dropout (32, 64, 128, 256 filters),
+    global average pooling, dense 512 and 256 with BN, ReLU and dropout, then the head.
+
+    Follows timm's model interface (forward_features / forward_head / get_classifier /
+    group_matcher / pretrained_cfg), so everything that takes a timm model takes this one.
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 1000,
+        in_chans: int = 3,
+        drop_rate: float = 0.3,
+        widths: tuple[int, ...] = (32, 64, 128, 256),
+        dense: tuple[int, ...] = (512, 256),
+        **_ignored,  # timm passes drop_path_rate, pretrained_cfg, cache_dir, ...
+    ):
+        super().__init__()
+        self.drop_rate = drop_rate
+        blocks, prev = [], in_chans
+        for width in widths:
+            blocks.append(
+                nn.Sequential(
+                    nn.Conv2d(prev, width, 3, padding=1, bias=False),
+                    nn.BatchNorm2d(width),
+                    nn.ReLU(inplace=True),
+                    nn.Conv2d(width, width, 3, padding=1, bias=False),
+                    nn.BatchNorm2d(width),
+                    nn.ReLU(inplace=True),
+                    nn.MaxPool2d(2),
+                    nn.Dropout(drop_rate / 2),  # lighter in the conv blocks than in the dense ones
+                )
+            )
+            prev = width
+        self.blocks = nn.Sequential(*blocks)
+        layers = []
+        for width in dense:
+            layers += [
+                nn.Linear(prev, width, bias=False),
+                nn.BatchNorm1d(width),
+                nn.ReLU(inplace=True),
+            ]
+            layers.append(nn.Dropout(drop_rate))
+            prev = width
+        self.neck = nn.Sequential(*layers)
+        self.num_features = prev
+        self.num_classes = num_classes
+        self.head = nn.Linear(prev, num_classes) if num_classes else nn.Identity()
+        self.pretrained_cfg = {
+            "input_size": (3, 64, 64),
+            "mean": IMAGENET_DEFAULT_MEAN,
+            "std": IMAGENET_DEFAULT_STD,
+            "interpolation": "bilinear",
+            "crop_pct": 1.0,
+            "num_classes": num_classes,
+        }
+        self.default_cfg = self.pretrained_cfg
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.blocks(x)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.neck(x.mean(dim=(2, 3)))
+        return x if pre_logits else self.head(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    def get_classifier(self) -> nn.Module:
+        return self.head
+
+    def reset_classifier(self, num_classes: int, global_pool=None) -> None:
+        self.num_classes = num_classes
+        self.head = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
+
+    def group_matcher(self, coarse: bool = False) -> dict:
+        return {
+            "stem": r"^blocks\.0\.",
+            "blocks": [(r"^blocks\.(\d+)", None), (r"^neck", (99999,))],
+        }
+
+
+@register_model
+def fathom_cnn(pretrained: bool = False, **kwargs) -> FathomCNN:
+    """The scratch CNN baseline, creatable by name: `timm.create_model("fathom_cnn")`."""
+    return FathomCNN(**kwargs)
+
+
+class FathomModel(nn.Module):
+    """A timm backbone whose forward returns {"features": pooled features, "logits": head output}."""
+
+    def __init__(self, backbone: nn.Module):
+        super().__init__()
+        self.backbone = backbone
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        features = self.backbone.forward_head(self.backbone.forward_features(x), pre_logits=True)
+        return {"features": features, "logits": self.backbone.get_classifier()(features)}
+
+
+def warn(message: str) -> None:
+    print(f"fathom: warning: {message}", file=sys.stderr)
+
+
+def _hub_cache_dir() -> Path:
+    """The Hugging Face hub cache, read from the environment at call time."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"])
+    home = os.environ.get("HF_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", "~/.cache"), "huggingface"
+    )
+    return Path(home).expanduser() / "hub"
+
+
+def cached_pretrained_file(name: str) -> Path | None:
+    """The local file of a timm model's default pretrained weights, if present: the HF hub cache
+    (model.safetensors or pytorch_model.bin), else torch hub's checkpoint folder. Never downloads."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        cfg = timm.models.get_pretrained_cfg(name)
+    except Exception:  # no pretrained cfg registered for this name
+        return None
+    if cfg is None:
+        return None
+    if cfg.hf_hub_id:
+        names = (
+            [cfg.hf_hub_filename]
+            if cfg.hf_hub_filename
+            else ["model.safetensors", "pytorch_model.bin"]
+        )
+        for filename in names:
+            hit = try_to_load_from_cache(cfg.hf_hub_id, filename, cache_dir=_hub_cache_dir())
+            if isinstance(hit, str):
+                return Path(hit)
+    if cfg.url:
+        local = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(cfg.url)
+        if local.is_file():
+            return local
+    return None
+
+
+def create_backbone(
+    name: str, n_classes: int, pretrained: bool | str = False, **kwargs
+) -> nn.Module:
+    """timm.create_model with offline pretrained weights: from the HF cache (True) or a file (path).
+
+    Weights that cannot be found give a plain warning and a random init, never a download
+    (Kaggle kernels and CI have no network; a hub lookup would hang on its timeouts).
+    """
+    if not timm.is_model(name):
+        close = timm.list_models(f"*{name[:5]}*")[:5]
+        hint = f" (similar: {', '.join(close)})" if close else ""
+        raise FathomError(f"model {name!r} is not a timm model name{hint}")
+    args = dict(num_classes=n_classes, **kwargs)
+    if pretrained is False or pretrained == "":
+        return timm.create_model(name, pretrained=False, **args)
+    path = (
+        cached_pretrained_file(name) if pretrained is True else Path(str(pretrained)).expanduser()
+    )
+    where = "in the Hugging Face or torch hub cache" if pretrained is True else f"at {path}"
+    if path is None or not path.is_file():
+        warn(f"no pretrained weights for {name} found offline ({where}); training from random init")
+        return timm.create_model(name, pretrained=False, **args)
+    try:
+        # timm loads a local file through the pretrained-cfg overlay and drops a classifier
+        # whose size differs from n_classes, as it does for hub weights
+        return timm.create_model(
+            name, pretrained=True, pretrained_cfg_overlay={"file": str(path)}, **args
+        )
+    except (RuntimeError, OSError, ValueError, KeyError) as exc:
+        raise FathomError(
+            f"{path}: cannot load as {name} weights ({str(exc).splitlines()[0][:200]})"
+        ) from None
+
+
+def build_model(cfg, n_classes: int) -> FathomModel:
+    """The model a TrainConfig describes, with `n_classes` outputs."""
+    backbone = create_backbone(
+        cfg.model,
+        n_classes,
+        cfg.pretrained,
+        drop_rate=cfg.drop_rate,
+        drop_path_rate=cfg.drop_path_rate or None,  # None: models without drop path accept it
+    )
+    return FathomModel(backbone)
+
+
+def data_config(model: FathomModel | nn.Module) -> dict:
+    """Mean, std and input size from the model's timm data config."""
+    backbone = model.backbone if isinstance(model, FathomModel) else model
+    return timm.data.resolve_model_data_config(backbone)
+
+
+def head_parameter_names(model: FathomModel) -> set[str]:
+    head = model.backbone.get_classifier()
+    names = {id(p) for p in head.parameters()}
+    return {n for n, p in model.named_parameters() if id(p) in names}
+
+
+def backbone_stages(model: FathomModel) -> list[list[str]]:
+    """Parameter names of the backbone's stages, input to output (the head excluded).
+
+    From timm's coarse parameter groups (stem, then each stage); a model without a
+    group_matcher counts each top-level child as one stage.
+    """
+    backbone = model.backbone
+    head = head_parameter_names(model)
+    if hasattr(backbone, "group_matcher"):
+        groups = group_parameters(backbone, backbone.group_matcher(coarse=True))
+        ordered = [groups[k] for k in sorted(groups)]
+    else:
+        by_child: dict[str, list[str]] = {}
+        for n, _ in backbone.named_parameters():
+            by_child.setdefault(n.split(".")[0], []).append(n)
+        ordered = list(by_child.values())
+    stages = [[f"backbone.{n}" for n in group if f"backbone.{n}" not in head] for group in ordered]
+    return [s for s in stages if s]
+
+
+def set_trainable(model: FathomModel, stage: int, unfreeze_stages: int = -1) -> int:
+    """Stage 1: only the head trains. Stage 2: the head and the last `unfreeze_stages` backbone
+    stages (-1: all). Returns the number of trainable parameters."""
+    trainable = set(head_parameter_names(model))
+    if stage == 2:
+        stages = backbone_stages(model)
+        chosen = stages if unfreeze_stages < 0 else stages[len(stages) - unfreeze_stages :]
+        if unfreeze_stages == 0:
+            chosen = []
+        trainable |= {n for s in chosen for n in s}
+    for n, p in model.named_parameters():
+        p.requires_grad_(n in trainable)
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def freeze_norm_statistics(model: nn.Module) -> None:
+    """Put norm layers whose weights are all frozen into eval mode: a frozen stage should not
+    drift its running statistics (what Keras does for frozen BatchNorm). Call after .train()."""
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            params = list(module.parameters(recurse=False))
+            if params and not any(p.requires_grad for p in params):
+                module.eval()

@@ -1,0 +1,144 @@
+"""Prediction: logits, probabilities and pooled features for cached images, with optional
+horizontal-flip TTA; and the `.npz` files that hold them, keyed by image id."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fathom import distributed, fileio
+from fathom.augment import Preprocess
+from fathom.data import ImageSource, shard
+
+
+def probabilities(logits: np.ndarray, task: str) -> np.ndarray:
+    """Sigmoid per category (multilabel) or softmax over categories (singlelabel)."""
+    t = torch.from_numpy(np.asarray(logits, dtype=np.float32))
+    p = torch.sigmoid(t) if task == "multilabel" else torch.softmax(t, dim=1)
+    return p.numpy()
+
+
+@torch.no_grad()
+def predict(
+    model: torch.nn.Module,
+    source: ImageSource,
+    rows: np.ndarray,
+    prep: Preprocess,
+    batch_size: int,
+    amp: bool = False,
+    tta: bool = False,
+    ctx: distributed.Dist | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(logits, features) of source rows `rows`, in that order; with TTA, the mean of the plain
+    and flipped passes. Under torchrun each rank predicts a shard and all get the whole."""
+    ctx = ctx or distributed.Dist()
+    was_training = model.training
+    model.eval()
+    mine = rows[shard(len(rows), ctx.rank, ctx.world)]
+    batches = [mine[i : i + batch_size] for i in range(0, len(mine), batch_size)]
+    logits, features = [], []
+    device = source.device
+    for _, images in source.batches(batches):
+        views = [False, True] if tta else [False]
+        out_l, out_f = 0.0, 0.0
+        for flip in views:
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                out = model(prep.eval(images, hflip=flip))
+            out_l = out_l + out["logits"].float()
+            out_f = out_f + out["features"].float()
+        logits.append((out_l / len(views)).cpu().numpy())
+        features.append((out_f / len(views)).cpu().numpy())
+    model.train(was_training)
+    backbone = getattr(model, "backbone", model)
+    if not logits:  # an empty shard still needs the right widths to concatenate
+        logits = [np.zeros((0, int(backbone.num_classes)), np.float32)]
+        features = [np.zeros((0, int(backbone.num_features)), np.float32)]
+    logits, features = distributed.gather_rows(
+        ctx, np.concatenate(logits), np.concatenate(features)
+    )
+    return logits.astype(np.float32), features.astype(np.float32)
+
+
+def write_predictions(
+    path: Path,
+    ids,
+    logits: np.ndarray,
+    features: np.ndarray,
+    class_ids,
+    task: str,
+    truth: np.ndarray | None = None,
+) -> Path:
+    """`ids`, `probs`, `logits`, `features`, `category_ids` in one .npz (atomically); with
+    `truth`, also `targets`, the (N, C) 0/1 labels, so OOF scoring needs no dataset reader."""
+    extra = {} if truth is None else {"targets": np.asarray(truth, dtype=np.float32)}
+    return fileio.save_npz(
+        path,
+        **extra,
+        ids=np.asarray([str(i) for i in ids], dtype=str),
+        probs=probabilities(logits, task).astype(np.float32),
+        logits=logits.astype(np.float32),
+        features=features.astype(np.float32),
+        category_ids=np.asarray(class_ids, dtype=np.int64),
+    )
+
+
+def read_predictions(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def load_for_prediction(checkpoint: Path, device: torch.device):
+    """(model, config) from a best.pt, with the weights it holds (never a download)."""
+    from fathom.config import from_dict
+    from fathom.models import build_model
+
+    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)  # untrusted input
+    cfg = from_dict(ckpt["config"], where=str(checkpoint)).replace(pretrained=False)
+    model = build_model(cfg, len(ckpt["class_ids"]))
+    model.load_state_dict(ckpt["model"])
+    return model.to(device).eval(), cfg, tuple(ckpt["class_ids"])
+
+
+def predict_run(
+    run_dir, comp_dir, out: Path, cache_dir="cache", device="auto", batch_size=None
+) -> Path:
+    """Every checkpoint of a run on COMP's eval images, in the run-level eval.npz format."""
+    from fathom.cache import build_cache
+    from fathom.competition import open_competition, read_categories, read_split
+    from fathom.data import fits_on_device
+    from fathom.errors import FathomError
+    from fathom.models import data_config
+    from fathom.oof import average_eval, fold_dirs
+
+    run_dir = Path(run_dir)
+    dirs = {f"fold{k}": d for k, d in fold_dirs(run_dir).items()}
+    if (run_dir / "full").is_dir():
+        dirs["full"] = run_dir / "full"
+    checkpoints = {k: d / "best.pt" for k, d in dirs.items() if (d / "best.pt").is_file()}
+    if not checkpoints:
+        raise FathomError(f"{run_dir}: no fold<k>/best.pt or full/best.pt (train first)")
+    ctx = distributed.from_env()
+    dev = distributed.pick_device(device, ctx)
+    comp = open_competition(comp_dir)
+    table = read_split(comp, "eval", categories=read_categories(comp))
+    parts = {}
+    for i, (name, ckpt) in enumerate(checkpoints.items()):
+        model, cfg, class_ids = load_for_prediction(ckpt, dev)
+        dcfg = data_config(model)
+        size = cfg.img_size or int(dcfg["input_size"][-1])
+        path = build_cache(
+            table, cache_dir, cfg.cache_size or size, f"{Path(comp_dir).resolve().name}-eval"
+        )
+        source = ImageSource(path, dev, fits_on_device(len(table) * size * size * 3, dev))
+        gpu = dev.type == "cuda"
+        prep = Preprocess(cfg, size, dcfg["mean"], dcfg["std"], dev, cfg.channels_last and gpu)
+        logits, feats = predict(model, source, np.arange(len(table)), prep, batch_size or cfg.batch_size * 2,
+                                cfg.amp and gpu, cfg.tta)  # fmt: skip
+        parts[i] = {"ids": table["id"].to_numpy().astype(str), "probs": probabilities(logits, cfg.task),
+                    "logits": logits, "features": feats, "category_ids": np.asarray(class_ids)}  # fmt: skip
+        print(f"{name}: predicted {len(table)} images")
+    merged = average_eval(parts)
+    merged["checkpoints"] = np.asarray(list(checkpoints), dtype=str)
+    return fileio.save_npz(out, **merged)
