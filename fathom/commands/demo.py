@@ -12,17 +12,22 @@ finished stage (delete WORKDIR to start over).
 
 example:  fathom demo --workdir demo"""
 
-# The demo's two backbones: a small scratch CNN and a small timm ResNet, both from random
-# init (no download), at 64 px so that 2 x 5 folds train on two CPU cores in minutes.
+# The demo's two backbones, both from random init (no download) and cheap on a CPU: the
+# scratch CNN at 32 px and timm's MobileNetV3-Small (x0.5) at 64 px. Measured on this kit's
+# synthetic competition, one fold of either reaches the frequency prior's OOF MAP@20 in
+# 3-4 epochs; the ensemble adds the prior as a member and fits the weights (held-out).
 DEMO_MODELS = (
-    ("cnn", "fathom_cnn", ()),
-    ("resnet", "resnet10t", ("lr=2e-3",)),
+    ("cnn", "fathom_cnn", ("img_size=32",)),
+    ("mobilenet", "mobilenetv3_small_050", ("img_size=64",)),
 )
+# 3 folds, not 5: each fold model trains on 2/3 of the images and there are fewer of them,
+# which halves the training time of the demo.
+DEMO_FOLDS = 3
 # Training settings every demo run shares (on top of the engine's `default` config).
-DEMO_TRAIN = ("img_size=48", "epochs=8", "batch_size=32")
-# The held-out-category run costs a training run: the scratch CNN on 2 of the 5 folds only.
-HOLDOUT_MODEL = "cnn"
-HOLDOUT_FOLDS = (0, 1)
+DEMO_TRAIN = ("epochs=4", "batch_size=32")
+# The held-out-category run costs a training run: one model on one fold only.
+HOLDOUT_MODEL = "mobilenet"
+HOLDOUT_FOLDS = (0,)
 HOLDOUT_SHARE = 0.2  # about this share of training images hold a held-out category
 
 
@@ -77,7 +82,8 @@ def run_multilabel(work, seed: int = 0):
     common = [
         *DEMO_TRAIN,
         f"competition={comp_dir}",
-        f"folds={work / 'folds' / 'mlskf5.csv'}",
+        f"folds={work / 'folds' / f'mlskf{DEMO_FOLDS}.csv'}",
+        f"n_folds={DEMO_FOLDS}",
         f"cache_dir={work / 'cache'}",
         "device=cpu",
     ]
@@ -89,17 +95,21 @@ def run_multilabel(work, seed: int = 0):
     else:
         print(f"reusing {comp_dir}")
 
-    _stage(2, total, "folds: multilabel-stratified 5-fold")
-    folds_path = work / "folds" / "mlskf5.csv"
+    _stage(2, total, f"folds: multilabel-stratified {DEMO_FOLDS}-fold")
+    folds_path = work / "folds" / f"mlskf{DEMO_FOLDS}.csv"
     train = read_split(open_competition(comp_dir), "train")
     if not folds_path.exists():
-        folds = assign_folds(train, 5, 42)
+        folds = assign_folds(train, DEMO_FOLDS, 42)
         fileio.write_csv(folds_path, folds)
-        print(spread_report(train, folds, 5, 42).to_string(index=False))
+        print(spread_report(train, folds, DEMO_FOLDS, 42).to_string(index=False))
     else:
         print(f"reusing {folds_path}")
 
-    _stage(3, total, f"train + oof: {', '.join(m for _, m, _ in DEMO_MODELS)} over all 5 folds")
+    _stage(
+        3,
+        total,
+        f"train + oof: {', '.join(m for _, m, _ in DEMO_MODELS)} over all {DEMO_FOLDS} folds",
+    )
     for name, model, extra in DEMO_MODELS:
         if (runs / name / "cv.json").exists():
             print(f"reusing {runs / name}")
