@@ -53,12 +53,13 @@ class TrainConfig:
     # --- model
     model: str = "fathom_cnn"  # any timm name, or fathom_cnn (the scratch baseline)
     pretrained: bool | str = False  # true: timm weights from the HF cache; or a weights file
-    img_size: int = 64  # training and prediction side; 0 = the model's own (timm data config)
+    img_size: int = 32  # training and prediction side; 0 = the model's own (timm data config)
     drop_rate: float = 0.2
     drop_path_rate: float = 0.0
+    prior_bias: bool = True  # start the head's bias at the training frequencies' log-odds
     # --- optimisation
-    batch_size: int = 32  # per process (with torchrun the global batch is this x world size)
-    epochs: int = 12  # total, both stages
+    batch_size: int = 16  # per process (with torchrun the global batch is this x world size)
+    epochs: int = 4  # total, both stages
     optimizer: str = "adamw"  # adamw | sgd (timm's create_optimizer_v2)
     lr: float = 3e-3  # stage 2 (or the only stage)
     weight_decay: float = 0.02

@@ -169,6 +169,9 @@ class ImageSource:
             num_workers=self.num_workers,
             pin_memory=self.device.type == "cuda",
             prefetch_factor=4 if self.num_workers else None,
+            # its own generator: worker seeding must not draw from the global RNG (dropout's),
+            # or a run would differ between the two paths and fail to repeat
+            generator=torch.Generator().manual_seed(0),
         )
         for rows, batch in zip(index_batches, loader, strict=True):
             yield rows, batch.to(self.device, non_blocking=True)

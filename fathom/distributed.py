@@ -76,3 +76,9 @@ def all_agree(ctx: Dist, value: float) -> float:
     box = [value]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def finish() -> None:
+    """Leave the process group (torchrun warns about one left open)."""
+    if dist.is_initialized():
+        dist.destroy_process_group()

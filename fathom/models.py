@@ -12,6 +12,7 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
 import timm
 import torch
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
@@ -99,7 +100,8 @@ class FathomCNN(nn.Module):
     def group_matcher(self, coarse: bool = False) -> dict:
         return {
             "stem": r"^blocks\.0\.",
-            "blocks": [(r"^blocks\.(\d+)", None), (r"^neck", (99999,))],
+            # timm reads (99999,) as "merge with the previous group": the neck takes the next id
+            "blocks": [(r"^blocks\.(\d+)\.", None), (r"^neck\.", (len(self.blocks),))],
         }
 
 
@@ -264,3 +266,19 @@ def freeze_norm_statistics(model: nn.Module) -> None:
             params = list(module.parameters(recurse=False))
             if params and not any(p.requires_grad for p in params):
                 module.eval()
+
+
+def init_head_bias(model: FathomModel, prior: np.ndarray, task: str) -> None:
+    """Start the head at the class frequencies (the focal-loss paper's prior init): the output
+    bias is the log-odds of each category's training frequency (log-frequency for softmax).
+
+    Why: with 290 sigmoid outputs starting at 0.5, the first epochs go into learning that
+    nearly every category is absent; a short run spends them on the images instead.
+    """
+    head = model.backbone.get_classifier()
+    if not isinstance(head, nn.Linear) or head.bias is None:
+        return
+    p = np.clip(np.asarray(prior, dtype=np.float64), 1e-4, 1 - 1e-4)
+    bias = np.log(p / (1 - p)) if task == "multilabel" else np.log(p)
+    with torch.no_grad():
+        head.bias.copy_(torch.from_numpy(bias).to(head.bias.dtype))

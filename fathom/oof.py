@@ -24,11 +24,30 @@ def fold_dirs(run_dir: Path) -> dict[int, Path]:
     return dict(sorted(found.items()))
 
 
+def prior_oof_probs(targets: np.ndarray, fold: np.ndarray) -> np.ndarray:
+    """The frequency prior, out of fold: each row gets the category frequencies of the other
+    folds' images (the floor a model's CV score has to beat)."""
+    probs = np.empty_like(targets, dtype=np.float32)
+    for k in np.unique(fold):
+        probs[fold == k] = targets[fold != k].mean(axis=0)
+    return probs
+
+
 def cv_scores(probs: np.ndarray, targets: np.ndarray, fold: np.ndarray) -> dict:
-    """MAP@20 over all OOF rows and per fold."""
+    """MAP@20 over all OOF rows and per fold, beside the out-of-fold frequency prior's."""
     ap = ap_at_k_matrix(probs, targets)
     per_fold = {int(k): float(ap[fold == k].mean()) for k in np.unique(fold)}
-    return {"map20": float(ap.mean()), "per_fold": per_fold, "n_images": int(len(ap))}
+    prior = (
+        float(ap_at_k_matrix(prior_oof_probs(targets, fold), targets).mean())
+        if len(np.unique(fold)) > 1
+        else None
+    )
+    return {
+        "map20": float(ap.mean()),
+        "per_fold": per_fold,
+        "n_images": int(len(ap)),
+        "prior_map20": prior,
+    }
 
 
 def stitch_oof(folds: dict[int, dict]) -> dict[str, np.ndarray]:

@@ -43,6 +43,7 @@ from fathom.models import (
     build_model,
     data_config,
     freeze_norm_statistics,
+    init_head_bias,
     set_trainable,
 )
 from fathom.predict import predict, probabilities, write_predictions
@@ -188,7 +189,8 @@ def load_checkpoint(path: Path) -> dict:
 
 
 def write_history(out: Path, history: list[dict]) -> None:
-    fileio.write_csv(out / "history.csv", pd.DataFrame(history))
+    columns = None if history else ["epoch", "stage", "train_loss", "lr", "seconds", "images_per_s"]
+    fileio.write_csv(out / "history.csv", pd.DataFrame(history, columns=columns))
 
 
 def train_fold(
@@ -214,6 +216,14 @@ def train_fold(
     y_all = targets(data.train["categories"], class_ids, cfg.task)
 
     model = build_model(cfg, len(class_ids))
+    if cfg.prior_bias:
+        y_train = y_all[train_rows]
+        prior = (
+            y_train.mean(axis=0)
+            if cfg.task == "multilabel"
+            else np.bincount(y_train, minlength=len(class_ids)) / len(y_train)
+        )
+        init_head_bias(model, prior, cfg.task)
     dcfg = data_config(model)
     size = cfg.img_size or int(dcfg["input_size"][-1])
     on_gpu = device.type == "cuda"

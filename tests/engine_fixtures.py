@@ -40,14 +40,14 @@ def tiny_comp(tmp_path_factory):
 
 
 def tiny_config(tiny_comp, tmp_path, **changes) -> TrainConfig:
-    """fathom_cnn at 32 px for 2 epochs on the tiny competition, caches under tmp_path."""
+    """fathom_cnn at 16 px for 2 epochs on the tiny competition, caches under tmp_path."""
     comp, folds = tiny_comp
     base = TrainConfig(
         name="tiny",
         competition=str(comp),
         folds=str(folds),
         n_folds=2,
-        img_size=32,
+        img_size=16,
         batch_size=8,
         epochs=2,
         lr=3e-3,

@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (pytest fixtures imported from engine_fixtures)
 import numpy as np
 import pytest
 from engine_fixtures import one_thread, tiny_comp  # noqa: F401

@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (pytest fixtures imported from engine_fixtures)
 import pytest
 import timm
 import torch
@@ -67,3 +68,19 @@ def test_an_unknown_model_name_is_a_fathom_error():
 
     with pytest.raises(FathomError, match="not a timm model name"):
         build_model(TrainConfig(model="resnet_unknown_99"), 3)
+
+
+def test_prior_bias_starts_the_head_at_the_class_frequencies():
+    import numpy as np
+
+    from fathom.models import init_head_bias
+
+    model = build_model(TrainConfig(model="resnet10t"), 3)
+    init_head_bias(model, np.array([0.5, 0.1, 0.0]), "multilabel")
+    torch.testing.assert_close(
+        torch.sigmoid(model.backbone.fc.bias), torch.tensor([0.5, 0.1, 1e-4])
+    )
+    init_head_bias(model, np.array([0.7, 0.2, 0.1]), "singlelabel")
+    torch.testing.assert_close(
+        torch.softmax(model.backbone.fc.bias, 0), torch.tensor([0.7, 0.2, 0.1])
+    )

@@ -30,4 +30,8 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"CV MAP@20 {scores['map20']:.4f} over {scores['n_images']} images  (wrote {args.run}/oof.npz, eval.npz, cv.json)"
     )
+    if scores["prior_map20"] is not None:
+        print(
+            f"frequency prior, out of fold (ranked by the other folds' frequencies): MAP@20 {scores['prior_map20']:.4f}"
+        )
     return 0

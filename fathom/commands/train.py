@@ -56,6 +56,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from fathom import distributed
     from fathom.config import load_config
     from fathom.data import read_competition_data
     from fathom.train import train_run
@@ -71,7 +72,10 @@ def run(args: argparse.Namespace) -> int:
         folds = [args.fold]
     else:
         folds = list(range(cfg.n_folds))
-    run_dir = train_run(cfg, data, args.runs, folds, progress=not args.no_progress)
+    try:
+        run_dir = train_run(cfg, data, args.runs, folds, progress=not args.no_progress)
+    finally:
+        distributed.finish()
     if args.fold is None and not args.full_fit:
         print(f"all folds trained; `fathom oof {run_dir}` stitches them and prints the CV score")
     return 0
