@@ -175,13 +175,14 @@ def test_a_member_with_weight_zero_does_not_shape_the_osd(world, tmp_path):
     tuning = json.loads(both.read_text())
     tuning["ensemble"].update(method="weighted", weights=[1.0, 0.0])
     both.write_text(json.dumps(tuning))
-    assert cli("submit", both, "--name", "both", "--out-dir", tmp_path) == 0
-    assert cli("submit", solo, "--name", "solo", "--out-dir", tmp_path) == 0
-    a, b = read_submission(tmp_path / "both.csv"), read_submission(tmp_path / "solo.csv")
+    subs = tmp_path / "subs"
+    assert cli("submit", both, "--name", "both", "--out-dir", subs) == 0
+    assert cli("submit", solo, "--name", "solo", "--out-dir", subs) == 0
+    a, b = read_submission(subs / "both.csv"), read_submission(subs / "solo.csv")
     assert a["osd"].tolist() == b["osd"].tolist()
     assert a["categories"].tolist() == b["categories"].tolist()
     # the zero-weight member is still recorded in the manifest
-    assert [e["name"] for e in read_manifest(tmp_path / "both.json")["experiments"]] == [
+    assert [e["name"] for e in read_manifest(subs / "both.json")["experiments"]] == [
         "good",
         "weak",
     ]
