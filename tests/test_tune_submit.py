@@ -166,3 +166,23 @@ def test_the_frequency_prior_can_join_the_ensemble(world, tmp_path):
     assert "checkpoints" not in m["experiments"][1] or m["experiments"][1]["checkpoints"] == []
     ids = pd.read_csv(world["comp"] / TRUTH_FILE, dtype=str)["id"]
     assert validate(read_submission(tmp_path / "p.csv"), set(ids), range(1, 291)) == []
+
+
+def test_a_member_with_weight_zero_does_not_shape_the_osd(world, tmp_path):
+    both, solo = tmp_path / "both.json", tmp_path / "solo.json"
+    assert cli("tune", world["good"], world["weak"], "--osd", "knn", "--out", both) == 0
+    assert cli("tune", world["good"], "--osd", "knn", "--out", solo) == 0
+    tuning = json.loads(both.read_text())
+    tuning["ensemble"].update(method="weighted", weights=[1.0, 0.0])
+    both.write_text(json.dumps(tuning))
+    subs = tmp_path / "subs"
+    assert cli("submit", both, "--name", "both", "--out-dir", subs) == 0
+    assert cli("submit", solo, "--name", "solo", "--out-dir", subs) == 0
+    a, b = read_submission(subs / "both.csv"), read_submission(subs / "solo.csv")
+    assert a["osd"].tolist() == b["osd"].tolist()
+    assert a["categories"].tolist() == b["categories"].tolist()
+    # the zero-weight member is still recorded in the manifest
+    assert [e["name"] for e in read_manifest(subs / "both.json")["experiments"]] == [
+        "good",
+        "weak",
+    ]

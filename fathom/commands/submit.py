@@ -91,8 +91,9 @@ def eval_osd(tuning: dict, runs, evals: list, oofs: list, scorer: str, probs, lo
 def ensemble_eval(tuning: dict, comp_dir, predictions=None) -> dict:
     """The experiments' eval predictions combined as the tuning says.
 
-    Returns ids, category_ids, runs (the members that are run folders), their aligned eval
-    arrays and OOF arrays, and the combined probs and logits.
+    Returns ids, category_ids, runs (the run-folder members with a positive weight, which
+    the osd scorers use), their aligned eval and OOF arrays, all_runs, and the combined probs
+    and logits.
     """
     from pathlib import Path
 
@@ -126,12 +127,17 @@ def ensemble_eval(tuning: dict, comp_dir, predictions=None) -> dict:
     probs = combine(method, member_probs, weights)
     logit_w = weights if method == "weighted" else [1.0] * len(member_logits)
     logits = weighted_mean(member_logits, logit_w)
+    # a member with weight 0 does not shape the ensemble's predictions: its features and its
+    # opinion should not shape the osd score either
+    run_w = [w for w, e in zip(logit_w, members, strict=True) if e.get("kind", "run") == "run"]
+    keep = [i for i, w in enumerate(run_w) if w > 0] or list(range(len(runs)))
     return {
         "ids": ids,
         "category_ids": cats["id"].tolist(),
-        "runs": runs,
-        "evals": evals,
-        "oofs": oofs,
+        "runs": [runs[i] for i in keep],
+        "evals": [evals[i] for i in keep],
+        "oofs": [oofs[i] for i in keep],
+        "all_runs": runs,
         "probs": probs,
         "logits": logits,
     }
@@ -171,7 +177,7 @@ def make(
 
     frame = make_submission(ids, ens["probs"], cats, osd_col)
     write_submission(csv_path, frame, ids, cats, overwrite=overwrite)
-    run_of = {run.name: run for run in ens["runs"]}
+    run_of = {run.name: run for run in ens["all_runs"]}
     experiments = [
         {
             **e,
