@@ -17,6 +17,12 @@ The features of fold k's images come from fold k's model only, so a feature scor
 an image with reference images of the same fold (same feature space, also unseen by that
 model): in simulation by cross-fitting two halves of the fold, on eval by using the fold's
 OOF images as the reference for that fold's eval features.
+
+The simulation has no background shift, so it cannot rate `domain`. `choose_scorer` adds a
+label-free test instead: if a classifier tells the eval images from the training images
+(cross-validated AUC clearly above 0.5), the eval set is shifted and `domain` joins the
+choice; a simulated winner joins only if its sAUC is clearly above 0 (two standard errors).
+Two chosen scorers are combined as `a+b`, the mean of their ranks.
 """
 
 from __future__ import annotations
@@ -222,6 +228,87 @@ def simulate_scores(
     return out
 
 
+def auc_standard_error(auc: float, n_pos: int, n_neg: int) -> float:
+    """Hanley & McNeil's (1982) standard error of an AUC with n_pos positives, n_neg negatives."""
+    q1, q2 = auc / (2 - auc), 2 * auc**2 / (1 + auc)
+    var = (auc * (1 - auc) + (n_pos - 1) * (q1 - auc**2) + (n_neg - 1) * (q2 - auc**2)) / (
+        n_pos * n_neg
+    )
+    return float(np.sqrt(max(var, 0.0)))
+
+
+def shift_auc(reference: np.ndarray, query: np.ndarray, n_splits: int = 5, seed: int = 0) -> float:
+    """Cross-validated AUC of a classifier telling `query` rows from `reference` rows.
+
+    About 0.5 when the query set is drawn like the reference; clearly above when part of it
+    is shifted (a deeper background, other lighting). No label of either set is used.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    x = np.concatenate([reference, query]).astype(np.float64)
+    y = np.concatenate([np.zeros(len(reference)), np.ones(len(query))])
+    model = make_pipeline(
+        StandardScaler(), LogisticRegression(C=0.05, max_iter=2000, class_weight="balanced")
+    )
+    cv = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    proba = cross_val_predict(model, x, y, cv=cv, method="predict_proba")[:, 1]
+    return float(roc_auc_score(y, proba))
+
+
+def choose_scorer(
+    simulated: dict[str, float | None],
+    n_unseen: int,
+    n_seen: int,
+    shift: float | None = None,
+    n_reference: int = 0,
+    n_query: int = 0,
+) -> tuple[str, str]:
+    """The osd scorer to use, and why, from the simulation and the label-free shift test.
+
+    - a simulated scorer counts only if its sAUC is two standard errors above 0;
+    - `domain` counts if the eval set is shifted: `shift` (see `shift_auc`) three standard
+      errors above 0.5 and at least 0.55;
+    - both count: `domain+<best>`; one: that one; none: the best simulated scorer anyway.
+    """
+    scored = {k: v for k, v in simulated.items() if v is not None and k != "domain"}
+    best = max(scored, key=scored.get) if scored else None
+    best_auc = (scored[best] + 1) / 2 if best else 0.5
+    significant = bool(best) and scored[best] > 2 * 2 * auc_standard_error(
+        best_auc, max(n_unseen, 1), max(n_seen, 1)
+    )
+    shifted = shift is not None and shift >= 0.55
+    if shifted and n_reference and n_query:
+        shifted = shift - 0.5 > 3 * auc_standard_error(shift, n_query, n_reference)
+    if shifted and significant:
+        return f"domain+{best}", (
+            f"eval set shifted (train-vs-eval AUC {shift:.3f}) and {best} beats chance on "
+            f"held-out categories (sAUC {scored[best]:.3f})"
+        )
+    if shifted:
+        why = f"eval set shifted (train-vs-eval AUC {shift:.3f}); "
+        why += (
+            f"no scorer beats chance on held-out categories (best {best} {scored[best]:.3f})"
+            if best
+            else "no simulation"
+        )
+        return "domain", why
+    if best is None:
+        raise ValueError("no simulated scorer and no shift: nothing to choose from")
+    shift_text = (
+        "no shift test" if shift is None else f"no clear shift (train-vs-eval AUC {shift:.3f})"
+    )
+    return best, f"best on held-out categories (sAUC {scored[best]:.3f}); {shift_text}"
+
+
+def is_scorer(name: str) -> bool:
+    """A scorer name, or several joined by `+` (the mean of their ranks)."""
+    return all(part in SCORERS for part in name.split("+"))
+
+
 def eval_scores(
     name: str,
     probs: np.ndarray,
@@ -235,8 +322,14 @@ def eval_scores(
     Prediction scorers read the ensemble's eval `probs`/`logits` (and the models' `prob_stack`
     for disagreement). Feature scorers pair each fold model's eval features with that fold's
     OOF features as the reference (`fold_features[i]` with `fold_references[i]`, any number
-    of models x folds) and average the ranks.
+    of models x folds) and average the ranks. `a+b` averages the ranks of scorers a and b.
     """
+    if "+" in name:
+        parts = [
+            eval_scores(part, probs, logits, prob_stack, fold_features, fold_references)
+            for part in name.split("+")
+        ]
+        return to_unit(np.mean(parts, axis=0))
     if name in FEATURE_FUNCS:
         if not fold_features:
             raise ValueError(f"scorer {name!r} needs features")

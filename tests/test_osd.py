@@ -155,3 +155,46 @@ def test_choose_holdout_categories_hits_the_share_and_spares_the_common():
     assert not set(chosen) & set(top3)
     share = np.mean([bool(set(r) & set(chosen)) for r in rows])
     assert 0.1 < share <= 0.2
+
+
+def test_auc_standard_error_hand_worked():
+    # Hanley & McNeil at AUC 0.5 with 10 + 10 images: var = (0.25 + 9*(1/12) * 2) / 100
+    assert osd.auc_standard_error(0.5, 10, 10) == pytest.approx(np.sqrt(0.0175))
+    assert osd.auc_standard_error(0.9, 100, 100) < osd.auc_standard_error(0.9, 10, 10)
+
+
+def test_shift_auc_sees_a_shifted_part_of_the_query_set():
+    rng = np.random.default_rng(0)
+    reference = rng.normal(0, 1, (300, 8))
+    same = rng.normal(0, 1, (300, 8))
+    shifted = np.concatenate([rng.normal(0, 1, (150, 8)), rng.normal(2.5, 1, (150, 8))])
+    assert abs(osd.shift_auc(reference, same) - 0.5) < 0.08
+    assert osd.shift_auc(reference, shifted) > 0.7
+
+
+def test_choose_scorer_rules():
+    sims = {"max_prob": 0.30, "knn": 0.05, "domain": -0.2, "disagreement": None}
+    # clear winner, no shift: the simulated best
+    name, why = osd.choose_scorer(sims, 100, 400, shift=0.51, n_reference=300, n_query=300)
+    assert name == "max_prob" and "no clear shift" in why
+    # clear winner and a shifted eval set: both, rank-averaged
+    name, _ = osd.choose_scorer(sims, 100, 400, shift=0.75, n_reference=300, n_query=300)
+    assert name == "domain+max_prob"
+    # a winner within noise (few unseen images) and a shift: domain alone
+    weak = {"max_prob": 0.08, "knn": 0.02}
+    name, why = osd.choose_scorer(weak, 20, 200, shift=0.75, n_reference=300, n_query=300)
+    assert name == "domain" and "no scorer beats chance" in why
+    # a shift AUC above 0.55 but inside its noise (tiny sets) does not count
+    name, _ = osd.choose_scorer(weak, 20, 200, shift=0.6, n_reference=10, n_query=10)
+    assert name == "max_prob"
+    assert osd.is_scorer("domain+max_prob") and not osd.is_scorer("domain+nope")
+
+
+def test_combined_scorer_is_the_mean_of_ranks():
+    rng = np.random.default_rng(1)
+    probs = rng.random((40, 5))
+    logits = np.log(probs / (1 - probs))
+    a = osd.eval_scores("max_prob", probs, logits)
+    b = osd.eval_scores("entropy", probs, logits)
+    both = osd.eval_scores("max_prob+entropy", probs, logits)
+    assert np.allclose(both, osd.to_unit((a + b) / 2))

@@ -61,7 +61,8 @@ def eval_osd(tuning: dict, runs, evals: list, oofs: list, scorer: str, probs, lo
     from fathom.errors import FathomError
 
     stack = None
-    if scorer == "disagreement":
+    parts = scorer.split("+")
+    if "disagreement" in parts:
         stack = (
             np.stack([e["probs"] for e in evals]) if len(evals) > 1 else evals[0].get("fold_probs")
         )
@@ -70,7 +71,7 @@ def eval_osd(tuning: dict, runs, evals: list, oofs: list, scorer: str, probs, lo
                 "osd scorer `disagreement` needs two experiments or eval.npz `fold_probs`"
             )
     feats, refs = [], []
-    if scorer in osd_lib.FEATURE_SCORERS:
+    if any(part in osd_lib.FEATURE_SCORERS for part in parts):
         for run, e, o in zip(runs, evals, oofs, strict=True):
             if "fold_features" not in e:
                 raise FathomError(

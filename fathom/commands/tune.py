@@ -139,12 +139,19 @@ def tune_runs(experiments, holdout=(), comp=None, osd_name=None, prior=False) ->
             raise FathomError(
                 "no --holdout runs to choose the osd scorer on: pass them, or name one with --osd"
             )
-        if (
-            len(runs) < 2
-        ):  # disagreement between ensemble members needs members; folds are a proxy only
+        if len(runs) < 2:  # disagreement between ensemble members needs members
             scored.pop("disagreement", None)
-        osd_name = max(scored, key=scored.get)
-    elif osd_name not in osd_lib.SCORERS:
+        osd_info["shift"] = eval_shift(runs, oofs)
+        n_unseen = osd_info["n_unseen"]
+        osd_name, osd_info["why"] = osd_lib.choose_scorer(
+            scored,
+            n_unseen,
+            osd_info["n_images"] - n_unseen,
+            osd_info["shift"]["auc"],
+            osd_info["shift"]["n_reference"],
+            osd_info["shift"]["n_query"],
+        )
+    elif not osd_lib.is_scorer(osd_name):
         raise FathomError(
             f"unknown osd scorer {osd_name!r}; choose from {', '.join(osd_lib.SCORERS)}"
         )
@@ -174,6 +181,28 @@ def tune_runs(experiments, holdout=(), comp=None, osd_name=None, prior=False) ->
         },
         "osd": osd_info,
     }
+
+
+def eval_shift(runs, oofs) -> dict:
+    """The label-free shift test: how well each fold model's features tell the eval images from
+    that fold's OOF (training) images, as a cross-validated AUC averaged over folds and runs."""
+    import numpy as np
+
+    from fathom import osd as osd_lib
+
+    aucs, n_ref, n_query = [], 0, 0
+    for run, oof in zip(runs, oofs, strict=True):
+        ev = run.eval()
+        if "fold_features" not in ev:
+            continue
+        folds = ev["folds"] if "folds" in ev else np.unique(oof["fold"])
+        for k, f in enumerate(folds):
+            ref = oof["features"][oof["fold"] == f]
+            aucs.append(osd_lib.shift_auc(ref, ev["fold_features"][k]))
+            n_ref, n_query = len(ref), len(ev["fold_features"][k])
+    if not aucs:
+        return {"auc": None, "n_reference": 0, "n_query": 0}
+    return {"auc": float(np.mean(aucs)), "n_reference": n_ref, "n_query": n_query}
 
 
 def print_tuning(result: dict) -> None:
@@ -216,7 +245,11 @@ def print_tuning(result: dict) -> None:
             {"scorer": k, "sAUC": ("n/a" if v is None else round(v, 4))} for k, v in sims.items()
         ]
         print(pd.DataFrame(rows).to_string(index=False))
-    print(f"osd scorer: {result['osd']['scorer']}")
+    shift = (result["osd"].get("shift") or {}).get("auc")
+    if shift is not None:
+        print(f"train-vs-eval shift test (no labels): AUC {shift:.4f} (0.5 = no shift)")
+    why = result["osd"].get("why")
+    print(f"osd scorer: {result['osd']['scorer']}" + (f"  ({why})" if why else ""))
 
 
 def run(args: argparse.Namespace) -> int:
