@@ -24,11 +24,9 @@ def balanced_pos_weight(targets: np.ndarray) -> torch.Tensor:
 
 def balanced_class_weight(labels: np.ndarray, n_classes: int) -> torch.Tensor:
     """scikit-learn's 'balanced' weights n / (k * count), over the k classes present (1 for absent ones)."""
-    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
-    present = counts > 0
-    weight = np.ones(n_classes)
-    weight[present] = len(labels) / (present.sum() * counts[present])
-    return torch.tensor(weight, dtype=torch.float32)
+    from fathom.folder import balanced_class_weights  # the one compute_class_weight wrapper
+
+    return torch.from_numpy(balanced_class_weights(labels, n_classes))
 
 
 class SigmoidFocalLoss(nn.Module):

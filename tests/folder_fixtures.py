@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from PIL import Image
 
 
@@ -31,19 +30,3 @@ def make_dataset(
     for i in range(flat_test):
         write_image(root / "test" / f"t{i}.png", size=size)
     return root
-
-
-@pytest.fixture
-def run_cli(capsys):
-    """Run `fathom ARGS...` in-process; return (exit code, stdout, stderr)."""
-    from fathom.cli import main
-
-    def _run(*args):
-        try:
-            code = main([str(a) for a in args])
-        except SystemExit as exc:
-            code = exc.code
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    return _run

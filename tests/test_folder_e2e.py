@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from engine_fixtures import one_thread  # noqa: F401
-from folder_fixtures import make_dataset, run_cli  # noqa: F401
+from folder_fixtures import make_dataset
 
 from fathom import classification_metrics as cm
 from fathom.folder import labels_of, open_folder, read_classes, read_folder_split
