@@ -60,17 +60,32 @@ def _folder_folds(args: argparse.Namespace) -> int:
 
     ds = open_folder(args.comp)
     if ds.val_dir is not None:
-        raise FathomError(f"{ds.val_dir}: the dataset has its own validation folder; training validates on it, no folds needed")
+        raise FathomError(
+            f"{ds.val_dir}: the dataset has its own validation folder; training validates on it, no folds needed"
+        )
     path = Path(args.out_dir) / f"{args.name or f'skf{args.n_splits}'}.csv"
     if path.exists() and not args.overwrite:
-        raise FathomError(f"{path}: already exists (runs may depend on it; pass --overwrite to replace)")
+        raise FathomError(
+            f"{path}: already exists (runs may depend on it; pass --overwrite to replace)"
+        )
     table = read_folder_split(ds, "train")
     folds = stratified_folds(table, args.n_splits, args.seed)
     fileio.write_csv(path, folds)
-    print(f"wrote {path}: {len(folds)} images in {args.n_splits} stratified folds (seed {args.seed})")
+    print(
+        f"wrote {path}: {len(folds)} images in {args.n_splits} stratified folds (seed {args.seed})"
+    )
     rows = []
-    for name, f in (("StratifiedKFold", folds), ("KFold (shuffled)", assign_folds(table, args.n_splits, args.seed, method="kfold"))):
+    for name, f in (
+        ("StratifiedKFold", folds),
+        ("KFold (shuffled)", assign_folds(table, args.n_splits, args.seed, method="kfold")),
+    ):
         s = fold_spread(table, f)
-        rows.append({"scheme": name, "mean max |class share - 1/K|": round(s["max_deviation"], 4), "classes missing from a fold": round(s["missing_from_a_fold"], 4)})
+        rows.append(
+            {
+                "scheme": name,
+                "mean max |class share - 1/K|": round(s["max_deviation"], 4),
+                "classes missing from a fold": round(s["missing_from_a_fold"], 4),
+            }
+        )
     print(pd.DataFrame(rows).to_string(index=False))
     return 0

@@ -47,11 +47,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help=f"(default {d.n_supercategories})",
     )
     p.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
-    p.add_argument("--kind", choices=["fathomnet", "folder"], default="fathomnet", help="fathomnet: the multi-label Kaggle layout (default); folder: a single-label folder dataset")
+    p.add_argument(
+        "--kind",
+        choices=["fathomnet", "folder"],
+        default="fathomnet",
+        help="fathomnet: the multi-label Kaggle layout (default); folder: a single-label folder dataset",
+    )
     f = FolderSynthConfig()
     g = p.add_argument_group("--kind folder")
-    g.add_argument("--smallest", type=int, default=f.smallest, help=f"train images of the rarest class (default {f.smallest}; the largest has 11x)")
-    g.add_argument("--size", type=int, default=f.size, help=f"square image size in px (default {f.size})")
+    g.add_argument(
+        "--smallest",
+        type=int,
+        default=f.smallest,
+        help=f"train images of the rarest class (default {f.smallest}; the largest has 11x)",
+    )
+    g.add_argument(
+        "--size", type=int, default=f.size, help=f"square image size in px (default {f.size})"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -20,9 +20,15 @@ example:  fathom validate submissions/fish.csv --folder data/fish"""
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("submission", help="submission CSV")
     which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--eval", dest="eval_json", help="the competition's object_detection/eval.json")
-    which.add_argument("--folder", help="a single-label folder dataset (train/<class>/..., test/...)")
-    p.add_argument("--max-problems", type=int, default=20, help="print at most this many (default 20)")
+    which.add_argument(
+        "--eval", dest="eval_json", help="the competition's object_detection/eval.json"
+    )
+    which.add_argument(
+        "--folder", help="a single-label folder dataset (train/<class>/..., test/...)"
+    )
+    p.add_argument(
+        "--max-problems", type=int, default=20, help="print at most this many (default 20)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
