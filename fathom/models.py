@@ -188,10 +188,14 @@ def create_backbone(
         warn(f"no pretrained weights for {name} found offline ({where}); training from random init")
         return timm.create_model(name, pretrained=False, **args)
     try:
-        # timm loads a local file through the pretrained-cfg overlay and drops a classifier
-        # whose size differs from n_classes, as it does for hub weights
+        # timm loads a local file through the pretrained-cfg overlay; num_classes=-1 never equals
+        # n_classes, so timm always drops the file's classifier and the head is new: a file
+        # with another head size (or none, as `fathom demo --kind folder` exports) loads too
         return timm.create_model(
-            name, pretrained=True, pretrained_cfg_overlay={"file": str(path)}, **args
+            name,
+            pretrained=True,
+            pretrained_cfg_overlay={"file": str(path), "num_classes": -1},
+            **args,
         )
     except (RuntimeError, OSError, ValueError, KeyError) as exc:
         raise FathomError(

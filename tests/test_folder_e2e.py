@@ -70,3 +70,40 @@ def test_folder_config_mistakes_are_one_line_errors(tiny_folder, tmp_path, run_c
     assert code == 2 and "set n_folds=1" in err and len(err.strip().splitlines()) == 1
     code, _, err = run_cli("train", "default", *common, "n_folds=1", "--runs", tmp_path / "runs")
     assert code == 2 and 'set task = "singlelabel"' in err
+
+
+def test_demo_pretrains_a_backbone_that_the_frozen_transfer_run_keeps(tiny_folder, tmp_path, monkeypatch, capsys):  # fmt: skip
+    """The folder demo's pretraining stage: a full fit on the synthetic FathomNet competition,
+    exported head-less, reused on a rerun, and loaded unchanged by the frozen transfer config."""
+    import torch
+
+    from fathom import demo_folder
+    from fathom.config import load_config
+    from fathom.folder import read_folder_data
+    from fathom.synth import SynthConfig
+    from fathom.train import load_checkpoint, train_run
+
+    monkeypatch.setattr(demo_folder, "PRETRAIN_DATA", SynthConfig(n_train=24, n_eval=10, width=32, height=32))  # fmt: skip
+    monkeypatch.setattr(demo_folder, "PRETRAIN_OVERRIDES", ["epochs=1", "batch_size=8", "device=cpu"])  # fmt: skip
+    path = demo_folder.pretrain_backbone(tmp_path / "work", seed=0)
+    weights = torch.load(path, weights_only=True)
+    trained = load_checkpoint(tmp_path / "work" / "runs" / "pretrain_synth_fathomnet" / "full" / "best.pt")  # fmt: skip
+    assert trained["config"]["competition"].endswith("synth_fathomnet")
+    assert trained["model"]["backbone.classifier.weight"].shape[0] == 290  # the multi-label task
+    assert weights and not any(k.startswith("classifier.") for k in weights)  # head dropped
+    for key, value in weights.items():
+        torch.testing.assert_close(value, trained["model"][f"backbone.{key}"])
+    stamp = path.stat().st_mtime_ns
+    capsys.readouterr()
+    assert demo_folder.pretrain_backbone(tmp_path / "work", seed=0) == path
+    assert "reusing" in capsys.readouterr().out and path.stat().st_mtime_ns == stamp
+
+    overrides = [f"competition={tiny_folder}", f"cache_dir={tmp_path / 'cache'}", "img_size=16",
+                 "epochs=1", "batch_size=4", "num_workers=0", "device=cpu",
+                 f"model={demo_folder.PRETRAIN_MODEL}", f"pretrained={path}"]  # fmt: skip
+    cfg = load_config("fish_effb0_frozen", overrides, name="frozen")
+    run = train_run(cfg, read_folder_data(cfg), tmp_path / "runs", [0], progress=False)
+    best = load_checkpoint(run / "fold0" / "best.pt")["model"]
+    assert best["backbone.classifier.weight"].shape[0] == 3  # a new head for the 3 classes
+    for key, value in weights.items():  # the frozen backbone is the pretrained one, BN stats too
+        torch.testing.assert_close(best[f"backbone.{key}"], value)

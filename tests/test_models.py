@@ -84,3 +84,17 @@ def test_prior_bias_starts_the_head_at_the_class_frequencies():
     torch.testing.assert_close(
         torch.softmax(model.backbone.fc.bias, 0), torch.tensor([0.7, 0.2, 0.1])
     )
+
+
+def test_a_weights_file_loads_under_a_new_head_whatever_its_head(tmp_path):
+    """A file pretrained on another task (290 classes) or saved head-less loads its backbone;
+    the head is always new, also when n_classes equals timm's default 1000."""
+    source = timm.create_model("resnet10t", num_classes=290)
+    weights = source.state_dict()
+    torch.save(weights, tmp_path / "290.pth")
+    torch.save({k: v for k, v in weights.items() if not k.startswith("fc.")}, tmp_path / "nohead.pth")  # fmt: skip
+    for name in ("290.pth", "nohead.pth"):
+        for n_classes in (7, 1000):
+            loaded = create_backbone("resnet10t", n_classes, str(tmp_path / name))
+            torch.testing.assert_close(loaded.layer4[0].conv2.weight, source.layer4[0].conv2.weight)
+            assert loaded.fc.out_features == n_classes

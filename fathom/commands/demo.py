@@ -11,8 +11,12 @@ the frequency prior. Everything goes under WORKDIR (default demo/); rerunning re
 finished stage (delete WORKDIR to start over).
 
 With --kind folder it runs the single-label folder study instead (under WORKDIR/folder/): a
-synthetic 31-class folder dataset, a scratch CNN vs a frozen EfficientNet-B0 vs a two-stage
-fine-tune, `fathom compare` on the three, and scored `id,label` submissions (~3 min on CPU).
+synthetic 31-class folder dataset, a scratch CNN vs a frozen pretrained backbone vs a
+two-stage fine-tune, `fathom compare` on the three, and scored `id,label` submissions (~4 min
+on CPU). No ImageNet weights are downloaded: without --weights the transfer backbone
+(MobileNetV3-Small x0.5) is pretrained by fathom itself on its synthetic FathomNet
+competition (multi-label, 290 categories) and loaded from that file; with --weights the
+transfer runs use EfficientNet-B0 and the given ImageNet weights.
 
 example:  fathom demo --workdir demo
 example:  fathom demo --kind folder"""
@@ -50,7 +54,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--weights",
-        help="--kind folder: ImageNet weights for efficientnet_b0, a file or `hf` (the Hugging Face cache); default: none (random init)",
+        help="--kind folder: ImageNet weights for efficientnet_b0, a file or `hf` (the Hugging Face cache); default: none (a MobileNetV3 pretrained by fathom on its synthetic FathomNet competition)",
     )
 
 
