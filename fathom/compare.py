@@ -11,13 +11,13 @@ get MAP@20.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from fathom import fileio
 from fathom.errors import FathomError
 
 # history.csv columns that hold an epoch's duration in seconds, by the names trainers use
@@ -54,12 +54,7 @@ def read_run(run_dir: str | Path) -> Run:
     config_path = run_dir / "config.json"
     if not config_path.is_file():
         raise FathomError(f"{run_dir}: not a run folder (no config.json; `fathom train` writes it)")
-    try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise FathomError(
-            f"{config_path}: not valid JSON ({exc.msg} at line {exc.lineno})"
-        ) from None
+    config = fileio.read_json(config_path)
     folds = fold_dirs(run_dir)
     histories = {
         p.name: pd.read_csv(p / "history.csv") for p in folds if (p / "history.csv").is_file()

@@ -18,7 +18,6 @@ submission wants it), `image_id` (the COCO integer id), `path`, `categories` and
 from __future__ import annotations
 
 import ast
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fathom import fileio
 from fathom.errors import FathomError
 
 SPLITS = ("train", "eval")
@@ -111,13 +111,7 @@ def parse_categories(text: str) -> tuple[int, ...]:
 
 
 def _read_coco(path: Path) -> dict:
-    if not path.is_file():
-        raise FathomError(f"{path}: missing")
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except json.JSONDecodeError as exc:
-        raise FathomError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    data = fileio.read_json(path, "missing")
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
         raise FathomError(f"{path}: no `images` list (not a COCO file?)")
     return data

@@ -43,6 +43,21 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     return Path(path)
 
 
+def read_json(path: str | os.PathLike, missing: str = "no such file") -> Any:
+    """A JSON file's content; a missing or malformed file is a one-line FathomError."""
+    from fathom.errors import FathomError
+
+    path = Path(path)
+    if not path.is_file():
+        raise FathomError(f"{path}: {missing}")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise FathomError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except UnicodeDecodeError:
+        raise FathomError(f"{path}: not a UTF-8 text file") from None
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
     return write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
 

@@ -7,7 +7,6 @@ tests) and does its file work here, so the calls Kaggle sees are few and exact.
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 import stat
 import zipfile
@@ -109,10 +108,7 @@ def read_manifest(submission: Path) -> dict:
     path = submission.with_suffix(".json")
     if not path.is_file():
         return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise FathomError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    data = fileio.read_json(path)
     return data if isinstance(data, dict) else {}
 
 

@@ -8,7 +8,6 @@ its estimated sAUC, the CV MAP@20 and the time it was written.
 from __future__ import annotations
 
 import hashlib
-import json
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -89,13 +88,7 @@ def write_manifest(path: str | Path, manifest: dict, overwrite: bool = False) ->
 
 
 def read_manifest(path: str | Path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise FathomError(f"{path}: no such manifest")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise FathomError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    data = fileio.read_json(path, "no such manifest")
     missing = [k for k in REQUIRED if k not in data]
     if missing:
         raise FathomError(f"{path}: not a submission manifest (lacks {', '.join(missing)})")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fathom import fileio
 from fathom.errors import FathomError
 
 OOF_KEYS = ("ids", "fold", "probs", "logits", "features", "category_ids")
@@ -51,12 +52,7 @@ class Run:
 
     def config(self) -> dict:
         path = self.path / "config.json"
-        if not path.is_file():
-            return {}
-        try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise FathomError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        return fileio.read_json(path) if path.is_file() else {}
 
     def cv(self) -> dict:
         path = self.path / "cv.json"

@@ -211,12 +211,7 @@ def stage(
 
 
 def _read_tuning(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError:
-        raise FathomError(f"{path}: no such tuning file (`fathom tune` writes it)") from None
-    except json.JSONDecodeError as exc:
-        raise FathomError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    data = fileio.read_json(path, "no such tuning file (`fathom tune` writes it)")
     if not isinstance(data, dict) or not isinstance(data.get("experiments"), list):
         raise FathomError(f"{path}: not a tuning file (no `experiments` list)")
     return data

@@ -33,18 +33,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def read_tuning(path) -> dict:
-    import json
-    from pathlib import Path
-
+    from fathom import fileio
     from fathom.errors import FathomError
 
-    path = Path(path)
-    if not path.is_file():
-        raise FathomError(f"{path}: no such tuning file (`fathom tune` writes it)")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise FathomError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    data = fileio.read_json(path, "no such tuning file (`fathom tune` writes it)")
+    if not isinstance(data, dict):
+        raise FathomError(f"{path}: not a tuning file")
     missing = [k for k in ("experiments", "ensemble", "thresholds", "osd") if k not in data]
     if missing:
         raise FathomError(f"{path}: not a tuning file (lacks {', '.join(missing)})")
