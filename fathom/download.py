@@ -21,6 +21,7 @@ import os
 import random
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -300,18 +301,20 @@ def download(
             received[0] += n
 
     fetcher = _Fetcher(cfg, root, on_bytes)
+    counts = Counter()  # per status, as outcomes arrive (rescanning them all is quadratic)
     pool = ThreadPoolExecutor(max_workers=cfg.workers, thread_name_prefix="fathom-dl")
     try:
         futures = [pool.submit(fetcher.run, job) for job in jobs]
         for future in as_completed(futures):
             outcome = future.result()
             report.outcomes.append(outcome)
+            counts[outcome.status] += 1
             bar.update(1)
             elapsed = max(time.monotonic() - start, 1e-9)
             bar.set_postfix(
-                ok=report.count("ok"),
-                skip=report.count("skipped"),
-                fail=report.count("failed"),
+                ok=counts["ok"],
+                skip=counts["skipped"],
+                fail=counts["failed"],
                 MBps=f"{received[0] / elapsed / 1e6:.1f}",
                 refresh=False,
             )
