@@ -102,6 +102,18 @@ def mahalanobis_distance(reference: np.ndarray, query: np.ndarray) -> np.ndarray
     return LedoitWolf().fit(ref).mahalanobis(np.asarray(query, dtype=np.float64))
 
 
+def _domain_classifier():
+    """Tells one image set from another by their features; strongly regularised, so it
+    picks up a shift shared by many images rather than single images."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(
+        StandardScaler(), LogisticRegression(C=0.05, max_iter=2000, class_weight="balanced")
+    )
+
+
 def domain_score(
     reference: np.ndarray, query: np.ndarray, n_splits: int = 5, seed: int = 0
 ) -> np.ndarray:
@@ -111,10 +123,6 @@ def domain_score(
     fitted without it, so the score reflects what separates the query set as a whole (a
     shifted background, unseen organisms), not memorisation of the row.
     """
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
     ref = np.asarray(reference, dtype=np.float64)
     qry = np.asarray(query, dtype=np.float64)
     n_splits = max(2, min(n_splits, len(qry)))
@@ -124,9 +132,7 @@ def domain_score(
         train_q = qry[part != s]
         x = np.concatenate([ref, train_q])
         y = np.concatenate([np.zeros(len(ref)), np.ones(len(train_q))])
-        model = make_pipeline(
-            StandardScaler(), LogisticRegression(C=0.05, max_iter=2000, class_weight="balanced")
-        )
+        model = _domain_classifier()
         model.fit(x, y)
         out[part == s] = model.predict_proba(qry[part == s])[:, 1]
     return out
@@ -243,17 +249,12 @@ def shift_auc(reference: np.ndarray, query: np.ndarray, n_splits: int = 5, seed:
     About 0.5 when the query set is drawn like the reference; clearly above when part of it
     is shifted (a deeper background, other lighting). No label of either set is used.
     """
-    from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
 
     x = np.concatenate([reference, query]).astype(np.float64)
     y = np.concatenate([np.zeros(len(reference)), np.ones(len(query))])
-    model = make_pipeline(
-        StandardScaler(), LogisticRegression(C=0.05, max_iter=2000, class_weight="balanced")
-    )
+    model = _domain_classifier()
     cv = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     proba = cross_val_predict(model, x, y, cv=cv, method="predict_proba")[:, 1]
     return float(roc_auc_score(y, proba))
@@ -277,9 +278,8 @@ def choose_scorer(
     scored = {k: v for k, v in simulated.items() if v is not None and k != "domain"}
     best = max(scored, key=scored.get) if scored else None
     best_auc = (scored[best] + 1) / 2 if best else 0.5
-    significant = bool(best) and scored[best] > 2 * 2 * auc_standard_error(
-        best_auc, max(n_unseen, 1), max(n_seen, 1)
-    )
+    sauc_se = 2 * auc_standard_error(best_auc, max(n_unseen, 1), max(n_seen, 1))  # sAUC = 2 AUC - 1
+    significant = bool(best) and scored[best] > 2 * sauc_se
     shifted = shift is not None and shift >= 0.55
     if shifted and n_reference and n_query:
         shifted = shift - 0.5 > 3 * auc_standard_error(shift, n_query, n_reference)
