@@ -26,6 +26,13 @@ CREDENTIALS_HINT = (
 )
 
 
+def add_slug_argument(parser) -> None:
+    """The `--competition` option every Kaggle-facing command takes."""
+    parser.add_argument(
+        "--competition", default=COMPETITION, help=f"Kaggle slug (default {COMPETITION})"
+    )
+
+
 def connect() -> Any:
     """An authenticated `kaggle.api.kaggle_api_extended.KaggleApi`, or FathomError with the hint."""
     sink = io.StringIO()  # kaggle prints its own multi-page help; we say it in one line

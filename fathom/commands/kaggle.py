@@ -22,7 +22,7 @@ examples:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from fathom.kaggle_api import COMPETITION
+    from fathom.kaggle_api import add_slug_argument
 
     sub = p.add_subparsers(dest="kaggle_command", metavar="<action>", required=True)
     fmt = argparse.RawDescriptionHelpFormatter
@@ -33,9 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         formatter_class=fmt,
         description="Download the competition's archive through KaggleApi, unzip it (no member may land outside OUT) and check the expected files.\n\nexample:  fathom kaggle download --out data/fathomnet",
     )
-    d.add_argument(
-        "--competition", default=COMPETITION, help=f"Kaggle slug (default {COMPETITION})"
-    )
+    add_slug_argument(d)
     d.add_argument(
         "--out",
         default="data/fathomnet",
@@ -56,9 +54,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--comp",
         help="competition folder to validate against (default: the manifest's `competition`)",
     )
-    s.add_argument(
-        "--competition", default=COMPETITION, help=f"Kaggle slug (default {COMPETITION})"
-    )
+    add_slug_argument(s)
     s.add_argument("-m", "--message", help="text added to the submission message")
     s.add_argument(
         "--dry-run", action="store_true", help="validate and show what would be sent; send nothing"
@@ -70,9 +66,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         formatter_class=fmt,
         description="Your latest submissions to the competition, newest first.\n\nexample:  fathom kaggle submissions -n 10",
     )
-    ls.add_argument(
-        "--competition", default=COMPETITION, help=f"Kaggle slug (default {COMPETITION})"
-    )
+    add_slug_argument(ls)
     ls.add_argument("-n", type=int, default=20, help="how many (default 20)")
 
     u = sub.add_parser(

@@ -31,7 +31,7 @@ examples:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from fathom.kaggle_api import COMPETITION
+    from fathom.kaggle_api import add_slug_argument
 
     sub = p.add_subparsers(dest="kernel_command", metavar="<action>", required=True)
     fmt = argparse.RawDescriptionHelpFormatter
@@ -67,9 +67,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     b.add_argument(
         "--owner", help="your Kaggle user name (default from KAGGLE_USERNAME or kaggle.json)"
     )
-    b.add_argument(
-        "--competition", default=COMPETITION, help=f"Kaggle slug (default {COMPETITION})"
-    )
+    add_slug_argument(b)
     b.add_argument(
         "--images-dataset",
         help="OWNER/SLUG of a dataset holding the images, if the competition has none",
