@@ -104,7 +104,7 @@ def single_label_oof(run: Run, labels: dict[str, int] | None) -> tuple[np.ndarra
 
 
 def multi_label_scores(run: Run, categories: dict[str, tuple[int, ...]] | None) -> dict:
-    from fathom.competition import label_matrix
+    from fathom.data.coco import label_matrix
     from fathom.metrics import map_at_k_matrix
 
     if run.oof_targets is not None:
@@ -183,8 +183,8 @@ def plot_histories(runs: list[Run], path: str | Path, fold: str | None = None) -
 def labels_for(data: str | Path) -> tuple[dict, list[str] | None]:
     """Training labels of a dataset: id -> class index and the class names for a folder
     dataset (train + val images); id -> category tuple and None for a Kaggle-layout one."""
-    from fathom.competition import open_competition, read_split
-    from fathom.folder import (
+    from fathom.data.coco import open_competition, read_split
+    from fathom.data.imagefolder import (
         is_folder_dataset,
         labels_of,
         open_folder,

@@ -1,6 +1,6 @@
 """Single-label submissions, `id,label`: write, read back and validate.
 
-`id` is the test image's id as `fathom.folder` names it (its path relative to the dataset
+`id` is the test image's id as `fathom.data.imagefolder` names it (its path relative to the dataset
 root, without extension, e.g. `test/img_00042`); `label` is a class name, exactly as its
 train folder is spelled (a scorer compares strings: `tilapia` is not `Tilapia`).
 """

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from fathom import fileio
+from fathom.engine.predict import read_predictions
 from fathom.errors import FathomError
 from fathom.metrics import ap_at_k_matrix
-from fathom.predict import read_predictions
 
 
 def fold_dirs(run_dir: Path) -> dict[int, Path]:

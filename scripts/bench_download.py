@@ -24,7 +24,7 @@ import numpy as np
 import requests
 from PIL import Image
 
-from fathom.download import DownloadConfig, Job, download
+from fathom.data.images import DownloadConfig, Job, download
 
 
 def make_images(n: int, size: tuple[int, int]) -> dict[str, bytes]:

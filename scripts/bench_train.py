@@ -30,9 +30,9 @@ from timm.optim import create_optimizer_v2
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fathom.config import TrainConfig  # noqa: E402
-from fathom.data import TrainData  # noqa: E402
-from fathom.models import build_model  # noqa: E402
-from fathom.train import train_fold  # noqa: E402
+from fathom.data.loader import TrainData  # noqa: E402
+from fathom.engine.models import build_model  # noqa: E402
+from fathom.engine.train import train_fold  # noqa: E402
 
 N_CLASSES = 290
 
@@ -152,7 +152,7 @@ def main() -> None:
     data = make_data(work / "images", args.n_images, width, height, args.workers)
     print(f"    wrote {args.n_images} {width}x{height} JPEGs in {time.perf_counter() - t0:.1f}s")
     t0 = time.perf_counter()
-    from fathom.cache import build_cache
+    from fathom.data.cache import build_cache
 
     build_cache(
         data.train, cfg.cache_dir, cfg.cache_size or cfg.img_size, "bench-train", args.workers

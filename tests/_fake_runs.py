@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 
 from fathom import fileio
-from fathom.competition import label_matrix, open_competition, read_categories, read_split
-from fathom.synth import TRUTH_FILE
+from fathom.data.coco import label_matrix, open_competition, read_categories, read_split
+from fathom.synth.fathomnet import TRUTH_FILE
 
 
 def _outputs(y, quality, embed, rng, deep=None):

@@ -4,7 +4,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest  # noqa: E402
 
-from fathom.synth import SynthConfig, generate  # noqa: E402
+from fathom.synth.fathomnet import SynthConfig, generate  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from fathom import fileio
-from fathom.competition import open_competition, read_split
 from fathom.config import TrainConfig
-from fathom.folds import assign_folds
-from fathom.synth import SynthConfig, generate
+from fathom.data.coco import open_competition, read_split
+from fathom.data.folds import assign_folds
+from fathom.synth.fathomnet import SynthConfig, generate
 
 TINY = SynthConfig(
     n_train=48, n_eval=16, width=48, height=32, n_categories=40, n_supercategories=8, seed=3

@@ -1,7 +1,7 @@
 import torch
 
-from fathom.augment import Preprocess, random_affine
 from fathom.config import TrainConfig
+from fathom.data.augment import Preprocess, random_affine
 
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
 STILL = dict(

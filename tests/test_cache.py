@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 from engine_fixtures import one_thread, tiny_comp  # noqa: F401
 
-from fathom.cache import build_cache, cache_path, cached_images, load_image
 from fathom.cli import main
-from fathom.competition import open_competition, read_split
+from fathom.data.cache import build_cache, cache_path, cached_images, load_image
+from fathom.data.coco import open_competition, read_split
 from fathom.errors import FathomError
 
 

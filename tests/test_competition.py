@@ -4,7 +4,7 @@ import shutil
 import pandas as pd
 import pytest
 
-from fathom.competition import open_competition, parse_categories, read_categories, read_split
+from fathom.data.coco import open_competition, parse_categories, read_categories, read_split
 from fathom.errors import FathomError
 
 

@@ -10,7 +10,7 @@ import pytest
 from image_server import FaultServer, make_png
 
 from fathom.cli import main
-from fathom.download import DownloadConfig, Job, download, safe_target, write_failed
+from fathom.data.images import DownloadConfig, Job, download, safe_target, write_failed
 from fathom.errors import FathomError
 
 FAST = DownloadConfig(
@@ -179,7 +179,7 @@ def test_completeness_check_catches_truncation_and_flipped_bytes(tmp_path):
 
     from PIL import Image
 
-    from fathom.download import is_complete_image
+    from fathom.data.images import is_complete_image
 
     png = make_png(7, size=(64, 64))
     (tmp_path / "ok.png").write_bytes(png)

@@ -10,8 +10,7 @@ import pytest
 from folder_fixtures import make_dataset
 from folder_fixtures import write_image as _image
 
-from fathom.errors import FathomError
-from fathom.folder import (
+from fathom.data.imagefolder import (
     balanced_class_weights,
     labels_of,
     open_folder,
@@ -19,7 +18,8 @@ from fathom.folder import (
     read_folder_split,
     stratified_folds,
 )
-from fathom.synth_folder import FolderSynthConfig, class_counts, generate_folder
+from fathom.errors import FathomError
+from fathom.synth.imagefolder import FolderSynthConfig, class_counts, generate_folder
 
 
 @pytest.fixture
@@ -50,8 +50,8 @@ def test_reads_classes_splits_and_a_flat_test(fish):
 
 
 def test_same_columns_as_the_competition_reader(fish):
-    from fathom.competition import open_competition, read_split
-    from fathom.synth import SynthConfig, generate
+    from fathom.data.coco import open_competition, read_split
+    from fathom.synth.fathomnet import SynthConfig, generate
 
     comp = generate(
         fish.parent / "comp", SynthConfig(n_train=10, n_eval=10, n_categories=40), progress=False
@@ -179,7 +179,7 @@ def test_synthetic_folder_dataset(tmp_path):
 
 
 def test_folder_train_table_uses_val_as_fold_zero(fish, tmp_path):
-    from fathom.folder import folder_train_table
+    from fathom.data.imagefolder import folder_train_table
 
     ds = open_folder(fish)
     table = folder_train_table(ds, read_classes(ds))
@@ -190,8 +190,8 @@ def test_folder_train_table_uses_val_as_fold_zero(fish, tmp_path):
 
 def test_folds_command_writes_stratified_folds_without_val(tmp_path, capsys):
     from fathom.cli import main
-    from fathom.folder import folder_train_table
-    from fathom.folds import read_folds
+    from fathom.data.folds import read_folds
+    from fathom.data.imagefolder import folder_train_table
 
     root = make_dataset(tmp_path / "d", {"train": {"a": 4, "b": 6}})
     with pytest.raises(SystemExit) as code:
@@ -206,7 +206,7 @@ def test_folds_command_writes_stratified_folds_without_val(tmp_path, capsys):
 
 
 def test_engine_loss_weights_match_scikit_learn():
-    from fathom.losses import balanced_class_weight
+    from fathom.engine.losses import balanced_class_weight
 
     labels = np.random.default_rng(0).choice(5, size=200, p=[0.5, 0.3, 0.1, 0.1, 0.0])
     np.testing.assert_allclose(

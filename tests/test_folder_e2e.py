@@ -7,7 +7,7 @@ from engine_fixtures import one_thread  # noqa: F401
 from folder_fixtures import make_dataset
 
 from fathom import classification_metrics as cm
-from fathom.folder import labels_of, open_folder, read_classes, read_folder_split
+from fathom.data.imagefolder import labels_of, open_folder, read_classes, read_folder_split
 
 COLORS = {"blue": (20, 40, 220), "green": (30, 200, 40), "red": (220, 30, 20)}
 
@@ -77,11 +77,11 @@ def test_demo_pretrains_a_backbone_that_the_frozen_transfer_run_keeps(tiny_folde
     exported head-less, reused on a rerun, and loaded unchanged by the frozen transfer config."""
     import torch
 
-    from fathom import demo_folder
+    from fathom import demo as demo_folder
     from fathom.config import load_config
-    from fathom.folder import read_folder_data
-    from fathom.synth import SynthConfig
-    from fathom.train import load_checkpoint, train_run
+    from fathom.data.imagefolder import read_folder_data
+    from fathom.engine.train import load_checkpoint, train_run
+    from fathom.synth.fathomnet import SynthConfig
 
     monkeypatch.setattr(demo_folder, "PRETRAIN_DATA", SynthConfig(n_train=24, n_eval=10, width=32, height=32))  # fmt: skip
     monkeypatch.setattr(demo_folder, "PRETRAIN_OVERRIDES", ["epochs=1", "batch_size=8", "device=cpu"])  # fmt: skip

@@ -1,9 +1,9 @@
 import pandas as pd
 import pytest
 
-from fathom.competition import open_competition, read_split
+from fathom.data.coco import open_competition, read_split
+from fathom.data.folds import assign_folds, fold_spread, read_folds
 from fathom.errors import FathomError
-from fathom.folds import assign_folds, fold_spread, read_folds
 
 
 @pytest.fixture(scope="module")

@@ -16,11 +16,14 @@ import pandas as pd
 import pytest
 from kaggle_fake import FakeKaggleApi, http_error
 
-from fathom import kaggle_api, kaggle_data, kernels, weights_dataset
 from fathom.cli import main
 from fathom.commands.prior import write_prior
 from fathom.errors import FathomError
-from fathom.synth import SynthConfig, generate
+from fathom.kaggle import api as kaggle_api
+from fathom.kaggle import competition as kaggle_data
+from fathom.kaggle import kernels
+from fathom.kaggle import weights as weights_dataset
+from fathom.synth.fathomnet import SynthConfig, generate
 
 ROOT = Path(__file__).resolve().parents[1]
 SLUG = kaggle_api.COMPETITION
@@ -82,7 +85,7 @@ def test_no_credentials_gives_one_line(tmp_path):
 
 
 def test_credentials_from_env_authenticate_without_printing_the_key(tmp_path):
-    code = "from fathom.kaggle_api import connect; api = connect(); print(type(api).__name__)"
+    code = "from fathom.kaggle.api import connect; api = connect(); print(type(api).__name__)"
     result = subprocess.run(
         [sys.executable, "-c", code],
         env=_clean_env(tmp_path, KAGGLE_USERNAME="alice", KAGGLE_KEY="0123456789abcdef-secret"),
@@ -439,7 +442,11 @@ def test_upload_weights_dry_run_and_bad_input(tmp_path, monkeypatch, capsys, whe
 def test_wheel_holds_the_package(wheel_dir):
     wheel = next(wheel_dir.glob("fathom-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
-    assert "fathom/cli.py" in names and "fathom/kernel_template.py" in names
+    assert (
+        "fathom/cli.py" in names
+        and "fathom/kaggle/kernel_template.py" in names
+        and "fathom/engine/train.py" in names
+    )
     assert not any("__pycache__" in n for n in names)
 
 
@@ -606,7 +613,7 @@ def test_prior_kernel_runs_here_offline_and_writes_a_valid_submission(tmp_path, 
 
 def _template():
     spec = importlib.util.spec_from_file_location(
-        "kernel_template", ROOT / "fathom" / "kernel_template.py"
+        "kernel_template", ROOT / "fathom" / "kaggle" / "kernel_template.py"
     )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -616,7 +623,7 @@ def _template():
 def test_paths_resolve_in_kaggles_newer_layout_and_images_from_another_dataset(tmp_path, comp):
     import shutil
 
-    from fathom.competition import open_competition, read_split
+    from fathom.data.coco import open_competition, read_split
 
     tpl = _template()
     inp = tmp_path / "input"

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from fathom import kernels, weights_dataset
 from fathom.cli import COMMANDS
-from fathom.kaggle_api import COMPETITION
+from fathom.kaggle import kernels
+from fathom.kaggle import weights as weights_dataset
+from fathom.kaggle.api import COMPETITION
 
 ROOT = Path(__file__).resolve().parents[1]
 NEEDED = ("train", "oof", "predict", "tune", "submit")
@@ -63,9 +64,9 @@ def kernel_env(tmp_path: Path, inp: Path) -> dict:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     from fathom import fileio
-    from fathom.competition import open_competition, read_split
-    from fathom.folds import assign_folds
-    from fathom.synth import SynthConfig, generate
+    from fathom.data.coco import open_competition, read_split
+    from fathom.data.folds import assign_folds
+    from fathom.synth.fathomnet import SynthConfig, generate
 
     work = tmp_path_factory.mktemp("e2e")
     comp = work / "comp"

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from fathom.config import TrainConfig
-from fathom.losses import balanced_class_weight, balanced_pos_weight, build_loss
+from fathom.engine.losses import balanced_class_weight, balanced_pos_weight, build_loss
 
 
 def test_balanced_weights_follow_frequencies():

@@ -5,7 +5,7 @@ import torch
 from engine_fixtures import one_thread  # noqa: F401
 
 from fathom.config import TrainConfig
-from fathom.models import (
+from fathom.engine.models import (
     FathomCNN,
     backbone_stages,
     build_model,
@@ -73,7 +73,7 @@ def test_an_unknown_model_name_is_a_fathom_error():
 def test_prior_bias_starts_the_head_at_the_class_frequencies():
     import numpy as np
 
-    from fathom.models import init_head_bias
+    from fathom.engine.models import init_head_bias
 
     model = build_model(TrainConfig(model="resnet10t"), 3)
     init_head_bias(model, np.array([0.5, 0.1, 0.0]), "multilabel")

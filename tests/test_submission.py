@@ -10,7 +10,7 @@ from fathom.submission import (
     validate,
     write_submission,
 )
-from fathom.synth import TRUTH_FILE
+from fathom.synth.fathomnet import TRUTH_FILE
 
 CATS = list(range(1, 31))
 

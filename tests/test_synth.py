@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from fathom.competition import open_competition, read_categories, read_split
-from fathom.synth import TRUTH_FILE, SynthConfig, generate
+from fathom.data.coco import open_competition, read_categories, read_split
+from fathom.synth.fathomnet import TRUTH_FILE, SynthConfig, generate
 
 
 def test_layout_matches_the_kaggle_files(small_comp):

@@ -16,15 +16,15 @@ import pytest
 import torch
 from engine_fixtures import one_thread, tiny_comp, tiny_config  # noqa: F401
 
-import fathom.train as train_module
-from fathom.augment import Preprocess
-from fathom.competition import open_competition, read_categories, read_split
-from fathom.data import TrainData, fold_rows, read_competition_data, train_batches
+import fathom.engine.train as train_module
+from fathom.data.augment import Preprocess
+from fathom.data.coco import open_competition, read_categories, read_split
+from fathom.data.loader import TrainData, fold_rows, read_competition_data, train_batches
+from fathom.engine.models import build_model
+from fathom.engine.predict import predict_run, read_predictions
+from fathom.engine.train import train_fold, train_run
 from fathom.errors import FathomError
-from fathom.models import build_model
 from fathom.oof import write_oof
-from fathom.predict import predict_run, read_predictions
-from fathom.train import train_fold, train_run
 
 REPO = Path(__file__).resolve().parents[1]
 NUMBERS = ["train_loss", "val_loss", "val_map20", "lr"]

@@ -10,9 +10,9 @@ from _fake_runs import make_run  # noqa: E402
 
 from fathom.cli import main  # noqa: E402
 from fathom.manifest import read_manifest, sha256  # noqa: E402
-from fathom.scoring import score_files  # noqa: E402
+from fathom.score import score_files  # noqa: E402
 from fathom.submission import read_submission, validate  # noqa: E402
-from fathom.synth import TRUTH_FILE, SynthConfig, generate  # noqa: E402
+from fathom.synth.fathomnet import TRUTH_FILE, SynthConfig, generate  # noqa: E402
 
 HOLDOUT = None
 

@@ -1,8 +1,7 @@
 import numpy as np
 import pytest
 
-from fathom.metrics import map_at_k_matrix
-from fathom.tuning import (
+from fathom.ensemble import (
     combine,
     fit_category_thresholds,
     fit_global_threshold,
@@ -15,6 +14,7 @@ from fathom.tuning import (
     tune_thresholds,
     weighted_mean,
 )
+from fathom.metrics import map_at_k_matrix
 
 
 def _targets_from(score, n_true=2):
@@ -117,7 +117,7 @@ def test_tune_thresholds_reports_held_out_and_in_sample_f1():
 
 
 def test_fold_prior_never_sees_its_own_rows():
-    from fathom.tuning import fold_prior
+    from fathom.ensemble import fold_prior
 
     y = np.array([[1, 0], [1, 0], [0, 1], [0, 1]], dtype=float)
     fold = np.array([0, 0, 1, 1])

@@ -24,8 +24,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from fathom.cache import build_cache
-    from fathom.competition import open_competition, read_categories, read_split
+    from fathom.data.cache import build_cache
+    from fathom.data.coco import open_competition, read_categories, read_split
     from fathom.errors import FathomError
 
     if args.size < 8:

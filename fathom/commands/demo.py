@@ -87,11 +87,11 @@ def run_multilabel(work, seed: int = 0):
     from fathom.commands.prior import write_prior
     from fathom.commands.submit import ensemble_eval, eval_osd, make, read_tuning
     from fathom.commands.tune import print_tuning, tune_runs
-    from fathom.competition import open_competition, read_split
-    from fathom.folds import assign_folds, spread_report
+    from fathom.data.coco import open_competition, read_split
+    from fathom.data.folds import assign_folds, spread_report
     from fathom.metrics import sauc
-    from fathom.scoring import score_files
-    from fathom.synth import TRUTH_FILE, SynthConfig, generate
+    from fathom.score import score_files
+    from fathom.synth.fathomnet import TRUTH_FILE, SynthConfig, generate
 
     t0 = time.perf_counter()
     total = 9
@@ -287,7 +287,7 @@ def run(args: argparse.Namespace) -> int:
     if args.kind == "folder":
         from pathlib import Path
 
-        from fathom.demo_folder import FolderDemo, run_folder_demo
+        from fathom.demo import FolderDemo, run_folder_demo
 
         return run_folder_demo(FolderDemo(Path(args.workdir) / "folder", args.seed, args.weights))
     run_multilabel(args.workdir, args.seed)

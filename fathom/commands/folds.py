@@ -28,10 +28,10 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from fathom import fileio
-    from fathom.competition import open_competition, read_split
+    from fathom.data.coco import open_competition, read_split
+    from fathom.data.folds import assign_folds, spread_report
+    from fathom.data.imagefolder import is_folder_dataset
     from fathom.errors import FathomError
-    from fathom.folder import is_folder_dataset
-    from fathom.folds import assign_folds, spread_report
 
     if is_folder_dataset(args.comp):
         return _folder_folds(args)
@@ -54,9 +54,9 @@ def _folder_folds(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from fathom import fileio
+    from fathom.data.folds import assign_folds, fold_spread
+    from fathom.data.imagefolder import open_folder, read_folder_split, stratified_folds
     from fathom.errors import FathomError
-    from fathom.folder import open_folder, read_folder_split, stratified_folds
-    from fathom.folds import assign_folds, fold_spread
 
     ds = open_folder(args.comp)
     if ds.val_dir is not None:

@@ -21,7 +21,7 @@ examples:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from fathom.download import DownloadConfig
+    from fathom.data.images import DownloadConfig
 
     d = DownloadConfig()
     p.add_argument("comp", nargs="?", help="competition folder (Kaggle layout)")
@@ -62,8 +62,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from fathom.competition import SPLITS, _read_coco, open_competition
-    from fathom.download import DownloadConfig, download, jobs_from_coco, write_failed
+    from fathom.data.coco import SPLITS, _read_coco, open_competition
+    from fathom.data.images import DownloadConfig, download, jobs_from_coco, write_failed
     from fathom.errors import FathomError
 
     cfg = DownloadConfig(

@@ -22,7 +22,7 @@ examples:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from fathom.kaggle_api import add_slug_argument
+    from fathom.kaggle.api import add_slug_argument
 
     sub = p.add_subparsers(dest="kaggle_command", metavar="<action>", required=True)
     fmt = argparse.RawDescriptionHelpFormatter
@@ -113,8 +113,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from fathom import kaggle_api, kaggle_data
     from fathom.errors import FathomError
+    from fathom.kaggle import api as kaggle_api
+    from fathom.kaggle import competition as kaggle_data
 
     if args.kaggle_command == "download":
         kaggle_data.download_competition(
@@ -144,8 +145,9 @@ def run(args: argparse.Namespace) -> int:
 def _upload_weights(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from fathom import kaggle_api, weights_dataset
     from fathom.errors import FathomError
+    from fathom.kaggle import api as kaggle_api
+    from fathom.kaggle import weights as weights_dataset
 
     dataset = args.dataset
     if not dataset:

@@ -31,7 +31,7 @@ examples:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from fathom.kaggle_api import add_slug_argument
+    from fathom.kaggle.api import add_slug_argument
 
     sub = p.add_subparsers(dest="kernel_command", metavar="<action>", required=True)
     fmt = argparse.RawDescriptionHelpFormatter
@@ -122,7 +122,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from fathom import kaggle_api, kernels
+    from fathom.kaggle import api as kaggle_api
+    from fathom.kaggle import kernels
 
     if args.kernel_command == "build":
         for spec in _specs(args):
@@ -146,8 +147,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _specs(args: argparse.Namespace) -> list:
     from fathom.errors import FathomError
-    from fathom.kaggle_api import CREDENTIALS_HINT, default_owner
-    from fathom.kernels import KernelSpec
+    from fathom.kaggle.api import CREDENTIALS_HINT, default_owner
+    from fathom.kaggle.kernels import KernelSpec
 
     owner = args.owner or default_owner()
     if not owner:

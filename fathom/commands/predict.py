@@ -23,7 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from fathom.predict import predict_run
+    from fathom.engine.predict import predict_run
 
     out = Path(args.out or args.run) / "eval.npz"
     path = predict_run(args.run, args.comp, out, args.cache_dir, args.device, args.batch_size)

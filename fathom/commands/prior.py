@@ -21,8 +21,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def write_prior(comp_dir, out, overwrite: bool = False):
-    from fathom.baseline import prior_probabilities
-    from fathom.competition import open_competition, read_categories, read_split
+    from fathom.data.coco import open_competition, read_categories, read_split
+    from fathom.prior import prior_probabilities
     from fathom.submission import make_submission, write_submission
 
     comp = open_competition(comp_dir)

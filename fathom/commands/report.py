@@ -38,13 +38,13 @@ def build_report(run_paths, out_dir, tune_path=None, comp=None, progress=True):
     from tqdm import tqdm
 
     from fathom import osd as osd_lib
-    from fathom import report
+    from fathom import plots as report
     from fathom.commands.submit import read_tuning
     from fathom.commands.tune import _competition_of
-    from fathom.competition import label_matrix, open_competition, read_categories, read_split
+    from fathom.data.coco import label_matrix, open_competition, read_categories, read_split
+    from fathom.ensemble import combine
     from fathom.metrics import map_at_k_matrix
-    from fathom.predictions import align_rows, check_categories, open_run
-    from fathom.tuning import combine
+    from fathom.runs import align_rows, check_categories, open_run
 
     out_dir = Path(out_dir)
     runs = [open_run(p) for p in run_paths]

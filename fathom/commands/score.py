@@ -22,7 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from fathom.scoring import score_files
+    from fathom.score import score_files
 
     result = score_files(args.submission, args.truth)
     if args.json:

@@ -92,10 +92,10 @@ def ensemble_eval(tuning: dict, comp_dir, predictions=None) -> dict:
     """
     from pathlib import Path
 
-    from fathom.baseline import prior_probabilities
-    from fathom.competition import open_competition, read_categories, read_split
-    from fathom.predictions import align_rows, check_categories, open_run
-    from fathom.tuning import combine, prior_logits, weighted_mean
+    from fathom.data.coco import open_competition, read_categories, read_split
+    from fathom.ensemble import combine, prior_logits, weighted_mean
+    from fathom.prior import prior_probabilities
+    from fathom.runs import align_rows, check_categories, open_run
 
     competition = open_competition(comp_dir)
     cats = read_categories(competition)

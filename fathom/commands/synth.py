@@ -19,8 +19,8 @@ example:  fathom synth data/fish --kind folder"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from fathom.synth import SynthConfig
-    from fathom.synth_folder import FolderSynthConfig
+    from fathom.synth.fathomnet import SynthConfig
+    from fathom.synth.imagefolder import FolderSynthConfig
 
     d = SynthConfig()
     p.add_argument("out", help="folder to write (must not hold a competition already)")
@@ -67,7 +67,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fathom.synth import TRUTH_FILE, SynthConfig, generate
+    from fathom.synth.fathomnet import TRUTH_FILE, SynthConfig, generate
 
     if args.kind == "folder":
         return _run_folder(args)
@@ -83,8 +83,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_folder(args: argparse.Namespace) -> int:
-    from fathom.folder import TRUTH_FILE
-    from fathom.synth_folder import FolderSynthConfig, class_counts, generate_folder
+    from fathom.data.imagefolder import TRUTH_FILE
+    from fathom.synth.imagefolder import FolderSynthConfig, class_counts, generate_folder
 
     cfg = FolderSynthConfig(smallest=args.smallest, size=args.size, seed=args.seed)
     out = generate_folder(args.out, cfg)

@@ -56,10 +56,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fathom import distributed
     from fathom.config import load_config
-    from fathom.data import read_data
-    from fathom.train import train_run
+    from fathom.data.loader import read_data
+    from fathom.engine import distributed
+    from fathom.engine.train import train_run
 
     overrides = list(args.overrides)
     if args.pretrained is not None:

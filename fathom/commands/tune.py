@@ -56,11 +56,11 @@ def tune_runs(experiments, holdout=(), comp=None, osd_name=None, prior=False) ->
     import numpy as np
 
     from fathom import osd as osd_lib
-    from fathom.competition import label_matrix, open_competition, read_categories, read_split
+    from fathom.data.coco import label_matrix, open_competition, read_categories, read_split
+    from fathom.ensemble import fold_prior, tune_ensemble, tune_thresholds, weighted_mean
     from fathom.errors import FathomError
     from fathom.metrics import map_at_k_matrix
-    from fathom.predictions import align_rows, check_categories, open_run
-    from fathom.tuning import fold_prior, tune_ensemble, tune_thresholds, weighted_mean
+    from fathom.runs import align_rows, check_categories, open_run
 
     runs = [open_run(p) for p in experiments]
     held_runs = [open_run(p) for p in holdout]

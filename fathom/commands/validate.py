@@ -34,7 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from fathom.competition import _coco_images, _read_coco
+    from fathom.data.coco import _coco_images, _read_coco
     from fathom.submission import read_submission, validate
 
     if args.folder:
@@ -52,8 +52,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _folder_problems(submission, folder) -> tuple[list, int]:
+    from fathom.data.imagefolder import open_folder, read_classes, read_folder_split
     from fathom.errors import FathomError
-    from fathom.folder import open_folder, read_classes, read_folder_split
     from fathom.label_submission import validate_labels
     from fathom.submission import read_submission
 

@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fathom.synth import SynthConfig
-from fathom.synth_folder import FolderSynthConfig
+from fathom.synth.fathomnet import SynthConfig
+from fathom.synth.imagefolder import FolderSynthConfig
 
 # (run name, packaged config, CPU-sized overrides): epochs cut so the demo takes ~4 minutes
 RUNS = (
@@ -75,7 +75,7 @@ def export_backbone(run_dir: Path, out: Path) -> Path:
     import timm
 
     from fathom import fileio
-    from fathom.train import load_checkpoint
+    from fathom.engine.train import load_checkpoint
 
     checkpoint = load_checkpoint(run_dir / "full" / "best.pt")
     classifier = timm.models.get_pretrained_cfg(checkpoint["config"]["model"]).classifier
@@ -92,9 +92,9 @@ def pretrain_backbone(work: Path, seed: int) -> Path:
     """Pretrain PRETRAIN_MODEL on the synthetic FathomNet competition (a full fit through the
     engine) and export its backbone; every part reused when already done."""
     from fathom.config import load_config
-    from fathom.data import read_data
-    from fathom.synth import TRUTH_FILE, generate
-    from fathom.train import train_run
+    from fathom.data.loader import read_data
+    from fathom.engine.train import train_run
+    from fathom.synth.fathomnet import TRUTH_FILE, generate
 
     out = work / "pretrained" / f"{PRETRAIN_MODEL}_synth_fathomnet.pth"
     if out.is_file():
@@ -139,15 +139,15 @@ def _submit(
 def run_folder_demo(demo: FolderDemo) -> int:
     from fathom.compare import compare_runs, format_table
     from fathom.config import load_config
-    from fathom.folder import (
+    from fathom.data.imagefolder import (
         TRUTH_FILE,
         open_folder,
         read_classes,
         read_folder_data,
         read_folder_split,
     )
-    from fathom.synth_folder import generate_folder
-    from fathom.train import train_run
+    from fathom.engine.train import train_run
+    from fathom.synth.imagefolder import generate_folder
 
     start = time.perf_counter()
     work = demo.workdir

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from fathom.competition import label_matrix, open_competition, read_categories, read_split
+from fathom.data.coco import label_matrix, open_competition, read_categories, read_split
 from fathom.errors import FathomError
 
 
@@ -51,7 +51,7 @@ def read_competition_data(cfg, need_folds: bool = True) -> TrainData:
     train = read_split(comp, "train", categories=cats)
     ev = read_split(comp, "eval", categories=cats)
     if need_folds:
-        from fathom.folds import read_folds
+        from fathom.data.folds import read_folds
 
         folds = read_folds(cfg.folds, train)
         train = train.merge(folds, on="id", how="left", validate="one_to_one")
@@ -68,7 +68,7 @@ def read_competition_data(cfg, need_folds: bool = True) -> TrainData:
 def read_data(cfg, need_folds: bool = True) -> TrainData:
     """The data a config's `competition` names: a single-label folder dataset
     (train/<class>/..., see fathom/folder.py) or a FathomNet-layout competition."""
-    from fathom.folder import is_folder_dataset, read_folder_data
+    from fathom.data.imagefolder import is_folder_dataset, read_folder_data
 
     if is_folder_dataset(cfg.competition):
         return read_folder_data(cfg, need_folds)

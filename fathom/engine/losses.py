@@ -24,7 +24,9 @@ def balanced_pos_weight(targets: np.ndarray) -> torch.Tensor:
 
 def balanced_class_weight(labels: np.ndarray, n_classes: int) -> torch.Tensor:
     """scikit-learn's 'balanced' weights n / (k * count), over the k classes present (1 for absent ones)."""
-    from fathom.folder import balanced_class_weights  # the one compute_class_weight wrapper
+    from fathom.data.imagefolder import (
+        balanced_class_weights,  # the one compute_class_weight wrapper
+    )
 
     return torch.from_numpy(balanced_class_weights(labels, n_classes))
 

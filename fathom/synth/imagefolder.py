@@ -2,7 +2,7 @@
 
 It stands in for a real folder dataset such as the 31-species freshwater fish set (8,801 /
 2,751 / 1,760 images, largest class 11x the smallest) so the folder flow runs end to end
-with no download. One organism per image, drawn with `fathom.synth`'s helpers on its
+with no download. One organism per image, drawn with `fathom.synth.fathomnet`'s helpers on its
 sea-floor background. Classes come in look-alike pairs (same shape, a nearby hue, another
 texture), so the confusion matrix has structure worth reading.
 
@@ -23,9 +23,9 @@ from PIL import Image
 from tqdm import tqdm
 
 from fathom import fileio
+from fathom.data.imagefolder import TRUTH_FILE
 from fathom.errors import FathomError
-from fathom.folder import TRUTH_FILE
-from fathom.synth import SHAPES, TRAIN_MAX_DEPTH, Look, _background, _render_organism
+from fathom.synth.fathomnet import SHAPES, TRAIN_MAX_DEPTH, Look, _background, _render_organism
 
 SHAPE_NAMES = [
     "disc", "square", "triangle", "diamond", "pentagon", "hexagon", "star", "fourstar", "plus",

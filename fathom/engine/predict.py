@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fathom import distributed, fileio
-from fathom.augment import Preprocess
-from fathom.data import ImageSource, shard
+from fathom import fileio
+from fathom.data.augment import Preprocess
+from fathom.data.loader import ImageSource, shard
+from fathom.engine import distributed
 
 
 def probabilities(logits: np.ndarray, task: str) -> np.ndarray:
@@ -92,7 +93,7 @@ def read_predictions(path: Path) -> dict[str, np.ndarray]:
 def load_for_prediction(checkpoint: Path, device: torch.device):
     """(model, config) from a best.pt, with the weights it holds (never a download)."""
     from fathom.config import from_dict
-    from fathom.models import build_model
+    from fathom.engine.models import build_model
 
     ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)  # untrusted input
     cfg = from_dict(ckpt["config"], where=str(checkpoint)).replace(pretrained=False)
@@ -105,12 +106,12 @@ def predict_run(
     run_dir, comp_dir, out: Path, cache_dir="cache", device="auto", batch_size=None
 ) -> Path:
     """Every checkpoint of a run on COMP's eval images, in the run-level eval.npz format."""
-    from fathom.cache import build_cache
-    from fathom.competition import open_competition, read_categories, read_split
-    from fathom.data import fits_on_device
+    from fathom.data.cache import build_cache
+    from fathom.data.coco import open_competition, read_categories, read_split
+    from fathom.data.imagefolder import is_folder_dataset, open_folder, read_folder_split
+    from fathom.data.loader import fits_on_device
+    from fathom.engine.models import data_config
     from fathom.errors import FathomError
-    from fathom.folder import is_folder_dataset, open_folder, read_folder_split
-    from fathom.models import data_config
     from fathom.oof import average_eval, fold_dirs
 
     run_dir = Path(run_dir)

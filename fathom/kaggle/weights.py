@@ -9,7 +9,7 @@ The staged folder (default `kernels/datasets/<slug>/`):
     folds/<name>.csv                 when given (training kernels need the same folds)
 
 Kaggle uploads sub-folders as zip archives (`dir_mode="zip"`); the kernel script accepts
-either `runs/` or `runs.zip` (fathom.kernel_template).
+either `runs/` or `runs.zip` (fathom.kaggle.kernel_template).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import Any
 
 from fathom import __version__, fileio
 from fathom.errors import FathomError
-from fathom.kaggle_api import http_status, kaggle_errors
+from fathom.kaggle.api import http_status, kaggle_errors
 
 MANIFEST = "fathom-weights.json"
 TUNE_FILE = "tune.json"  # the `fathom tune` file a predict kernel's `fathom submit` reads
@@ -45,7 +45,7 @@ def check_dataset_id(dataset: str) -> tuple[str, str]:
 
 def project_root() -> Path:
     """The source tree fathom is imported from (the wheel is built from it)."""
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     if not (root / "pyproject.toml").is_file():
         raise FathomError(f"{root}: no pyproject.toml; build the wheel from a fathom checkout")
     return root

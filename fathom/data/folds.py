@@ -7,7 +7,7 @@ import pandas as pd
 from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
 from sklearn.model_selection import KFold
 
-from fathom.competition import label_matrix
+from fathom.data.coco import label_matrix
 from fathom.errors import FathomError
 
 

@@ -1,6 +1,6 @@
 """Competition files down, submissions up: the Kaggle calls, with the checks around them.
 
-Every function takes `api` (a `KaggleApi` from `fathom.kaggle_api.connect`, or a stand-in in
+Every function takes `api` (a `KaggleApi` from `fathom.kaggle.api.connect`, or a stand-in in
 tests) and does its file work here, so the calls Kaggle sees are few and exact.
 """
 
@@ -17,7 +17,7 @@ import pandas as pd
 
 from fathom import fileio
 from fathom.errors import FathomError
-from fathom.kaggle_api import COMPETITION, kaggle_errors
+from fathom.kaggle.api import COMPETITION, kaggle_errors
 
 # What `kaggle competitions download -c fathomnet-out-of-sample-detection` must unpack.
 EXPECTED_FILES = {
@@ -144,7 +144,7 @@ def submission_message(submission: Path, manifest: dict, extra: str | None = Non
 
 def validate_for_upload(submission: Path, comp_dir: Path) -> int:
     """Validate against the competition's eval set; FathomError on the first problem. Returns rows."""
-    from fathom.competition import _coco_images, _read_coco, open_competition, read_categories
+    from fathom.data.coco import _coco_images, _read_coco, open_competition, read_categories
     from fathom.submission import read_submission, validate
 
     comp = open_competition(comp_dir)

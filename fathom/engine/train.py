@@ -30,15 +30,21 @@ from timm.scheduler import create_scheduler_v2
 from timm.utils import ModelEmaV3
 from tqdm import tqdm
 
-from fathom import distributed, fileio
-from fathom.augment import Preprocess
-from fathom.cache import build_cache
+from fathom import fileio
 from fathom.config import TrainConfig, config_differences
-from fathom.data import ImageSource, TrainData, fits_on_device, fold_rows, targets, train_batches
-from fathom.errors import FathomError
-from fathom.losses import build_loss
-from fathom.metrics import map_at_k_matrix
-from fathom.models import (
+from fathom.data.augment import Preprocess
+from fathom.data.cache import build_cache
+from fathom.data.loader import (
+    ImageSource,
+    TrainData,
+    fits_on_device,
+    fold_rows,
+    targets,
+    train_batches,
+)
+from fathom.engine import distributed
+from fathom.engine.losses import build_loss
+from fathom.engine.models import (
     FathomModel,
     build_model,
     data_config,
@@ -46,7 +52,9 @@ from fathom.models import (
     init_head_bias,
     set_trainable,
 )
-from fathom.predict import predict, probabilities, write_predictions
+from fathom.engine.predict import predict, probabilities, write_predictions
+from fathom.errors import FathomError
+from fathom.metrics import map_at_k_matrix
 
 
 @dataclass

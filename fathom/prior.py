@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from fathom.competition import label_matrix
+from fathom.data.coco import label_matrix
 
 
 def category_frequency(train: pd.DataFrame, category_ids) -> np.ndarray:

@@ -8,7 +8,7 @@ Layout (torchvision's ImageFolder layout, as most single-label image datasets sh
     <root>/test/<image>               ... or flat (unlabelled)
 
 Classes are the train sub-folders in sorted order; class index i is `classes["id"][i]`.
-Each split is returned as a table in the shape of `fathom.competition.read_split`, so the
+Each split is returned as a table in the shape of `fathom.data.coco.read_split`, so the
 training engine reads both kinds alike: `id` (the path relative to <root> without extension,
 e.g. `train/Tilapia/img_001`; unique across splits), `image_id`, `path`, `categories` (a 1-tuple
 holding the class index; empty for an unlabelled test image), `supercategories` (empty),
@@ -242,7 +242,7 @@ def folder_train_table(
         return pd.concat([train.assign(fold=-1), val.assign(fold=0)], ignore_index=True)
     if folds_path is None:
         return train.assign(fold=-1)
-    from fathom.folds import read_folds
+    from fathom.data.folds import read_folds
 
     folds = read_folds(folds_path, train)
     return train.merge(folds, on="id", how="left", validate="one_to_one")
@@ -252,7 +252,7 @@ def read_folder_data(cfg, need_folds: bool = True):
     """The engine's `TrainData` for the folder dataset `cfg.competition`: train (+ val) images
     with their fold, the test images as the eval table, class ids 0..C-1 (column order of every
     probability matrix; names in `read_classes`)."""
-    from fathom.data import TrainData
+    from fathom.data.loader import TrainData
 
     if cfg.task != "singlelabel":
         raise FathomError(

@@ -18,7 +18,7 @@ from typing import Any
 
 from fathom import fileio
 from fathom.errors import FathomError
-from fathom.kaggle_api import COMPETITION, kaggle_errors
+from fathom.kaggle.api import COMPETITION, kaggle_errors
 
 KINDS = ("predict", "train", "prior")
 METADATA = "kernel-metadata.json"
