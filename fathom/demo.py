@@ -1,17 +1,21 @@
-"""`fathom demo --kind folder`: the fish study end to end on a synthetic folder dataset, on CPU.
+"""`fathom demo`: the whole flow on a synthetic competition, on CPU, scored against its hidden
+truth; and (`--kind folder`) the single-label folder study.
 
-scratch CNN vs transfer stage 1 (frozen pretrained backbone, head only) vs two-stage transfer
-(stage 2 unfreezes the last blocks at a lower LR): the three packaged `fish_*` configs, cut to
-CPU size, trained through the same engine as the multi-label flow, compared by `fathom
-compare`, each written as an `id,label` submission and scored on the hidden test labels.
+Both call the same library functions the subcommands call, in the order a user would run
+them, and reuse every finished stage on a rerun (each stage checks for its output first).
 
-No ImageNet weights can be downloaded here, so without `--weights` the transfer runs start
-from a backbone that fathom pretrains itself on a different task: a full fit of the synthetic
-FathomNet competition (multi-label, 290 categories, the same shape/colour/texture drawing
-vocabulary). Its weights, head dropped, go to a file that the transfer configs load through
-the engine's `pretrained = "<path>"`. EfficientNet-B0 is too slow for that on a CPU, so the
-demo's transfer backbone is MobileNetV3-Small (x0.5); with `--weights` the runs use
-EfficientNet-B0 and the given ImageNet weights, as the packaged configs do.
+The folder study: scratch CNN vs transfer stage 1 (frozen pretrained backbone, head only) vs
+two-stage transfer (stage 2 unfreezes the last blocks at a lower LR): the three packaged
+`fish_*` configs, cut to CPU size, trained through the same engine as the multi-label flow,
+compared by `fathom compare`, each turned into an `id,label` submission by `fathom tune` +
+`fathom submit` and scored on the hidden test labels. No ImageNet weights can be downloaded
+here, so without `--weights` the transfer runs start from a backbone that fathom pretrains
+itself on a different task: a full fit of the synthetic FathomNet competition (multi-label, 290
+categories, the same shape/colour/texture drawing vocabulary). Its weights, head dropped, go
+to a file that the transfer configs load through the engine's `pretrained = "<path>"`.
+EfficientNet-B0 is too slow for that on a CPU, so the demo's transfer backbone is
+MobileNetV3-Small (x0.5); with `--weights` the runs use EfficientNet-B0 and the given ImageNet
+weights, as the packaged configs do.
 """
 
 from __future__ import annotations
@@ -24,8 +28,221 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fathom.synth.fathomnet import SynthConfig
-from fathom.synth.imagefolder import FolderSynthConfig
+from fathom import fileio
+from fathom import osd as osd_lib
+from fathom.config import load_config
+from fathom.data import open_dataset, read_data
+from fathom.data.folds import assign_folds, spread_report
+from fathom.data.imagefolder import TRUTH_FILE as FOLDER_TRUTH
+from fathom.data.imagefolder import open_folder, read_classes
+from fathom.metrics import sauc
+from fathom.oof import write_oof
+from fathom.prior import write_prior
+from fathom.report import compare_runs, format_table
+from fathom.runs import read_tuning
+from fathom.score import score_files
+from fathom.submit import ensemble_eval, eval_osd, make
+from fathom.synth.fathomnet import TRUTH_FILE, SynthConfig, generate
+from fathom.synth.imagefolder import FolderSynthConfig, generate_folder
+from fathom.tune import format_tuning, tune_runs, write_tuning
+
+# The multi-label demo's two backbones: the engine's quick CPU configs (fathom/configs/*.toml),
+# both from random init (no download): the scratch CNN at 32 px and timm's MobileNetV3-Small
+# (x0.5) at 64 px, 4 epochs each, the head started at the class frequencies.
+DEMO_MODELS = (
+    ("cnn", "default", ()),
+    ("mobilenet", "mobilenet", ()),
+)
+# 3 folds, not 5: each fold model trains on 2/3 of the images and there are fewer of them,
+# which halves the training time of the demo.
+DEMO_FOLDS = 3
+# The held-out-category run costs a training run: one model on one fold only.
+HOLDOUT_MODEL = "mobilenet"
+HOLDOUT_FOLDS = (0,)
+HOLDOUT_SHARE = 0.2  # about this share of training images hold a held-out category
+
+
+def _stage(n: int, total: int, text: str) -> None:
+    print(f"\n[{n}/{total}] {text}", flush=True)
+
+
+def _train(config: str, overrides: list[str], name: str, runs: Path, folds) -> Path:
+    """`fathom train CONFIG key=value ... --name NAME --runs RUNS [--fold K]`."""
+    from fathom.engine.train import train_run
+
+    cfg = load_config(config, overrides, name=name)
+    return train_run(cfg, read_data(cfg), runs, list(folds))
+
+
+def run_multilabel(work, seed: int = 0) -> pd.DataFrame:
+    """The multi-label flow on a synthetic FathomNet-like competition; returns the score table."""
+    from fathom.engine.predict import predict_run
+
+    t0 = time.perf_counter()
+    total = 9
+    work = Path(work)
+    comp_dir, runs, subs = work / "competition", work / "runs", work / "submissions"
+    folds_path = work / "folds" / f"mlskf{DEMO_FOLDS}.csv"
+    common = [
+        f"competition={comp_dir}",
+        f"folds={folds_path}",
+        f"n_folds={DEMO_FOLDS}",
+        f"cache_dir={work / 'cache'}",
+        "device=cpu",
+    ]
+
+    _stage(1, total, "synth: a synthetic competition in the Kaggle layout")
+    if not (comp_dir / "category_key.csv").exists():
+        generate(comp_dir, SynthConfig(seed=seed))
+        print(f"wrote {comp_dir}")
+    else:
+        print(f"reusing {comp_dir}")
+
+    _stage(2, total, f"folds: multilabel-stratified {DEMO_FOLDS}-fold")
+    train = open_dataset(comp_dir).split("train")
+    if not folds_path.exists():
+        folds = assign_folds(train, DEMO_FOLDS, 42)
+        fileio.write_csv(folds_path, folds)
+        print(spread_report(train, folds, DEMO_FOLDS, 42).to_string(index=False))
+    else:
+        print(f"reusing {folds_path}")
+
+    names = [n for n, _, _ in DEMO_MODELS]
+    _stage(
+        3,
+        total,
+        f"train + oof: configs {', '.join(c for _, c, _ in DEMO_MODELS)} over all {DEMO_FOLDS} folds",
+    )
+    for name, config, extra in DEMO_MODELS:
+        if (runs / name / "cv.json").exists():
+            print(f"reusing {runs / name}")
+            continue
+        _train(config, [*common, *extra], name, runs, range(DEMO_FOLDS))
+        cv = write_oof(runs / name)
+        print(f"{name}: CV MAP@20 {cv['map20']:.4f} (out-of-fold prior {cv['prior_map20']:.4f})")
+
+    _stage(
+        4,
+        total,
+        f"held-out-category run: {HOLDOUT_MODEL} on folds {HOLDOUT_FOLDS}, some categories unseen",
+    )
+    held_name = f"{HOLDOUT_MODEL}-holdout"
+    held = osd_lib.choose_holdout_categories(
+        train["categories"].tolist(), share=HOLDOUT_SHARE, seed=seed
+    )
+    if not (runs / held_name / "cv.json").exists():
+        config, extra = next((c, e) for n, c, e in DEMO_MODELS if n == HOLDOUT_MODEL)
+        hold = "holdout_categories=" + ",".join(map(str, held))
+        _train(config, [*common, *extra, hold], held_name, runs, HOLDOUT_FOLDS)
+        # one fold is all the osd simulation needs: stitch it on purpose
+        write_oof(runs / held_name, allow_missing=True)
+    else:
+        print(f"reusing {runs / held_name}")
+
+    _stage(
+        5,
+        total,
+        "tune: ensemble weights (the frequency prior may join), label-set thresholds, osd scorer",
+    )
+    tune_path = runs / "tune.json"
+    if not tune_path.exists():
+        result = tune_runs([runs / n for n in names], [runs / held_name], comp_dir, prior=True)
+        write_tuning(tune_path, result)
+    tuning = read_tuning(tune_path)
+    print(format_tuning(tuning))
+    scorer = tuning["osd"]["scorer"]
+
+    _stage(6, total, "predict: every fold's best checkpoint on the eval images")
+    preds = work / "predictions"
+    for name in names:
+        if not (preds / name / "eval.npz").exists():
+            predict_run(
+                runs / name, comp_dir, preds / name / "eval.npz", work / "cache", device="cpu"
+            )
+            print(f"wrote {preds / name / 'eval.npz'}")
+        else:
+            print(f"reusing {preds / name / 'eval.npz'}")
+
+    _stage(7, total, "submit: validated CSVs + manifests (each model alone, and the ensemble)")
+    entries = []
+    for name in names:  # one model alone: same osd scorer, its own tuning
+        path = runs / f"tune-{name}.json"
+        if not path.exists():
+            write_tuning(
+                path, tune_runs([runs / name], [runs / held_name], comp_dir, osd_name=scorer)
+            )
+        entries.append((name, read_tuning(path)))
+    entries.append(("ensemble", tuning))
+    for sub_name, tun in entries:
+        if (subs / f"{sub_name}.csv").exists():
+            print(f"reusing {subs / sub_name}.csv")
+            continue
+        make(tun, sub_name, comp_dir, preds, None, subs)
+        print(f"wrote {subs / sub_name}.csv and .json")
+    prior_path = subs / "prior.csv"
+    if not prior_path.exists():
+        write_prior(comp_dir, prior_path)
+
+    _stage(8, total, "score against the hidden eval truth (the only stage that reads it)")
+    truth_path = comp_dir / TRUTH_FILE
+    rows = []
+    for sub_name, tun in entries:
+        s = score_files(subs / f"{sub_name}.csv", truth_path)
+        ens = tun["ensemble"]
+        rows.append(
+            {
+                "model": sub_name,
+                "CV MAP@20": ens["scores"][ens["method"]],
+                "eval MAP@20": s["map20"],
+                "est. sAUC": tun["osd"]["estimated_sauc"],  # none for `domain`: see tune.py
+                "eval sAUC": s["sauc"],
+                "score": s["score"],
+            }
+        )
+    s = score_files(prior_path, truth_path)
+    rows.append(
+        {
+            "model": "frequency prior",
+            "CV MAP@20": np.nan,
+            "eval MAP@20": s["map20"],
+            "est. sAUC": 0.0,
+            "eval sAUC": s["sauc"],
+            "score": s["score"],
+        }
+    )
+    table = pd.DataFrame(rows)
+
+    _stage(
+        9,
+        total,
+        "every osd scorer: sAUC on held-out-category OOF and the shift test chose it; eval sAUC is a diagnostic",
+    )
+    truth = pd.read_csv(truth_path, dtype=str, keep_default_na=False).set_index("id")
+    ens = ensemble_eval(tuning, comp_dir, preds)
+    flag = truth.loc[ens["ids"], "osd"].astype(int).to_numpy()
+    diag = []
+    combined = (scorer,) if "+" in scorer else ()
+    for name in (*osd_lib.SCORERS, *combined):
+        diag.append(
+            {
+                "osd scorer": name,
+                "held-out-category sAUC": tuning["osd"]["simulated_sauc"].get(name),
+                "eval sAUC": sauc(flag, eval_osd(ens, name)),
+                "chosen": "<-" if name == scorer else "",
+            }
+        )
+    print(pd.DataFrame(diag).round(4).to_string(index=False))
+
+    print(
+        f"\nscore table ({time.perf_counter() - t0:.0f} s this run; CV = OOF, fitted ensemble "
+        "weights fold-held-out):"
+    )
+    print(table.round(4).to_string(index=False, na_rep="-"))
+    return table
+
+
+# --- the single-label folder study
+
 
 # (run name, packaged config, CPU-sized overrides): epochs cut so the demo takes ~4 minutes
 RUNS = (
@@ -33,9 +250,12 @@ RUNS = (
     # a frozen backbone's epochs cost ~1 s each at 32 px, so the head gets more of them
     ("transfer_frozen", "fish_effb0_frozen", ["epochs=12", "lr=1e-2"]),
     # MobileNetV3-Small's last stages are small: stage 2 unfreezes three, not two
-    ("transfer_two_stage", "fish_effb0_finetune", ["epochs=16", "stage1_epochs=6", "stage1_lr=1e-2",
-                                                   "lr=5e-3", "unfreeze_stages=3"]),
-)  # fmt: skip
+    (
+        "transfer_two_stage",
+        "fish_effb0_finetune",
+        ["epochs=16", "stage1_epochs=6", "stage1_lr=1e-2", "lr=5e-3", "unfreeze_stages=3"],
+    ),
+)
 # small images and few of them (largest class 66, smallest 6 train images) keep a CPU run short
 DATA = FolderSynthConfig(smallest=6, size=32)
 # The pretraining task: the synthetic FathomNet competition, a different dataset (its own
@@ -52,9 +272,8 @@ PRETRAINED_BY = "pretrained by fathom on its synthetic FathomNet competition, no
 class FolderDemo:
     workdir: Path
     seed: int = 0
-    weights: str | None = (
-        None  # ImageNet weights for efficientnet_b0: a file, or "hf" (the HF cache)
-    )
+    # ImageNet weights for efficientnet_b0: a file, or "hf" (the HF cache)
+    weights: str | None = None
 
 
 def _say_weights(weights: str | None, backbone_file: Path | None) -> str:
@@ -74,7 +293,6 @@ def export_backbone(run_dir: Path, out: Path) -> Path:
     the head dropped: the file that `pretrained = "<path>"` loads under a new head."""
     import timm
 
-    from fathom import fileio
     from fathom.engine.train import load_checkpoint
 
     checkpoint = load_checkpoint(run_dir / "full" / "best.pt")
@@ -91,10 +309,7 @@ def export_backbone(run_dir: Path, out: Path) -> Path:
 def pretrain_backbone(work: Path, seed: int) -> Path:
     """Pretrain PRETRAIN_MODEL on the synthetic FathomNet competition (a full fit through the
     engine) and export its backbone; every part reused when already done."""
-    from fathom.config import load_config
-    from fathom.data.loader import read_data
     from fathom.engine.train import train_run
-    from fathom.synth.fathomnet import TRUTH_FILE, generate
 
     out = work / "pretrained" / f"{PRETRAIN_MODEL}_synth_fathomnet.pth"
     if out.is_file():
@@ -103,71 +318,61 @@ def pretrain_backbone(work: Path, seed: int) -> Path:
     comp = work / "synth_fathomnet"
     if not (comp / TRUTH_FILE).exists():
         generate(comp, dataclasses.replace(PRETRAIN_DATA, seed=seed + 1), progress=False)
-    overrides = [f"competition={comp}", f"cache_dir={work / 'cache'}", f"img_size={DATA.size}",
-                 f"model={PRETRAIN_MODEL}", "num_workers=0", *PRETRAIN_OVERRIDES]  # fmt: skip
+    overrides = [
+        f"competition={comp}",
+        f"cache_dir={work / 'cache'}",
+        f"img_size={DATA.size}",
+        f"model={PRETRAIN_MODEL}",
+        "num_workers=0",
+        *PRETRAIN_OVERRIDES,
+    ]
     cfg = load_config("mobilenet", overrides, name="pretrain_synth_fathomnet")
-    print(f"      full fit of {cfg.model} on {comp} ({PRETRAIN_DATA.n_train} images, 290 categories, {cfg.epochs} epochs)")  # fmt: skip
+    print(
+        f"      full fit of {cfg.model} on {comp} ({PRETRAIN_DATA.n_train} images, "
+        f"290 categories, {cfg.epochs} epochs)"
+    )
     run_dir = train_run(
         cfg, read_data(cfg, need_folds=False), work / "runs", [None], progress=False
     )
     return export_backbone(run_dir, out)
 
 
-def _submit(
-    run_dir: Path, classes: pd.DataFrame, test_ids: pd.Series, out: Path, truth: Path
-) -> dict:
-    """Write the run's `id,label` submission from its eval predictions and score it."""
-    from fathom.label_submission import (
-        make_label_submission,
-        score_label_files,
-        write_label_submission,
-    )
-
-    preds = np.load(run_dir / "fold0" / "eval.npz")
-    sub = make_label_submission(
-        preds["ids"].astype(str).tolist(), preds["probs"], classes["name"].tolist()
-    )
-    manifest = {
-        "run": str(run_dir),
-        "predictions": str(run_dir / "fold0" / "eval.npz"),
-        "checkpoint": "best.pt",
-    }
-    write_label_submission(out, sub, test_ids, classes["name"], manifest=manifest, overwrite=True)
-    return score_label_files(out, truth)
+def _submit(run_dir: Path, data_dir: Path, out_dir: Path) -> dict:
+    """The run's `id,label` submission the way a user makes one (`fathom oof`, `fathom tune`,
+    `fathom submit`), scored on the hidden test labels."""
+    tune_path = run_dir / "tune.json"
+    if not (run_dir / "oof.npz").exists():
+        write_oof(run_dir)
+    if not tune_path.exists():
+        write_tuning(tune_path, tune_runs([run_dir], comp=data_dir))
+    make(read_tuning(tune_path), run_dir.name, data_dir, out_dir=out_dir, overwrite=True)
+    return score_files(out_dir / f"{run_dir.name}.csv", open_dataset(data_dir).truth_file)
 
 
-def run_folder_demo(demo: FolderDemo) -> int:
-    from fathom.compare import compare_runs, format_table
-    from fathom.config import load_config
-    from fathom.data.imagefolder import (
-        TRUTH_FILE,
-        open_folder,
-        read_classes,
-        read_folder_data,
-        read_folder_split,
-    )
+def run_folder_demo(demo: FolderDemo) -> pd.DataFrame:
     from fathom.engine.train import train_run
-    from fathom.synth.imagefolder import generate_folder
 
     start = time.perf_counter()
     work = demo.workdir
     data_dir = work / "fish"
     n_steps = len(RUNS) + 4
-    if not (data_dir / TRUTH_FILE).exists():
+    if not (data_dir / FOLDER_TRUTH).exists():
         print(
             f"[1/{n_steps}] synth: writing a 31-class folder dataset (11:1 imbalance) to {data_dir}"
         )
         generate_folder(data_dir, dataclasses.replace(DATA, seed=demo.seed))
     else:
         print(f"[1/{n_steps}] synth: reusing {data_dir}")
-    ds = open_folder(data_dir)
-    classes = read_classes(ds)
+    classes = read_classes(open_folder(data_dir))
     counts = classes["n_train"]
     print(
         f"      {len(classes)} classes, {counts.sum()} train images ({counts.min()} to {counts.max()} per class)"
     )
     if demo.weights is None:
-        print(f"[2/{n_steps}] pretrain: {PRETRAIN_MODEL} on the synthetic FathomNet competition (no ImageNet here)")  # fmt: skip
+        print(
+            f"[2/{n_steps}] pretrain: {PRETRAIN_MODEL} on the synthetic FathomNet competition "
+            "(no ImageNet here)"
+        )
         backbone_file = pretrain_backbone(work, demo.seed)
         transfer = [f"model={PRETRAIN_MODEL}", f"pretrained={backbone_file}"]
     else:
@@ -188,20 +393,18 @@ def run_folder_demo(demo: FolderDemo) -> int:
         if name != "scratch_cnn" and demo.weights is not None:
             name = name.replace("transfer", "effb0")  # another run than the synth-pretrained one
         cfg = load_config(config, common + overrides + extra, name=name)
-        print(f"[{step}/{n_steps}] train {name} ({config}.toml: {cfg.model}, {cfg.epochs} epochs"
-              + (f", stage 1 {cfg.stage1_epochs}" if cfg.stage1_epochs else "") + ")")  # fmt: skip
-        run_dirs.append(train_run(cfg, read_folder_data(cfg), work / "runs", [0], progress=False))
+        stage1 = f", stage 1 {cfg.stage1_epochs}" if cfg.stage1_epochs else ""
+        print(
+            f"[{step}/{n_steps}] train {name} ({config}.toml: {cfg.model}, {cfg.epochs} epochs{stage1})"
+        )
+        run_dirs.append(train_run(cfg, read_data(cfg), work / "runs", [0], progress=False))
 
     step = len(RUNS) + 3
     print(
         f"[{step}/{n_steps}] compare: fathom compare {' '.join(map(str, run_dirs))} --out {work / 'compare'}"
     )
     table, notes = compare_runs(run_dirs, work / "compare")
-    test_ids = read_folder_split(ds, "test", classes)["id"]
-    scores = [
-        _submit(d, classes, test_ids, work / "submissions" / f"{d.name}.csv", data_dir / TRUTH_FILE)
-        for d in run_dirs
-    ]
+    scores = [_submit(d, data_dir, work / "submissions") for d in run_dirs]
     table["test_acc"] = [s["accuracy"] for s in scores]
     table["test_f1"] = [s["macro_f1"] for s in scores]
     print(
@@ -218,4 +421,4 @@ def run_folder_demo(demo: FolderDemo) -> int:
     if demo.weights is None:
         print(f"(transfer rows: {PRETRAIN_MODEL} {PRETRAINED_BY}: {backbone_file})")
     print(f"demo took {time.perf_counter() - start:.0f} s")
-    return 0
+    return table

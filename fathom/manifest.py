@@ -13,6 +13,7 @@ from pathlib import Path
 
 from fathom import __version__, fileio
 from fathom.errors import FathomError
+from fathom.osd import osd_estimate
 
 REQUIRED = ("name", "created_utc", "csv", "experiments", "ensemble", "thresholds", "osd", "cv")
 
@@ -25,24 +26,49 @@ def sha256(path: str | Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def osd_summary(tuning: dict, scorer: str | None) -> dict:
+    """The manifest's osd block. The estimate is the tuning's own (measured on rows that did
+    not choose the scorer) when the submission uses the tuned scorer; for another scorer named
+    at submit time, its simulated sAUC; for `domain` none: the simulation cannot rate it."""
+    info = tuning.get("osd") or {}
+    simulated = info.get("simulated_sauc", {}) or {}
+    if scorer is None:
+        estimated, basis = None, "no osd (single-label)"
+    elif scorer == info.get("scorer") and "estimate" in info:
+        estimated, basis = info.get("estimated_sauc"), info["estimate"]
+    else:
+        estimated, basis = osd_estimate(scorer, simulated, None, chosen=False)
+    return {
+        "scorer": scorer,
+        "estimated_sauc": estimated,
+        "estimate": basis,
+        "simulated_sauc": simulated,
+        "holdout_runs": info.get("holdout_runs", []),
+        "holdout_categories": info.get("holdout_categories", []),
+    }
+
+
 def build_manifest(
     name: str,
     csv_path: str | Path,
     competition: str | Path,
     experiments: list[dict],
     tuning: dict,
-    osd_scorer: str,
+    osd_scorer: str | None,
     n_rows: int,
     now: datetime | None = None,
 ) -> dict:
-    """The manifest dict. `experiments`: {name, path, weight, cv_map20, checkpoints: [paths]};
+    """The manifest dict. `experiments`: {name, path, kind, weight, cv, checkpoints: [paths]};
     `tuning` is what `fathom tune` wrote (ensemble, thresholds, osd)."""
     now = now or datetime.now(timezone.utc)
     ens = tuning["ensemble"]
-    osd_info = tuning.get("osd", {})
-    simulated = osd_info.get("simulated_sauc", {}) or {}
-    estimated = simulated.get(osd_scorer)
-    cv_map20 = ens["map20"][ens["method"]]
+    metric = ens.get("metric", "map20")
+    cv_value = ens["scores"][ens["method"]]
+    osd = osd_summary(tuning, osd_scorer)
+    estimated = osd["estimated_sauc"]
+    cv = {"metric": metric, "value": cv_value, metric: cv_value}
+    if metric == "map20":
+        cv["estimated_score"] = None if estimated is None else (cv_value + estimated) / 2.0
     return {
         "name": name,
         "created_utc": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -60,19 +86,15 @@ def build_manifest(
             }
             for e in experiments
         ],
-        "ensemble": {"method": ens["method"], "weights": ens["weights"], "cv_map20": ens["map20"]},
+        "ensemble": {
+            "method": ens["method"],
+            "weights": ens["weights"],
+            "metric": metric,
+            "cv": ens["scores"],
+        },
         "thresholds": tuning["thresholds"],
-        "osd": {
-            "scorer": osd_scorer,
-            "estimated_sauc": estimated,
-            "simulated_sauc": simulated,
-            "holdout_runs": osd_info.get("holdout_runs", []),
-            "holdout_categories": osd_info.get("holdout_categories", []),
-        },
-        "cv": {
-            "map20": cv_map20,
-            "estimated_score": None if estimated is None else (cv_map20 + estimated) / 2.0,
-        },
+        "osd": osd,
+        "cv": cv,
         "tune_file": tuning.get("path"),
     }
 

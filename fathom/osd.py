@@ -365,3 +365,56 @@ def choose_holdout_categories(
             chosen.add(int(c))
             covered |= hit
     return tuple(sorted(chosen))
+
+
+# --- the osd scorer's honest estimate
+
+
+def crossfit_choice_sauc(
+    scores: dict[str, np.ndarray], unseen: np.ndarray, seed: int = 0
+) -> float | None:
+    """The sAUC of "take the best scorer" measured on rows that did not choose it.
+
+    The held-out rows are split in two halves (stratified by `unseen`); on each, the scorer
+    chosen on the other half is scored; the estimate is the mean. The best scorer's own sAUC
+    on all rows is biased upwards (it is the maximum of several noisy figures); this is not.
+    None when a half lacks in- or out-of-sample rows.
+    """
+    unseen = np.asarray(unseen, dtype=bool)
+    rng = np.random.default_rng(seed)
+    half = np.empty(len(unseen), dtype=int)
+    for value in (True, False):
+        idx = np.flatnonzero(unseen == value)
+        half[idx] = rng.permutation(len(idx)) % 2
+    out = []
+    for h in (0, 1):
+        choose, score = half != h, half == h
+        if len(set(unseen[choose])) < 2 or len(set(unseen[score])) < 2:
+            return None
+        best = max(scores, key=lambda name: sauc(unseen[choose], scores[name][choose]))
+        out.append(sauc(unseen[score], scores[best][score]))
+    return float(np.mean(out))
+
+
+def osd_estimate(scorer: str, simulated: dict, crossfit: float | None, chosen: bool):
+    """(estimated sAUC or None, how it was obtained) for the scorer a submission uses."""
+    if "domain" in scorer.split("+"):
+        return None, (
+            "none: `domain` rates the eval images' own shift, which the held-out-category "
+            "simulation has no way to reproduce"
+        )
+    if chosen:
+        if crossfit is None:
+            return (
+                None,
+                "none: too few held-out rows to score the choice on rows that did not make it",
+            )
+        return (
+            crossfit,
+            "cross-fitted: chosen on one half of the held-out rows, scored on the other",
+        )
+    if simulated.get(scorer) is None:
+        return None, "none: this scorer was not simulated"
+    return simulated[
+        scorer
+    ], "simulated sAUC of a scorer named by the user (not chosen on these rows)"

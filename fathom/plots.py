@@ -1,56 +1,26 @@
-"""An HTML report of one or more runs: PNG plots (matplotlib, Agg) and a few tables.
+"""Every figure fathom draws, with one matplotlib set-up (Agg, PNG written atomically).
 
-Plots: category frequency, training curves per fold, per-category AP against frequency, a
-model comparison, osd score histograms for in- and out-of-sample images (from the held-out
-category runs named in a tuning file), and the top confusions between supercategories.
-The numbers come from pure functions (`per_category_ap`, `supercategory_confusions`); the
-rest is drawing and writing files.
+Report figures: category frequency, training curves per fold, per-category AP against
+frequency, a model comparison, osd score histograms for in- and out-of-sample images, the top
+confusions between supercategories. Compare figures: the runs' training histories side by side
+and a single-label run's confusion matrix. The numbers they show are computed elsewhere
+(fathom/report.py, fathom/metrics.py); this module only draws.
 """
 
 from __future__ import annotations
 
-import html
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from fathom import fileio
+from fathom.errors import FathomError
 
-
-def per_category_ap(probs: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """Average precision of each category's column over images; NaN without positives."""
-    from sklearn.metrics import average_precision_score
-
-    out = np.full(targets.shape[1], np.nan)
-    for c in np.flatnonzero(targets.sum(axis=0) > 0):
-        out[c] = average_precision_score(targets[:, c], probs[:, c])
-    return out
-
-
-def supercategory_confusions(
-    probs: np.ndarray, targets: np.ndarray, supercat_of: np.ndarray, names: list[str]
-) -> pd.DataFrame:
-    """Counts of (true, predicted) supercategory when an image's top-1 category is wrong.
-
-    The true side is the supercategory of each true category the image holds (an image with
-    two organisms counts once for each); pairs within one supercategory are left in: they are
-    the fine-grained mistakes.
-    """
-    top = probs.argmax(axis=1)
-    wrong = targets[np.arange(len(top)), top] == 0
-    counts: dict[tuple[str, str], int] = {}
-    for i in np.flatnonzero(wrong):
-        pred = names[supercat_of[top[i]]]
-        for true in {names[supercat_of[c]] for c in np.flatnonzero(targets[i])}:
-            counts[(true, pred)] = counts.get((true, pred), 0) + 1
-    frame = pd.DataFrame(
-        [{"true": t, "predicted": p, "images": n} for (t, p), n in counts.items()],
-        columns=["true", "predicted", "images"],
-    )
-    return frame.sort_values(
-        ["images", "true", "predicted"], ascending=[False, True, True]
-    ).reset_index(drop=True)
+# history.csv columns that are no curve: bookkeeping and an epoch's duration
+TIME_COLUMNS = ("epoch_time_s", "time_s", "seconds", "epoch_time", "time", "elapsed_s")
+NOT_PLOTTED = ("epoch", "fold", "stage", "images_per_s", *TIME_COLUMNS)
 
 
 def _plt():
@@ -196,25 +166,77 @@ def plot_confusions(conf: pd.DataFrame, names: list[str], out: Path) -> str:
     return _save(fig, out)
 
 
-def _table(frame: pd.DataFrame) -> str:
-    return frame.to_html(index=False, float_format=lambda v: f"{v:.4f}", border=0, classes="t")
+def plot_histories(
+    histories: dict[str, dict[str, pd.DataFrame]], path: str | Path, fold: str | None = None
+) -> Path:
+    """One panel per numeric history column (loss, metrics, lr), every run as a line.
+
+    `histories`: run name -> fold name -> history. The first fold each run has is drawn
+    unless `fold` names one, so a 5-fold run and a single-split run are drawn alike.
+    """
+    plt = _plt()
+    chosen = []
+    for name, per_fold in histories.items():
+        key = fold if fold in per_fold else next(iter(per_fold))
+        chosen.append((name, per_fold[key]))
+    columns: list[str] = []
+    for _, h in chosen:
+        columns += [
+            c
+            for c in h.columns
+            if c not in NOT_PLOTTED and c not in columns and pd.api.types.is_numeric_dtype(h[c])
+        ]
+    if not columns:
+        raise FathomError("the runs' history.csv files hold no numeric column to plot")
+    n_cols = min(3, len(columns))
+    n_rows = -(-len(columns) // n_cols)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(4.2 * n_cols, 3.2 * n_rows), squeeze=False)
+    for ax, column in zip(axes.flat, columns, strict=False):
+        for name, h in chosen:
+            if column in h.columns:
+                x = h["epoch"] if "epoch" in h.columns else np.arange(1, len(h) + 1)
+                ax.plot(x, h[column], marker=".", label=name)
+        ax.set_title(column)
+        ax.set_xlabel("epoch")
+        if column == "lr":
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(columns) :]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=8)
+    fig.tight_layout()
+    with fileio.atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+    return Path(path)
 
 
-def write_html(out_dir: Path, title: str, sections: list[tuple[str, str]]) -> Path:
-    body = "\n".join(
-        f"<section><h2>{html.escape(h)}</h2>\n{content}</section>" for h, content in sections
+def plot_confusion_matrix(
+    cm: np.ndarray, class_names: Sequence[str], path: str | Path, title: str = ""
+) -> Path:
+    """Row-normalised confusion matrix as a PNG (a cell reads: share of the true class)."""
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    plt = _plt()
+
+    cm = np.asarray(cm, dtype=np.float64)
+    norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    n = len(class_names)
+    size = max(5.0, 0.32 * n + 2.5)
+    fig, ax = plt.subplots(figsize=(size, size))
+    display = ConfusionMatrixDisplay(norm, display_labels=list(class_names))
+    # cell values are legible up to ~15 classes; beyond that the colour carries them
+    display.plot(
+        ax=ax,
+        include_values=n <= 15,
+        values_format=".2f",
+        cmap="Blues",
+        xticks_rotation=90,
+        colorbar=True,
     )
-    page = f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }}
-h1 {{ font-size: 1.5em; }} h2 {{ font-size: 1.15em; border-bottom: 1px solid #ddd; padding-bottom: .2em; }}
-img {{ max-width: 100%; }} table.t {{ border-collapse: collapse; font-size: .9em; margin: .5em 0; }}
-table.t td, table.t th {{ padding: 2px 10px; border-bottom: 1px solid #eee; text-align: right; }}
-p.note {{ color: #555; font-size: .9em; }}
-</style></head><body>
-<h1>{html.escape(title)}</h1>
-{body}
-</body></html>
-"""
-    return fileio.write_text(out_dir / "index.html", page)
+    ax.set_title(title or "confusion matrix (rows: true class, normalised)")
+    fig.tight_layout()
+    with fileio.atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+    return Path(path)

@@ -1,10 +1,16 @@
-"""The frequency prior: rank every eval image's categories by training frequency.
+"""`fathom prior`: the frequency prior, which ranks every image's categories by how often they
+occur in training.
 
-It is the floor every model must beat: on FathomNet it already scores well on MAP@20
-because one category is in 44% of training images.
+It is the floor every model must beat: on FathomNet it already scores well on MAP@20 because
+one category is in 44% of training images. It comes in three forms: in-sample for the eval
+images (`prior_probabilities`, a baseline submission), out of fold (`fold_prior`: each fold's
+rows get the other folds' frequencies, so it can join an ensemble or score a CV without seeing
+its own rows), and as logits (`prior_logits`) for the osd scorers that read logits.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,3 +26,44 @@ def category_frequency(train: pd.DataFrame, category_ids) -> np.ndarray:
 def prior_probabilities(train: pd.DataFrame, n_images: int, category_ids) -> np.ndarray:
     """The same frequency row for every image, as a probability matrix."""
     return np.tile(category_frequency(train, category_ids), (n_images, 1))
+
+
+def fold_prior(targets: np.ndarray, fold: np.ndarray) -> np.ndarray:
+    """The frequency prior as OOF predictions: each fold's rows get the category frequencies
+    of the other folds' rows."""
+    targets = np.asarray(targets, dtype=np.float64)
+    out = np.zeros_like(targets)
+    for f in np.unique(fold):
+        held = fold == f
+        out[held] = targets[~held].mean(axis=0)
+    return out
+
+
+def prior_logits(probs: np.ndarray) -> np.ndarray:
+    """Logits of prior probabilities (clipped: a never-seen category has frequency 0)."""
+    p = np.clip(np.asarray(probs, dtype=np.float64), 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
+def write_prior(data_dir, out, overwrite: bool = False) -> Path:
+    """The prior's submission for a dataset of either kind: multi-label, categories ranked by
+    frequency with a constant osd (sAUC 0); single-label, the most frequent class everywhere."""
+    from fathom.data import open_dataset
+    from fathom.submission import (
+        make_label_submission,
+        make_submission,
+        write_label_submission,
+        write_submission,
+    )
+
+    ds = open_dataset(data_dir)
+    cats = ds.categories()
+    train = ds.split("train", require_images=False, categories=cats)
+    ev = ds.split("eval", require_images=False, categories=cats)
+    probs = prior_probabilities(train, len(ev), cats["id"])
+    ids = ev["id"].tolist()
+    if ds.task == "singlelabel":
+        frame = make_label_submission(ids, probs, cats["name"].tolist())
+        return write_label_submission(out, frame, ids, cats["name"], overwrite=overwrite)
+    frame = make_submission(ids, probs, cats["id"], [0.5] * len(ev))
+    return write_submission(out, frame, ids, cats["id"], overwrite=overwrite)

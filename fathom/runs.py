@@ -1,14 +1,27 @@
-"""Read what the training engine leaves in a run folder: OOF and eval predictions, CV, config.
+"""The run-folder contract: what the engine leaves in `runs/<exp>/` and how every later stage
+reads it. This is the only module that knows the layout.
 
-The layout is the shared run-folder contract (README, "Run folders"): `runs/<exp>/oof.npz`
-(`ids`, `fold`, `probs`, `logits`, `features`, `category_ids`), `runs/<exp>/eval.npz` (`ids`,
-`probs`, `logits`, `fold_probs`, `fold_logits`, `fold_features`, `category_ids`), `cv.json`,
-`config.json` and `fold<k>/best.pt`. Every problem is reported as a FathomError naming the file.
+    runs/<exp>/config.json        the resolved training config (`fathom train`)
+    runs/<exp>/fold<k>/           one trained fold: best.pt, last.pt, history.csv,
+                                  oof.npz (its validation rows, with `targets`), eval.npz
+    runs/<exp>/full/              a full fit (no validation rows): best.pt, history.csv, eval.npz
+    runs/<exp>/oof.npz            the folds' OOF rows stitched (`fathom oof`): ids, fold, probs,
+                                  logits, features, targets, category_ids
+    runs/<exp>/eval.npz           every checkpoint's eval predictions, stacked (fold_probs,
+                                  fold_logits, fold_features, in the order of `folds`) and
+                                  averaged (probs, logits)
+    runs/<exp>/cv.json            CV MAP@20 overall and per fold
+
+In `folds`, a fold model is its fold number k and the full fit is FULL_FIT (-1): it has no
+OOF rows, so nothing that pairs eval features with OOF features may use it.
+
+A tuning file (`fathom tune`) names runs; `read_tuning` reads it. Every problem is a one-line
+FathomError naming the file.
 """
 
 from __future__ import annotations
 
-import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,11 +30,45 @@ import numpy as np
 from fathom import fileio
 from fathom.errors import FathomError
 
+FULL_FIT = -1
 OOF_KEYS = ("ids", "fold", "probs", "logits", "features", "category_ids")
 EVAL_KEYS = ("ids", "probs", "logits", "category_ids")
+_FOLD_DIR = re.compile(r"fold(\d+)")
 
 
-def _load_npz(path: Path, keys: tuple[str, ...], hint: str) -> dict[str, np.ndarray]:
+# --- prediction files
+
+
+def write_predictions(
+    path: str | Path,
+    ids,
+    probs: np.ndarray,
+    logits: np.ndarray,
+    features: np.ndarray,
+    category_ids,
+    truth: np.ndarray | None = None,
+) -> Path:
+    """One model's predictions as .npz (atomically): `ids`, `probs`, `logits`, `features`,
+    `category_ids`, and with `truth` also `targets`, the (N, C) 0/1 labels, so OOF scoring
+    needs no dataset reader."""
+    extra = {} if truth is None else {"targets": np.asarray(truth, dtype=np.float32)}
+    return fileio.save_npz(
+        path,
+        **extra,
+        ids=np.asarray([str(i) for i in ids], dtype=str),
+        probs=np.asarray(probs, dtype=np.float32),
+        logits=np.asarray(logits, dtype=np.float32),
+        features=np.asarray(features, dtype=np.float32),
+        category_ids=np.asarray(category_ids, dtype=np.int64),
+    )
+
+
+def read_predictions(
+    path: str | Path, keys: tuple[str, ...] = EVAL_KEYS, hint: str = "not written yet"
+) -> dict[str, np.ndarray]:
+    """A prediction .npz as a dict of arrays, checked: the `keys` are there and probs/logits
+    have one row per id and one column per category."""
+    path = Path(path)
     if not path.is_file():
         raise FathomError(f"{path}: missing ({hint})")
     try:
@@ -32,17 +79,88 @@ def _load_npz(path: Path, keys: tuple[str, ...], hint: str) -> dict[str, np.ndar
     missing = [k for k in keys if k not in arrays]
     if missing:
         raise FathomError(f"{path}: lacks array(s) {', '.join(missing)}")
-    n, c = len(arrays["ids"]), len(arrays["category_ids"])
-    for k in ("probs", "logits"):
-        if arrays[k].shape != (n, c):
-            raise FathomError(f"{path}: `{k}` has shape {arrays[k].shape}, expected ({n}, {c})")
-    arrays["ids"] = arrays["ids"].astype(str)
+    if "ids" in arrays and "category_ids" in arrays:
+        n, c = len(arrays["ids"]), len(arrays["category_ids"])
+        for k in ("probs", "logits"):
+            if k in arrays and arrays[k].shape != (n, c):
+                raise FathomError(f"{path}: `{k}` has shape {arrays[k].shape}, expected ({n}, {c})")
+        arrays["ids"] = arrays["ids"].astype(str)
     return arrays
+
+
+def stitch_oof(folds: dict[int, dict]) -> dict[str, np.ndarray]:
+    """Concatenate the folds' oof.npz contents (each with a `targets` matrix), `fold` added."""
+    parts = list(folds.values())
+    cats = parts[0]["category_ids"]
+    for k, p in folds.items():
+        if not np.array_equal(p["category_ids"], cats):
+            raise FathomError(
+                f"fold {k}: its category columns differ from fold {next(iter(folds))}'s"
+            )
+    out = {
+        key: np.concatenate([p[key] for p in parts])
+        for key in ("ids", "probs", "logits", "features", "targets")
+    }
+    out["fold"] = np.concatenate(
+        [np.full(len(p["ids"]), k, dtype=np.int64) for k, p in folds.items()]
+    )
+    out["category_ids"] = cats
+    if len(set(out["ids"].tolist())) != len(out["ids"]):
+        raise FathomError(
+            "an image is in the validation part of two folds (were the folds changed mid-run?)"
+        )
+    return out
+
+
+def average_eval(models: dict[int, dict]) -> dict[str, np.ndarray]:
+    """Eval predictions of several checkpoints, keyed by fold number (FULL_FIT for a full fit):
+    stacked (fold_*) and averaged (probs, logits), with `folds` naming each stacked row."""
+    parts = list(models.values())
+    ids = parts[0]["ids"]
+    for k, p in models.items():
+        if not np.array_equal(p["ids"], ids):
+            raise FathomError(f"fold {k}: its eval ids differ from fold {next(iter(models))}'s")
+    return {
+        "ids": ids,
+        "probs": np.mean([p["probs"] for p in parts], axis=0).astype(np.float32),
+        "logits": np.mean([p["logits"] for p in parts], axis=0).astype(np.float32),
+        "fold_probs": np.stack([p["probs"] for p in parts]).astype(np.float32),
+        "fold_logits": np.stack([p["logits"] for p in parts]).astype(np.float32),
+        "fold_features": np.stack([p["features"] for p in parts]).astype(np.float32),
+        "category_ids": parts[0]["category_ids"],
+        "folds": np.asarray(list(models), dtype=np.int64),
+    }
+
+
+def fold_dirs(run_dir: str | Path) -> dict[int, Path]:
+    """A run's fold<k> folders by k, in fold order (fold10 after fold9)."""
+    run_dir = Path(run_dir)
+    found = {}
+    for d in run_dir.iterdir() if run_dir.is_dir() else ():
+        m = _FOLD_DIR.fullmatch(d.name)
+        if m and d.is_dir():
+            found[int(m.group(1))] = d
+    return dict(sorted(found.items()))
+
+
+def model_dirs(run_dir: str | Path) -> dict[int, Path]:
+    """Every trained model's folder by fold number: fold<k> as k, full/ as FULL_FIT (last)."""
+    dirs = fold_dirs(run_dir)
+    if (Path(run_dir) / "full").is_dir():
+        dirs[FULL_FIT] = Path(run_dir) / "full"
+    return dirs
+
+
+def fold_label(fold: int) -> str:
+    return "full" if fold == FULL_FIT else f"fold{fold}"
+
+
+# --- a run
 
 
 @dataclass(frozen=True)
 class Run:
-    """One experiment's folder and what it holds."""
+    """One experiment's folder and what it holds; every reader of a run goes through it."""
 
     path: Path
 
@@ -56,26 +174,114 @@ class Run:
 
     def cv(self) -> dict:
         path = self.path / "cv.json"
-        if not path.is_file():
-            return {}
-        return json.loads(path.read_text(encoding="utf-8"))
+        return fileio.read_json(path) if path.is_file() else {}
+
+    @property
+    def task(self) -> str:
+        return self.config().get("task", "multilabel")
+
+    def n_folds(self) -> int | None:
+        n = self.config().get("n_folds")
+        return int(n) if isinstance(n, int) else None
 
     def oof(self) -> dict[str, np.ndarray]:
-        return _load_npz(self.path / "oof.npz", OOF_KEYS, f"`fathom oof {self.path}` writes it")
+        """The stitched OOF (`fathom oof` writes it)."""
+        return read_predictions(
+            self.path / "oof.npz", OOF_KEYS, f"`fathom oof {self.path}` writes it"
+        )
+
+    def fold_oof(self, fold: int) -> dict[str, np.ndarray]:
+        return read_predictions(
+            self.path / fold_label(fold) / "oof.npz",
+            ("ids", "probs", "logits", "features", "targets", "category_ids"),
+            "this fold's training has not finished",
+        )
+
+    def oof_so_far(self) -> tuple[dict[str, np.ndarray], list[str]]:
+        """The stitched OOF if `fathom oof` wrote it, else the finished folds' OOF rows joined
+        (to look at a run while it trains), and notes on what was dropped. Only ids, probs and
+        category_ids are required; targets, logits and features come along where every fold
+        has them."""
+        if (self.path / "oof.npz").is_file():
+            return self.oof(), []
+        done = {k: d for k, d in fold_dirs(self.path).items() if (d / "oof.npz").is_file()}
+        if not done:
+            raise FathomError(f"{self.path}: no oof.npz (the run has not finished a fold)")
+        parts = {
+            k: read_predictions(d / "oof.npz", ("ids", "probs", "category_ids"))
+            for k, d in done.items()
+        }
+        ids = np.concatenate([p["ids"] for p in parts.values()])
+        _, first = np.unique(ids, return_index=True)  # an id in two folds' oof: keep the first
+        keep = np.sort(first)
+        optional = [
+            k for k in ("logits", "features", "targets") if all(k in p for p in parts.values())
+        ]
+        out = {
+            key: np.concatenate([p[key] for p in parts.values()])[keep]
+            for key in ("ids", "probs", *optional)
+        }
+        out["fold"] = np.concatenate(
+            [np.full(len(p["ids"]), k, dtype=np.int64) for k, p in parts.items()]
+        )[keep]
+        out["category_ids"] = next(iter(parts.values()))["category_ids"]
+        dropped = len(ids) - len(keep)
+        return out, [f"{dropped} repeated OOF ids dropped"] if dropped else []
 
     def eval(self, folder: Path | None = None) -> dict[str, np.ndarray]:
-        path = (folder or self.path) / "eval.npz"
-        return _load_npz(path, EVAL_KEYS, f"`fathom oof {self.path}` or `fathom predict` writes it")
+        """The run's eval predictions, or those `fathom predict` wrote to folder/eval.npz."""
+        path = (Path(folder) if folder else self.path) / "eval.npz"
+        return read_predictions(
+            path, EVAL_KEYS, f"`fathom oof {self.path}` or `fathom predict` writes it"
+        )
 
-    def checkpoints(self) -> list[Path]:
-        # what `fathom predict` loads: every fold's best checkpoint, and a full fit's if any
-        return sorted(self.path.glob("fold*/best.pt")) + sorted(self.path.glob("full/best.pt"))
+    def checkpoints(self) -> dict[int, Path]:
+        """Every model's best.pt by fold number (FULL_FIT for full/): what `predict` loads."""
+        return {
+            k: d / "best.pt" for k, d in model_dirs(self.path).items() if (d / "best.pt").is_file()
+        }
 
-    def fold_dirs(self) -> list[Path]:
-        return sorted(p for p in self.path.glob("fold*") if p.is_dir())
+    def missing_folds(self, done: list[int] | None = None) -> list[int]:
+        """Folds 0..n_folds-1 (config.json) that are not among `done` (default: those with
+        an oof.npz)."""
+        n = self.n_folds()
+        if not n:
+            return []
+        if done is None:
+            done = [k for k, d in fold_dirs(self.path).items() if (d / "oof.npz").is_file()]
+        return [k for k in range(n) if k not in done]
+
+    def histories(self) -> dict[str, object]:
+        """fold name -> its history.csv as a DataFrame (one row per epoch)."""
+        import pandas as pd
+
+        return {
+            fold_label(k): pd.read_csv(d / "history.csv")
+            for k, d in model_dirs(self.path).items()
+            if (d / "history.csv").is_file()
+        }
 
     def holdout_categories(self) -> tuple[int, ...]:
         return tuple(int(c) for c in self.config().get("holdout_categories", ()) or ())
+
+    def upload_files(self) -> list[Path]:
+        """What a kernel needs from the run: its JSON files, oof.npz (`fathom submit` reads the
+        OOF features for its osd scorers) and every model's best.pt and config."""
+        if not (self.path / "config.json").is_file():
+            raise FathomError(
+                f"{self.path}: no config.json (not a run folder written by `fathom train`)"
+            )
+        files = sorted(p for p in self.path.glob("*.json") if p.is_file())
+        files += [p for p in [self.path / "oof.npz"] if p.is_file()]
+        checkpoints = list(self.checkpoints().values())
+        if not checkpoints:
+            raise FathomError(f"{self.path}: no fold<k>/best.pt or full/best.pt to upload")
+        configs = [
+            d / "config.json"
+            for d in model_dirs(self.path).values()
+            if (d / "config.json").is_file()
+        ]
+        return files + checkpoints + configs
 
 
 def open_run(path: str | Path) -> Run:
@@ -96,7 +302,7 @@ def align_rows(
     order = np.array([index[uid] for uid in ids], dtype=int)
     out = dict(arrays)
     out["ids"] = np.asarray(ids, dtype=str)
-    for k in keys:
+    for k in (*keys, "targets"):
         if k in arrays:
             out[k] = arrays[k][order]
     for k in ("fold_probs", "fold_logits", "fold_features"):
@@ -109,5 +315,30 @@ def check_categories(arrays: dict[str, np.ndarray], category_ids, where: str) ->
     got = [int(c) for c in arrays["category_ids"]]
     if got != [int(c) for c in category_ids]:
         raise FathomError(
-            f"{where}: category columns differ from the competition's category_key.csv order"
+            f"{where}: category columns differ from the dataset's categories (or their order)"
         )
+
+
+# --- the tuning file that names runs
+
+
+def read_tuning(path: str | Path) -> dict:
+    """A `fathom tune` file, its `path` added. Members have `kind` "run" (a run folder) or
+    "prior" (the frequency prior, computed from the dataset; no weights)."""
+    data = fileio.read_json(path, "no such tuning file (`fathom tune` writes it)")
+    if not isinstance(data, dict):
+        raise FathomError(f"{path}: not a tuning file")
+    missing = [k for k in ("experiments", "ensemble", "thresholds", "osd") if k not in data]
+    if missing or not isinstance(data["experiments"], list):
+        raise FathomError(
+            f"{path}: not a tuning file (lacks {', '.join(missing) or 'experiments'})"
+        )
+    for e in data["experiments"]:
+        e.setdefault("kind", "run")
+    data["path"] = str(path)
+    return data
+
+
+def run_members(tuning: dict) -> list[dict]:
+    """The tuning's members that are run folders (the prior needs no weights, no prediction)."""
+    return [e for e in tuning["experiments"] if e.get("kind", "run") == "run"]

@@ -1,12 +1,19 @@
-"""Score a submission file against a truth file, as the competition's scorer does."""
+"""`fathom score`: a submission file against a truth file, as the competition's scorer does.
+
+Multi-label (`id,categories,osd`): MAP@20, sAUC and their mean. Single-label (`id,label`):
+accuracy and macro F1. The truth file's header says which.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+
 from fathom.errors import FathomError
 from fathom.metrics import K, competition_score, map_at_k, sauc
-from fathom.submission import read_submission
+from fathom.submission import LABEL_HEADER, read_submission
 
 
 def score_frames(sub, truth) -> dict:
@@ -34,5 +41,40 @@ def score_frames(sub, truth) -> dict:
     return {"map20": map20, "sauc": s, "score": competition_score(map20, s)}
 
 
+def score_labels(submission: pd.DataFrame, truth: pd.DataFrame) -> dict[str, float]:
+    """Accuracy and macro F1 of a submission against a truth frame (both `id,label`).
+
+    A truth image the submission lacks counts as wrong.
+    """
+    from sklearn.metrics import f1_score
+
+    guess = dict(zip(submission["id"].astype(str), submission["label"].astype(str), strict=True))
+    y_true = truth["label"].astype(str).to_list()
+    y_pred = [guess.get(uid, "") for uid in truth["id"].astype(str)]
+    if not y_true:
+        raise FathomError("the truth holds no images")
+    acc = float(np.mean([t == p for t, p in zip(y_true, y_pred, strict=True)]))
+    f1 = float(
+        f1_score(y_true, y_pred, labels=sorted(set(y_true)), average="macro", zero_division=0)
+    )
+    return {"accuracy": acc, "macro_f1": f1, "n": len(y_true)}
+
+
 def score_files(submission: str | Path, truth: str | Path) -> dict:
-    return score_frames(read_submission(submission), read_submission(truth))
+    """Scores of a submission file; single-label when the truth file is `id,label`."""
+    sub, true = read_submission(submission), read_submission(truth)
+    if list(true.columns) == LABEL_HEADER:
+        missing = set(LABEL_HEADER) - set(sub.columns)
+        if missing:
+            raise FathomError(
+                f"{submission}: the truth is single-label (`id,label`) but the submission lacks "
+                f"column(s) {', '.join(sorted(missing))}"
+            )
+        return score_labels(sub, true)
+    return score_frames(sub, true)
+
+
+def format_scores(result: dict) -> str:
+    if "accuracy" in result:
+        return f"accuracy {result['accuracy']:.4f}   macro F1 {result['macro_f1']:.4f}   ({result['n']} images)"
+    return f"MAP@20 {result['map20']:.4f}   sAUC {result['sauc']:.4f}   score {result['score']:.4f}"

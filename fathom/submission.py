@@ -1,7 +1,15 @@
-"""Write, read and validate a submission CSV: `id,categories,osd`.
+"""Submission files of both kinds: make, validate, write, read.
 
-The scorer splits `categories` on single spaces and compares strings, so ids must be plain
-integers separated by one space ("1.0", "[1, 2]" or a double space score nothing).
+Multi-label (FathomNet), `id,categories,osd`: the scorer splits `categories` on single spaces
+and compares strings, so ids must be plain integers separated by one space ("1.0", "[1, 2]"
+or a double space score nothing); `osd` is a number in [0, 1].
+
+Single-label (folder datasets), `id,label`: `id` is the test image's id as
+`fathom.data.imagefolder` names it (its path relative to the dataset root, without extension,
+e.g. `test/img_00042`); `label` is a class name, exactly as its train folder is spelled (a
+scorer compares strings: `tilapia` is not `Tilapia`).
+
+`validate_for(path, dataset)` picks the format from the dataset's kind.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from fathom.errors import FathomError
 from fathom.metrics import K
 
 HEADER = ["id", "categories", "osd"]
+LABEL_HEADER = ["id", "label"]
 _PLAIN_INT = re.compile(r"^[1-9][0-9]*$")
 
 
@@ -145,3 +154,104 @@ def write_submission(
     if problems:
         raise FathomError(f"submission not written, it would fail validation: {problems[0]}")
     return fileio.write_csv(path, as_text)
+
+
+# --- single-label submissions: id,label
+
+
+def make_label_submission(
+    ids: Sequence[str], probs: np.ndarray, class_names: Sequence[str]
+) -> pd.DataFrame:
+    """Each image's most probable class name (ties: the lower class index)."""
+    probs = np.asarray(probs)
+    if probs.ndim != 2 or probs.shape != (len(ids), len(class_names)):
+        raise ValueError(
+            f"probabilities of shape {probs.shape} for {len(ids)} ids and {len(class_names)} classes"
+        )
+    names = np.asarray(class_names, dtype=object)
+    return pd.DataFrame({"id": list(ids), "label": names[probs.argmax(axis=1)]})
+
+
+def validate_labels(
+    frame: pd.DataFrame, test_ids: Collection[str], class_names: Collection[str]
+) -> list[Problem]:
+    """Every reason a scorer would reject or mis-score this submission, with its CSV line."""
+    if list(frame.columns) != LABEL_HEADER:
+        return [
+            Problem(
+                1,
+                f"header must be `{','.join(LABEL_HEADER)}`, got `{','.join(map(str, frame.columns))}`",
+            )
+        ]
+    expected, known = set(test_ids), set(class_names)
+    problems: list[Problem] = []
+    seen: dict[str, int] = {}
+    for i, (uid, label) in enumerate(frame[LABEL_HEADER].itertuples(index=False, name=None)):
+        line, uid, label = i + 2, str(uid), str(label)
+        if uid in seen:
+            problems.append(Problem(line, f"id {uid} appears again (first on line {seen[uid]})"))
+        else:
+            seen[uid] = line
+        if uid not in expected:
+            problems.append(Problem(line, f"id {uid!r} is not a test image"))
+        if label == "":
+            problems.append(Problem(line, "label is empty"))
+        elif label not in known:
+            near = [c for c in known if c.lower() == label.strip().lower()]
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            problems.append(Problem(line, f"label {label!r} is not a class{hint}"))
+    missing = expected - set(seen)
+    if missing:
+        problems.append(
+            Problem(0, f"{len(missing)} test image(s) missing, e.g. {sorted(missing)[0]}")
+        )
+    return problems
+
+
+def write_label_submission(
+    path: str | Path,
+    frame: pd.DataFrame,
+    test_ids: Collection[str],
+    class_names: Collection[str],
+    *,
+    manifest: dict | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Validate, then write the CSV (and `<path>.json` manifest, if given) atomically."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FathomError(f"{path}: already exists (pass --overwrite, or choose another name)")
+    problems = validate_labels(frame.astype(str), test_ids, class_names)
+    if problems:
+        raise FathomError(f"submission not written, it would fail validation: {problems[0]}")
+    fileio.write_csv(path, frame[LABEL_HEADER])
+    if manifest is not None:
+        fileio.write_json(path.with_suffix(".json"), manifest)
+    return path
+
+
+def validate_for(path: str | Path, dataset) -> tuple[list[Problem], int]:
+    """(problems, number of images to predict) of a submission file against a dataset of
+    either kind (`fathom.data.Dataset`)."""
+    frame = read_submission(path)
+    cats = dataset.categories()
+    ev = dataset.split("eval", require_images=False, categories=cats)
+    if ev.empty:
+        raise FathomError(f"{dataset.root}: no eval (test) images to check the submission against")
+    if dataset.task == "singlelabel":
+        return validate_labels(frame, ev["id"], cats["name"]), len(ev)
+    return validate(frame, ev["id"], cats["id"]), len(ev)
+
+
+def validate_eval_json(path: str | Path, eval_json: str | Path) -> tuple[list[Problem], int]:
+    """(problems, number of eval images) of a multi-label submission against a COCO eval.json
+    (its `categories` list gives the known category ids)."""
+    from fathom.data.coco import _coco_images, _read_coco
+
+    eval_json = Path(eval_json)
+    data = _read_coco(eval_json)
+    eval_ids = set(_coco_images(eval_json, data)["id"])
+    known = {int(float(c["id"])) for c in data.get("categories", [])}
+    if not known:
+        raise FathomError(f"{eval_json}: no `categories` list to check category ids against")
+    return validate(read_submission(path), eval_ids, known), len(eval_ids)

@@ -22,4 +22,4 @@ def test_every_command_has_help_with_an_example(run_cli, name):
 
 def test_missing_folder_is_one_line_error(run_cli, tmp_path):
     code, out, err = run_cli("folds", tmp_path / "nowhere")
-    assert code == 2 and err.count("\n") == 1 and "no such competition folder" in err
+    assert code == 2 and err.count("\n") == 1 and "no such competition or dataset folder" in err

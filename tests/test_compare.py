@@ -10,7 +10,6 @@ from PIL import Image
 
 from fathom import fileio
 from fathom.cli import main
-from fathom.compare import read_run
 
 
 def _run(root, name, data, probs_by_fold, ids_by_fold, times):
@@ -82,9 +81,11 @@ def test_compare_scores_runs_from_their_oof(tmp_path, dataset, capsys):
 
 
 def test_not_a_run_folder(tmp_path):
+    from fathom.report import compare_runs
+
     (tmp_path / "x").mkdir()
     with pytest.raises(Exception, match="not a run folder"):
-        read_run(tmp_path / "x")
+        compare_runs([tmp_path / "x"], tmp_path / "out")
 
 
 def test_run_without_oof_is_one_line_error(tmp_path, dataset, capsys):
@@ -100,7 +101,8 @@ def test_run_without_oof_is_one_line_error(tmp_path, dataset, capsys):
 
 
 def test_targets_stored_in_oof_need_no_dataset(tmp_path):
-    from fathom.compare import read_run, single_label_oof
+    from fathom.report import oof_targets
+    from fathom.runs import open_run
 
     run = _run(tmp_path, "t", tmp_path / "gone", [np.eye(3)[[0, 0, 2]]], [["x", "y", "z"]], [1.0])
     fileio.save_npz(
@@ -110,8 +112,13 @@ def test_targets_stored_in_oof_need_no_dataset(tmp_path):
         targets=np.eye(3, dtype=np.float32)[[0, 1, 2]],
         category_ids=np.arange(3),
     )
-    probs, y = single_label_oof(read_run(run), labels=None)
-    assert y.tolist() == [0, 1, 2] and probs.argmax(1).tolist() == [0, 0, 2]
+    oof, _ = open_run(run).oof_so_far()
+    rows, targets = oof_targets(open_run(run), oof, labels=None)
+    assert targets.argmax(1).tolist() == [0, 1, 2] and oof["probs"][rows].argmax(1).tolist() == [
+        0,
+        0,
+        2,
+    ]
     with pytest.raises(SystemExit) as code:
         main(["compare", str(run), "--out", str(tmp_path / "o")])
     assert code.value.code == 0

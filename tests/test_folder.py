@@ -10,13 +10,13 @@ import pytest
 from folder_fixtures import make_dataset
 from folder_fixtures import write_image as _image
 
+from fathom.data.folds import stratified_folds
 from fathom.data.imagefolder import (
     balanced_class_weights,
     labels_of,
     open_folder,
     read_classes,
     read_folder_split,
-    stratified_folds,
 )
 from fathom.errors import FathomError
 from fathom.synth.imagefolder import FolderSynthConfig, class_counts, generate_folder

@@ -6,7 +6,7 @@ import pytest
 from engine_fixtures import one_thread  # noqa: F401
 from folder_fixtures import make_dataset
 
-from fathom import classification_metrics as cm
+from fathom import metrics as cm
 from fathom.data.imagefolder import labels_of, open_folder, read_classes, read_folder_split
 
 COLORS = {"blue": (20, 40, 220), "green": (30, 200, 40), "red": (220, 30, 20)}
@@ -54,7 +54,7 @@ def test_train_compare_predict_submit(tiny_folder, tmp_path, run_cli):  # noqa: 
     with np.load(tmp_path / "pred" / "eval.npz") as pred:
         np.testing.assert_allclose(pred["probs"], ev_probs, atol=1e-5)
 
-    from fathom.label_submission import make_label_submission, write_label_submission
+    from fathom.submission import make_label_submission, write_label_submission
 
     sub = make_label_submission(ev_ids, ev_probs, classes["name"].tolist())
     path = write_label_submission(tmp_path / "sub.csv", sub, ev_ids, classes["name"])
@@ -79,7 +79,7 @@ def test_demo_pretrains_a_backbone_that_the_frozen_transfer_run_keeps(tiny_folde
 
     from fathom import demo as demo_folder
     from fathom.config import load_config
-    from fathom.data.imagefolder import read_folder_data
+    from fathom.data import read_data
     from fathom.engine.train import load_checkpoint, train_run
     from fathom.synth.fathomnet import SynthConfig
 
@@ -102,7 +102,7 @@ def test_demo_pretrains_a_backbone_that_the_frozen_transfer_run_keeps(tiny_folde
                  "epochs=1", "batch_size=4", "num_workers=0", "device=cpu",
                  f"model={demo_folder.PRETRAIN_MODEL}", f"pretrained={path}"]  # fmt: skip
     cfg = load_config("fish_effb0_frozen", overrides, name="frozen")
-    run = train_run(cfg, read_folder_data(cfg), tmp_path / "runs", [0], progress=False)
+    run = train_run(cfg, read_data(cfg), tmp_path / "runs", [0], progress=False)
     best = load_checkpoint(run / "fold0" / "best.pt")["model"]
     assert best["backbone.classifier.weight"].shape[0] == 3  # a new head for the 3 classes
     for key, value in weights.items():  # the frozen backbone is the pretrained one, BN stats too

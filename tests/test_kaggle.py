@@ -17,12 +17,12 @@ import pytest
 from kaggle_fake import FakeKaggleApi, http_error
 
 from fathom.cli import main
-from fathom.commands.prior import write_prior
 from fathom.errors import FathomError
 from fathom.kaggle import api as kaggle_api
 from fathom.kaggle import competition as kaggle_data
 from fathom.kaggle import kernels
 from fathom.kaggle import weights as weights_dataset
+from fathom.prior import write_prior
 from fathom.synth.fathomnet import SynthConfig, generate
 
 ROOT = Path(__file__).resolve().parents[1]

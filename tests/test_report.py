@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from fathom.plots import per_category_ap, supercategory_confusions
+from fathom.report import per_category_ap, supercategory_confusions
 
 
 def test_per_category_ap_is_one_for_a_perfect_column_and_nan_without_positives():

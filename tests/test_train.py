@@ -17,9 +17,10 @@ import torch
 from engine_fixtures import one_thread, tiny_comp, tiny_config  # noqa: F401
 
 import fathom.engine.train as train_module
+from fathom.data import read_data
 from fathom.data.augment import Preprocess
 from fathom.data.coco import open_competition, read_categories, read_split
-from fathom.data.loader import TrainData, fold_rows, read_competition_data, train_batches
+from fathom.data.loader import TrainData, fold_rows, train_batches
 from fathom.engine.models import build_model
 from fathom.engine.predict import predict_run, read_predictions
 from fathom.engine.train import train_fold, train_run
@@ -47,7 +48,7 @@ def test_two_stage_fold_with_ema_accumulation_and_tta_writes_everything(
         accumulate=2,
         tta=True,
     )
-    data = read_competition_data(cfg)
+    data = read_data(cfg)
     trainable_per_stage = []
     real = train_module.make_optimizer
 
@@ -116,7 +117,7 @@ def test_two_stage_fold_with_ema_accumulation_and_tta_writes_everything(
 @pytest.mark.parametrize("loss", ["bce_balanced", "asl", "focal"])
 def test_each_multilabel_loss_trains(tiny_comp, tmp_path, loss):  # noqa: F811
     cfg = tiny_config(tiny_comp, tmp_path, loss=loss, epochs=1)
-    out = train_fold(cfg, read_competition_data(cfg), tmp_path / "runs" / "tiny", 1, progress=False)
+    out = train_fold(cfg, read_data(cfg), tmp_path / "runs" / "tiny", 1, progress=False)
     hist = _history(out.parent, "fold1")
     assert np.isfinite(hist[NUMBERS].to_numpy()).all()
     assert read_predictions(out / "oof.npz")["probs"].shape[1] == 40
@@ -128,7 +129,7 @@ def test_loader_path_feeds_the_same_batches_as_the_device_path(tiny_comp, tmp_pa
         cfg = tiny_config(
             tiny_comp, tmp_path, data_on_device=on_device, num_workers=workers, epochs=1
         )
-        train_fold(cfg, read_competition_data(cfg), tmp_path / on_device, 0, progress=False)
+        train_fold(cfg, read_data(cfg), tmp_path / on_device, 0, progress=False)
         runs.append(_history(tmp_path / on_device))
     pd.testing.assert_frame_equal(runs[0][NUMBERS], runs[1][NUMBERS])
 
@@ -146,7 +147,7 @@ def _cli_overrides(cfg) -> list[str]:
 
 def test_a_run_interrupted_mid_epoch_resumes_to_the_same_result(tiny_comp, tmp_path, monkeypatch):  # noqa: F811
     cfg = tiny_config(tiny_comp, tmp_path, epochs=3, ema=True, accumulate=2)
-    data = read_competition_data(cfg)
+    data = read_data(cfg)
     train_fold(cfg, data, tmp_path / "straight", 0, progress=False)
 
     calls = {"n": 0}
@@ -186,7 +187,7 @@ def _same_run(a, b):
 @pytest.mark.slow
 def test_kill_9_mid_run_resumes_to_the_same_result_as_an_uninterrupted_run(tiny_comp, tmp_path):  # noqa: F811
     cfg = tiny_config(tiny_comp, tmp_path, epochs=4, ema=True)
-    train_fold(cfg, read_competition_data(cfg), tmp_path / "straight", 0, progress=False)
+    train_fold(cfg, read_data(cfg), tmp_path / "straight", 0, progress=False)
     cmd = [sys.executable, "-m", "fathom", "train", "default", "--name", "tiny", "--fold", "0",
            "--runs", str(tmp_path / "runs"), "--no-progress", *_cli_overrides(cfg)]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
@@ -210,7 +211,7 @@ def test_kill_9_mid_run_resumes_to_the_same_result_as_an_uninterrupted_run(tiny_
 
 def test_full_fit_trains_on_everything_and_writes_eval_only(tiny_comp, tmp_path):  # noqa: F811
     cfg = tiny_config(tiny_comp, tmp_path, epochs=1)
-    data = read_competition_data(cfg, need_folds=False)
+    data = read_data(cfg, need_folds=False)
     out = train_run(cfg, data, tmp_path / "runs", [None], progress=False) / "full"
     assert sorted(p.name for p in out.iterdir()) == [
         "best.pt",
@@ -248,7 +249,7 @@ def test_singlelabel_task_from_a_generic_table(tiny_comp, tmp_path):  # noqa: F8
 
 
 def test_holdout_categories_leave_training_rows_only(tiny_comp, tmp_path):  # noqa: F811
-    data = read_competition_data(tiny_config(tiny_comp, tmp_path))
+    data = read_data(tiny_config(tiny_comp, tmp_path))
     common = pd.Series([c for row in data.train["categories"] for c in row]).value_counts().index[0]
     train, val = fold_rows(data, 0, holdout=(int(common),))
     cats = data.train["categories"]
@@ -264,7 +265,7 @@ def two_folds(tiny_comp, tmp_path_factory):  # noqa: F811
     tmp = tmp_path_factory.mktemp("twofold")
     torch.set_num_threads(1)
     cfg = tiny_config(tiny_comp, tmp, epochs=1)
-    run_dir = train_run(cfg, read_competition_data(cfg), tmp / "runs", [0, 1], progress=False)
+    run_dir = train_run(cfg, read_data(cfg), tmp / "runs", [0, 1], progress=False)
     return cfg, run_dir
 
 

@@ -3,18 +3,20 @@ import pytest
 
 from fathom.ensemble import (
     combine,
-    fit_category_thresholds,
-    fit_global_threshold,
     fit_weights,
-    predict_sets,
     rank_average,
     row_ranks,
-    sample_f1,
     tune_ensemble,
-    tune_thresholds,
     weighted_mean,
 )
 from fathom.metrics import map_at_k_matrix
+from fathom.tune import (
+    fit_category_thresholds,
+    fit_global_threshold,
+    predict_sets,
+    sample_f1,
+    tune_thresholds,
+)
 
 
 def _targets_from(score, n_true=2):
@@ -53,10 +55,10 @@ def test_a_noise_model_gets_no_weight_and_the_tuned_cv_is_held_out():
     res = tune_ensemble([good, noise], y, fold)
     assert res.weights[0] > 0.9
     assert res.method == "weighted"
-    assert res.map20["weighted"] > res.map20["mean"]
+    assert res.scores["weighted"] > res.scores["mean"]
     assert len(res.fold_weights) == 5
     # held-out CV is never above the in-sample fit of the same search
-    assert res.map20["weighted"] <= res.map20["weighted_in_sample"] + 1e-12
+    assert res.scores["weighted"] <= res.scores["weighted_in_sample"] + 1e-12
     # the held-out predictions of each fold come from weights fitted without it
     f0 = fold == 0
     expected = weighted_mean([good[f0], noise[f0]], res.fold_weights[0])

@@ -13,7 +13,9 @@ example:  fathom cache data/fathomnet --size 256"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("comp", help="competition folder (Kaggle layout, images fetched)")
+    p.add_argument(
+        "comp", help="competition folder (Kaggle layout, images fetched) or folder dataset"
+    )
     p.add_argument(
         "--size", type=int, required=True, help="side of the cached images in pixels (e.g. 256)"
     )
@@ -22,19 +24,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    from fathom.data.cache import cache_dataset
 
-    from fathom.data.cache import build_cache
-    from fathom.data.coco import open_competition, read_categories, read_split
-    from fathom.errors import FathomError
-
-    if args.size < 8:
-        raise FathomError(f"--size {args.size}: too small (at least 8)")
-    comp = open_competition(args.comp)
-    cats = read_categories(comp)
-    name = Path(args.comp).resolve().name
-    for split in ("train", "eval"):
-        table = read_split(comp, split, categories=cats)
-        path = build_cache(table, args.cache_dir, args.size, f"{name}-{split}", args.workers)
-        print(f"{split}: {len(table)} images -> {path}")
+    for split, (n, path) in cache_dataset(
+        args.comp, args.size, args.cache_dir, args.workers
+    ).items():
+        print(f"{split}: {n} images -> {path}")
     return 0

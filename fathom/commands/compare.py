@@ -29,7 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fathom.compare import compare_runs, format_table
+    from fathom.report import compare_runs, format_table
 
     table, notes = compare_runs(args.runs, args.out, args.data, args.top)
     print(format_table(table))

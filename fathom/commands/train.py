@@ -57,7 +57,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from fathom.config import load_config
-    from fathom.data.loader import read_data
+    from fathom.data import read_data
     from fathom.engine import distributed
     from fathom.engine.train import train_run
 

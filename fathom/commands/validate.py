@@ -24,7 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--eval", dest="eval_json", help="the competition's object_detection/eval.json"
     )
     which.add_argument(
-        "--folder", help="a single-label folder dataset (train/<class>/..., test/...)"
+        "--folder", help="a dataset folder of either kind (e.g. train/<class>/..., test/...)"
     )
     p.add_argument(
         "--max-problems", type=int, default=20, help="print at most this many (default 20)"
@@ -32,47 +32,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from fathom.data.coco import _coco_images, _read_coco
-    from fathom.submission import read_submission, validate
+    from fathom.submission import validate_eval_json, validate_for
 
     if args.folder:
-        problems, n_images = _folder_problems(args.submission, args.folder)
-        return _report(args, problems, n_images)
-    path = Path(args.eval_json)
-    data = _read_coco(path)
-    eval_ids = set(_coco_images(path, data)["id"])
-    known = {int(float(c["id"])) for c in data.get("categories", [])}
-    if not known:
-        from fathom.errors import FathomError
+        from fathom.data import open_dataset
 
-        raise FathomError(f"{path}: no `categories` list to check category ids against")
-    return _report(args, validate(read_submission(args.submission), eval_ids, known), len(eval_ids))
-
-
-def _folder_problems(submission, folder) -> tuple[list, int]:
-    from fathom.data.imagefolder import open_folder, read_classes, read_folder_split
-    from fathom.errors import FathomError
-    from fathom.label_submission import validate_labels
-    from fathom.submission import read_submission
-
-    ds = open_folder(folder)
-    classes = read_classes(ds)
-    test = read_folder_split(ds, "test", classes)
-    if test.empty:
-        raise FathomError(f"{folder}: no test/ folder to check the submission against")
-    return validate_labels(read_submission(submission), test["id"], classes["name"]), len(test)
-
-
-def _report(args, problems, n_images: int) -> int:
-    if not problems:
-        what = "eval" if args.eval_json else "test"
-        print(f"{args.submission}: valid ({n_images} {what} images)")
-        return 0
+        problems, n_images = validate_for(args.submission, open_dataset(args.folder))
+    else:
+        problems, n_images = validate_eval_json(args.submission, args.eval_json)
     for problem in problems[: args.max_problems]:
         print(f"{args.submission}: {problem}")
     if len(problems) > args.max_problems:
         print(f"... and {len(problems) - args.max_problems} more")
-    print(f"{args.submission}: INVALID, {len(problems)} problem(s)")
-    return 1
+    if problems:
+        print(f"{args.submission}: INVALID, {len(problems)} problem(s)")
+        return 1
+    print(f"{args.submission}: valid ({n_images} {'test' if args.folder else 'eval'} images)")
+    return 0

@@ -1,0 +1,136 @@
+"""Datasets of both kinds behind one door: `open_dataset(path)`.
+
+This is the one place where the two layouts part:
+- the Kaggle layout of FathomNet 2023 (`category_key.csv`, COCO jsons, `images/<split>/`),
+  multi-label, read by `fathom.data.coco`;
+- a single-label folder dataset (`train/<class>/<image>`, optional `val/`, `test/`), read by
+  `fathom.data.imagefolder`.
+Everything downstream (cache, folds, prior, train, predict, tune, submit, score, report) asks a
+`Dataset` for its categories and its labelled ("train") and unlabelled ("eval") tables, which
+have the same columns for both kinds, and for its `task`.
+
+The rest of the package: `folds` (assignments), `images` (the downloader), `cache` (resized
+copies), `loader` (batches for the engine), `augment` (batched augmentation on the device).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from fathom.data import coco, imagefolder
+from fathom.errors import FathomError
+
+KINDS = ("kaggle", "folder")
+# any of these makes a folder a Kaggle-layout competition (whose reader then names what is missing)
+KAGGLE_MARKERS = ("category_key.csv", "object_detection", "multilabel_classification")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A dataset folder and its kind. Paths only: nothing is read until asked."""
+
+    root: Path
+    kind: str  # "kaggle" (the FathomNet COCO layout) or "folder" (train/<class>/...)
+
+    @property
+    def task(self) -> str:
+        return "multilabel" if self.kind == "kaggle" else "singlelabel"
+
+    @property
+    def name(self) -> str:
+        """The folder's own name: the prefix of its cache files, robust to moving the folder."""
+        return self.root.resolve().name or "data"
+
+    @property
+    def truth_file(self) -> Path:
+        """Where a synthetic dataset keeps its hidden eval truth (real ones have none)."""
+        return self.root / (coco_truth() if self.kind == "kaggle" else imagefolder.TRUTH_FILE)
+
+    def categories(self) -> pd.DataFrame:
+        """`id,name,supercat,supercat_id`: the output columns of every probability matrix, in
+        order. A folder dataset's classes are ids 0..C-1, each its own supercategory."""
+        if self.kind == "kaggle":
+            return coco.read_categories(coco.open_competition(self.root))
+        classes = imagefolder.read_classes(imagefolder.open_folder(self.root))
+        return classes.assign(supercat=classes["name"], supercat_id=classes["id"])[
+            ["id", "name", "supercat", "supercat_id"]
+        ]
+
+    def split(self, split: str, *, require_images: bool = True, categories=None) -> pd.DataFrame:
+        """ "train": every labelled image (a folder dataset's train/ and val/); "eval": the images
+        to predict (COCO eval.json; a folder dataset's test/). Same columns for both kinds."""
+        if split not in ("train", "eval"):
+            raise FathomError(f"unknown split {split!r}; choose from train, eval")
+        if self.kind == "kaggle":
+            comp = coco.open_competition(self.root)
+            cats = coco.read_categories(comp) if categories is None else categories
+            return coco.read_split(comp, split, require_images=require_images, categories=cats)
+        ds = imagefolder.open_folder(self.root)
+        classes = imagefolder.read_classes(ds)
+        if split == "eval":
+            return imagefolder.read_folder_split(ds, "test", classes)
+        parts = [imagefolder.read_folder_split(ds, s, classes) for s in ("train", "val")]
+        return pd.concat(parts, ignore_index=True)
+
+    def labels(self) -> dict[str, tuple[int, ...]]:
+        """image id -> its category ids, for every labelled image."""
+        train = self.split("train", require_images=False)
+        return dict(zip(train["id"], train["categories"], strict=True))
+
+    def train_data(self, cfg, need_folds: bool = True):
+        """The engine's `TrainData` for a config: the training table with its `fold` column
+        (from `cfg.folds`, or a folder dataset's own val/ split), the eval table, class ids."""
+        from fathom.data.folds import read_folds
+        from fathom.data.loader import TrainData
+
+        if self.task != cfg.task:
+            raise FathomError(
+                f'{self.root}: a {self.kind} dataset is {self.task}; set task = "{self.task}"'
+            )
+        cats = self.categories()
+        if self.kind == "folder":
+            ds = imagefolder.open_folder(self.root)
+            has_val = ds.val_dir is not None
+            if need_folds and has_val and cfg.n_folds != 1:
+                raise FathomError(
+                    f"{ds.val_dir}: the dataset brings its own validation split (one fold): "
+                    "set n_folds=1"
+                )
+            folds = cfg.folds if need_folds and not has_val else None
+            train = imagefolder.folder_train_table(ds, imagefolder.read_classes(ds), folds)
+            ev = self.split("eval")
+        else:
+            train = self.split("train", categories=cats)
+            ev = self.split("eval", categories=cats)
+            if need_folds:
+                folds = read_folds(cfg.folds, train, n_folds=cfg.n_folds)
+                train = train.merge(folds, on="id", how="left", validate="one_to_one")
+            else:
+                train = train.assign(fold=-1)
+        return TrainData(train, ev, tuple(int(c) for c in cats["id"]), name=self.name)
+
+
+def coco_truth() -> Path:
+    from fathom.synth.fathomnet import TRUTH_FILE
+
+    return Path(TRUTH_FILE)
+
+
+def open_dataset(path: str | Path) -> Dataset:
+    """The dataset at `path`, of whichever kind its files say; a one-line error otherwise."""
+    root = Path(path)
+    if not root.is_dir():
+        raise FathomError(f"{root}: no such competition or dataset folder")
+    if any((root / name).exists() for name in KAGGLE_MARKERS):
+        return Dataset(root, "kaggle")
+    # a folder dataset is the other kind; its reader names what is missing (train/<class>/...)
+    imagefolder.open_folder(root)
+    return Dataset(root, "folder")
+
+
+def read_data(cfg, need_folds: bool = True):
+    """The engine's TrainData for the dataset a config's `competition` names."""
+    return open_dataset(cfg.competition).train_data(cfg, need_folds)

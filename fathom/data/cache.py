@@ -159,3 +159,24 @@ def cached_images(
 ) -> np.ndarray:
     """Build the cache if needed, then open it: (N, size, size, 3) uint8 in the table's order."""
     return open_cache(build_cache(table, cache_dir, size, label, workers), table)
+
+
+def cache_dataset(data_dir, size: int, cache_dir="cache", workers: int | None = None) -> dict:
+    """`fathom cache`: both splits of a dataset of either kind, under the names the training
+    engine looks for (`<dataset>-train`, `<dataset>-eval`); returns {split: (n images, path)}."""
+    from fathom.data import open_dataset
+
+    if size < 8:
+        raise FathomError(f"--size {size}: too small (at least 8)")
+    ds = open_dataset(data_dir)
+    cats = ds.categories()
+    out = {}
+    for split in ("train", "eval"):
+        table = ds.split(split, categories=cats)
+        if table.empty:
+            continue
+        out[split] = (
+            len(table),
+            build_cache(table, cache_dir, size, f"{ds.name}-{split}", workers),
+        )
+    return out

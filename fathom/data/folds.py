@@ -1,4 +1,9 @@
-"""Multilabel-stratified K-fold assignments, written once as data (`folds/<name>.csv`: id,fold)."""
+"""`fathom folds`: K-fold assignments, written once as data (`folds/<name>.csv`: id,fold).
+
+Multi-label competitions get iterstrat's MultilabelStratifiedKFold; single-label folder
+datasets scikit-learn's StratifiedKFold. Either comes with a spread report beside a plain
+shuffled KFold of the same seed, so the gain of stratifying is visible.
+"""
 
 from __future__ import annotations
 
@@ -62,12 +67,16 @@ def fold_spread(table: pd.DataFrame, folds: pd.DataFrame, min_count: int | None 
 
 
 def spread_report(
-    table: pd.DataFrame, folds: pd.DataFrame, n_splits: int, seed: int
+    table: pd.DataFrame,
+    folds: pd.DataFrame,
+    n_splits: int,
+    seed: int,
+    scheme: str = "MultilabelStratifiedKFold",
 ) -> pd.DataFrame:
     """The spread of `folds` beside a plain shuffled KFold with the same seed."""
     plain = assign_folds(table, n_splits, seed, method="kfold")
     rows = []
-    for name, f in (("MultilabelStratifiedKFold", folds), ("KFold (shuffled)", plain)):
+    for name, f in ((scheme, folds), ("KFold (shuffled)", plain)):
         s = fold_spread(table, f)
         rows.append(
             {
@@ -82,16 +91,97 @@ def spread_report(
     return pd.DataFrame(rows)
 
 
-def read_folds(path, table: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Read `id,fold`; with a table, check every image has exactly one fold."""
+def stratified_folds(table: pd.DataFrame, n_splits: int = 5, seed: int = 42) -> pd.DataFrame:
+    """`id,fold` from scikit-learn's StratifiedKFold (shuffled): each class spread evenly."""
+    from sklearn.model_selection import StratifiedKFold
+
+    from fathom.data.imagefolder import labels_of
+
+    if n_splits < 2:
+        raise FathomError("--n-splits must be at least 2")
+    y = labels_of(table)
+    counts = np.bincount(y)
+    small = np.flatnonzero((counts > 0) & (counts < n_splits))
+    if len(small):
+        raise FathomError(
+            f"class {int(small[0])} has {int(counts[small[0]])} image(s), fewer than the {n_splits} folds"
+        )
+    fold = np.empty(len(table), dtype=int)
+    splitter = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    for k, (_, val_idx) in enumerate(splitter.split(np.zeros(len(y)), y)):
+        fold[val_idx] = k
+    return pd.DataFrame({"id": table["id"].to_numpy(), "fold": fold})
+
+
+def write_folds(
+    data_dir, n_splits: int, seed: int, out_dir="folds", name=None, overwrite: bool = False
+):
+    """Assign and write the folds of a dataset of either kind; return (path, folds, report)."""
+    from pathlib import Path
+
+    from fathom import fileio
+    from fathom.data import open_dataset
+
+    ds = open_dataset(data_dir)
+    if ds.kind == "folder":
+        from fathom.data.imagefolder import open_folder, read_folder_split
+
+        folder = open_folder(ds.root)
+        if folder.val_dir is not None:
+            raise FathomError(
+                f"{folder.val_dir}: the dataset has its own validation folder; training "
+                "validates on it, no folds needed"
+            )
+        table = read_folder_split(folder, "train")
+        default, scheme = f"skf{n_splits}", "StratifiedKFold"
+    else:
+        table = ds.split("train", require_images=False)
+        default, scheme = f"mlskf{n_splits}", "MultilabelStratifiedKFold"
+    path = Path(out_dir) / f"{name or default}.csv"
+    if path.exists() and not overwrite:
+        raise FathomError(
+            f"{path}: already exists (runs may depend on it; pass --overwrite to replace)"
+        )
+    folds = (
+        stratified_folds(table, n_splits, seed)
+        if ds.kind == "folder"
+        else assign_folds(table, n_splits, seed)
+    )
+    fileio.write_csv(path, folds)
+    return path, folds, spread_report(table, folds, n_splits, seed, scheme)
+
+
+def read_folds(path, table: pd.DataFrame | None = None, n_folds: int | None = None) -> pd.DataFrame:
+    """Read `id,fold`. Folds are integers 0..K-1 (-1: trains in every fold, never validated);
+    with `n_folds`, a fold at or past it is refused (its images would never be validated);
+    with a table, every image needs exactly one fold and every id must be an image of it."""
     from pathlib import Path
 
     path = Path(path)
     if not path.is_file():
         raise FathomError(f"{path}: no such folds file (`fathom folds` writes it)")
-    folds = pd.read_csv(path, dtype={"id": str})
+    try:
+        folds = pd.read_csv(path, dtype={"id": str, "fold": str}, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise FathomError(f"{path}: not a CSV file ({str(exc).splitlines()[0]})") from None
     if list(folds.columns) != ["id", "fold"]:
         raise FathomError(f"{path}: header must be `id,fold`")
+    bad = ~folds["fold"].str.strip().str.fullmatch(r"-?\d+")
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        raise FathomError(
+            f"{path}, line {i + 2}: fold {folds['fold'].iloc[i]!r} is not a whole number"
+        )
+    folds["fold"] = folds["fold"].astype(int)
+    if (folds["fold"] < -1).any():
+        i = int(np.flatnonzero((folds["fold"] < -1).to_numpy())[0])
+        raise FathomError(f"{path}, line {i + 2}: fold {folds['fold'].iloc[i]} is below -1")
+    if n_folds is not None and (folds["fold"] >= n_folds).any():
+        over = sorted(set(folds["fold"][folds["fold"] >= n_folds]))
+        raise FathomError(
+            f"{path}: holds fold(s) {', '.join(map(str, over))} but n_folds is {n_folds}: "
+            f"their images would never be validated (set n_folds={max(over) + 1})"
+        )
     if folds["id"].duplicated().any():
         raise FathomError(
             f"{path}: id {folds['id'][folds['id'].duplicated()].iloc[0]} has two folds"
@@ -101,5 +191,11 @@ def read_folds(path, table: pd.DataFrame | None = None) -> pd.DataFrame:
         if missing:
             raise FathomError(
                 f"{path}: {len(missing)} training image(s) have no fold, e.g. {sorted(missing)[0]}"
+            )
+        unknown = set(folds["id"]) - set(table["id"])
+        if unknown:
+            raise FathomError(
+                f"{path}: {len(unknown)} id(s) are not training images of this dataset, "
+                f"e.g. {sorted(unknown)[0]} (a folds file of another competition?)"
             )
     return folds

@@ -64,12 +64,6 @@ class FolderDataset:
         return {"train": self.train_dir, "val": self.val_dir, "test": self.test_dir}[split]
 
 
-def is_folder_dataset(root: str | Path) -> bool:
-    """True when `root` looks like a folder dataset (a train/ folder, no Kaggle category key)."""
-    root = Path(root)
-    return (root / "train").is_dir() and not (root / "category_key.csv").exists()
-
-
 def open_folder(root: str | Path) -> FolderDataset:
     root = Path(root)
     if not root.is_dir():
@@ -186,26 +180,6 @@ def labels_of(table: pd.DataFrame) -> np.ndarray:
     return np.array([c[0] for c in table["categories"]], dtype=np.int64)
 
 
-def stratified_folds(table: pd.DataFrame, n_splits: int = 5, seed: int = 42) -> pd.DataFrame:
-    """`id,fold` from scikit-learn's StratifiedKFold (shuffled): each class spread evenly over folds."""
-    from sklearn.model_selection import StratifiedKFold
-
-    if n_splits < 2:
-        raise FathomError("--n-splits must be at least 2")
-    y = labels_of(table)
-    counts = np.bincount(y)
-    small = np.flatnonzero((counts > 0) & (counts < n_splits))
-    if len(small):
-        raise FathomError(
-            f"class {int(small[0])} has {int(counts[small[0]])} image(s), fewer than the {n_splits} folds"
-        )
-    fold = np.empty(len(table), dtype=int)
-    splitter = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-    for k, (_, val_idx) in enumerate(splitter.split(np.zeros(len(y)), y)):
-        fold[val_idx] = k
-    return pd.DataFrame({"id": table["id"].to_numpy(), "fold": fold})
-
-
 def balanced_class_weights(labels: Sequence[int], n_classes: int) -> np.ndarray:
     """scikit-learn's "balanced" weights, n_samples / (n_classes_present * count), as float32.
 
@@ -246,25 +220,3 @@ def folder_train_table(
 
     folds = read_folds(folds_path, train)
     return train.merge(folds, on="id", how="left", validate="one_to_one")
-
-
-def read_folder_data(cfg, need_folds: bool = True):
-    """The engine's `TrainData` for the folder dataset `cfg.competition`: train (+ val) images
-    with their fold, the test images as the eval table, class ids 0..C-1 (column order of every
-    probability matrix; names in `read_classes`)."""
-    from fathom.data.loader import TrainData
-
-    if cfg.task != "singlelabel":
-        raise FathomError(
-            f'{cfg.competition}: a folder dataset is single-label; set task = "singlelabel"'
-        )
-    ds = open_folder(cfg.competition)
-    classes = read_classes(ds)
-    has_val = ds.val_dir is not None
-    if need_folds and has_val and cfg.n_folds != 1:
-        raise FathomError(
-            f"{ds.val_dir}: the dataset brings its own validation split (one fold): set n_folds=1"
-        )
-    train = folder_train_table(ds, classes, cfg.folds if need_folds and not has_val else None)
-    test = read_folder_split(ds, "test", classes)
-    return TrainData(train, test, tuple(int(c) for c in classes["id"]), name=ds.root.resolve().name)

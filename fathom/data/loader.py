@@ -2,8 +2,8 @@
 
 Any reader can feed the engine: it only needs a `TrainData` (a training table with `id`,
 `path`, `categories` (tuple of class ids) and `fold`; an eval table with `id` and `path`;
-the list of class ids that fixes the output columns). `read_competition_data` is the reader
-for the FathomNet (Kaggle COCO) layout.
+the list of class ids that fixes the output columns). `fathom.data.open_dataset(...).train_data`
+builds it for either kind of dataset.
 
 Batches come from the image cache (fathom/cache.py) in one of two ways:
 - on the device: the whole uint8 cache is one tensor on the GPU (or in RAM on CPU) and a batch
@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from fathom.data.coco import label_matrix, open_competition, read_categories, read_split
+from fathom.data.coco import label_matrix
 from fathom.errors import FathomError
 
 
@@ -42,37 +42,6 @@ class TrainData:
             raise FathomError(f"training table lacks column(s) {', '.join(sorted(missing))}")
         if {"id", "path"} - set(self.eval.columns):
             raise FathomError("eval table needs columns id and path")
-
-
-def read_competition_data(cfg, need_folds: bool = True) -> TrainData:
-    """The FathomNet-layout competition and folds file a config names."""
-    comp = open_competition(cfg.competition)
-    cats = read_categories(comp)
-    train = read_split(comp, "train", categories=cats)
-    ev = read_split(comp, "eval", categories=cats)
-    if need_folds:
-        from fathom.data.folds import read_folds
-
-        folds = read_folds(cfg.folds, train)
-        train = train.merge(folds, on="id", how="left", validate="one_to_one")
-    else:
-        train = train.assign(fold=-1)
-    return TrainData(
-        train,
-        ev,
-        tuple(int(c) for c in cats["id"]),
-        name=Path(cfg.competition).resolve().name or "comp",
-    )
-
-
-def read_data(cfg, need_folds: bool = True) -> TrainData:
-    """The data a config's `competition` names: a single-label folder dataset
-    (train/<class>/..., see fathom/folder.py) or a FathomNet-layout competition."""
-    from fathom.data.imagefolder import is_folder_dataset, read_folder_data
-
-    if is_folder_dataset(cfg.competition):
-        return read_folder_data(cfg, need_folds)
-    return read_competition_data(cfg, need_folds)
 
 
 def fold_rows(

@@ -3,9 +3,9 @@ import pandas as pd
 import pytest
 
 from fathom.errors import FathomError
-from fathom.label_submission import (
+from fathom.score import score_labels
+from fathom.submission import (
     make_label_submission,
-    score_labels,
     validate_labels,
     write_label_submission,
 )

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fathom import classification_metrics as cm
+from fathom import metrics as cm
+from fathom import plots
 
 PROBS = np.array(
     [
@@ -76,7 +77,7 @@ def test_most_confused_orders_by_count_then_row_major():
 
 
 def test_confusion_png(tmp_path):
-    path = cm.plot_confusion_matrix(cm.confusion(PROBS, LABELS), NAMES, tmp_path / "cm.png")
+    path = plots.plot_confusion_matrix(cm.confusion(PROBS, LABELS), NAMES, tmp_path / "cm.png")
     with Image.open(path) as img:
         assert img.format == "PNG" and img.width > 100
 

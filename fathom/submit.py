@@ -1,0 +1,180 @@
+"""`fathom submit`: a tuning file and the runs' eval predictions in, a validated submission
+and its manifest out.
+
+The experiments' eval predictions are combined as the tuning says (`ensemble_eval`); a
+multi-label submission ranks categories by the combination and scores each image's osd with
+the tuned scorer (`eval_osd`); a single-label one writes each image's top class. Nothing is
+written unless the CSV validates, and neither file replaces an existing one unless asked.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from fathom import osd as osd_lib
+from fathom.data import open_dataset
+from fathom.ensemble import combine, weighted_mean
+from fathom.errors import FathomError
+from fathom.manifest import build_manifest, write_manifest
+from fathom.prior import prior_logits, prior_probabilities
+from fathom.runs import FULL_FIT, align_rows, check_categories, open_run, run_members
+from fathom.submission import (
+    make_label_submission,
+    make_submission,
+    write_label_submission,
+    write_submission,
+)
+
+
+def ensemble_eval(tuning: dict, data_dir, predictions=None) -> dict:
+    """The experiments' eval predictions combined as the tuning says.
+
+    Returns ids, category_ids, `scores` (what ranks the categories: the tuned combination,
+    rank averages included), `probs` and `logits` (the members' weighted mean probabilities
+    and logits, what probability-based osd scorers read: a rank average is no probability),
+    and for the osd feature scorers `runs` (the run members with a positive weight) with their
+    aligned `evals` and `oofs`, plus `all_runs`.
+    """
+    dataset = open_dataset(data_dir)
+    cats = dataset.categories()
+    ev = dataset.split("eval", require_images=False, categories=cats)
+    ids = ev["id"].tolist()
+
+    members = tuning["experiments"]
+    runs = [open_run(e["path"]) for e in run_members(tuning)]
+    evals, oofs = [], []
+    for run in runs:
+        folder = Path(predictions) / run.name if predictions else None
+        arrays = run.eval(folder)
+        where = str((folder or run.path) / "eval.npz")
+        check_categories(arrays, cats["id"], where)
+        evals.append(align_rows(arrays, ids, where))
+        oofs.append(run.oof())
+    member_probs, member_logits = [e["probs"] for e in evals], [e["logits"] for e in evals]
+    if any(e.get("kind") == "prior" for e in members):  # the frequency prior is always last
+        train = dataset.split("train", require_images=False, categories=cats)
+        freq = prior_probabilities(train, len(ids), cats["id"])
+        member_probs.append(freq)
+        member_logits.append(prior_logits(freq))
+    method, weights = tuning["ensemble"]["method"], tuning["ensemble"]["weights"]
+    used = weights if method == "weighted" else [1.0] * len(member_probs)
+    # a member with weight 0 does not shape the ensemble's predictions: its features and its
+    # opinion should not shape the osd score either
+    run_w = [w for w, e in zip(used, members, strict=True) if e.get("kind", "run") == "run"]
+    keep = [i for i, w in enumerate(run_w) if w > 0] or list(range(len(runs)))
+    return {
+        "ids": ids,
+        "category_ids": cats["id"].tolist(),
+        "class_names": cats["name"].tolist(),
+        "task": dataset.task,
+        "scores": combine(method, member_probs, weights),
+        "probs": weighted_mean(member_probs, used),
+        "logits": weighted_mean(member_logits, used),
+        "runs": [runs[i] for i in keep],
+        "evals": [evals[i] for i in keep],
+        "oofs": [oofs[i] for i in keep],
+        "all_runs": runs,
+    }
+
+
+def eval_osd(ens: dict, scorer: str) -> np.ndarray:
+    """The scorer on the eval images. Feature scorers pair each fold model's eval features with
+    that fold's OOF features (same model, images it never trained on), matched by fold number;
+    a full fit has no OOF rows and takes no part in them."""
+    stack = None
+    parts = scorer.split("+")
+    evals = ens["evals"]
+    if "disagreement" in parts:
+        stack = (
+            np.stack([e["probs"] for e in evals]) if len(evals) > 1 else evals[0].get("fold_probs")
+        )
+        if stack is None or len(stack) < 2:
+            raise FathomError(
+                "osd scorer `disagreement` needs two experiments or eval.npz `fold_probs`"
+            )
+    feats, refs = [], []
+    if any(part in osd_lib.FEATURE_SCORERS for part in parts):
+        for run, e, o in zip(ens["runs"], evals, ens["oofs"], strict=True):
+            if "fold_features" not in e:
+                raise FathomError(
+                    f"{run.path}: eval predictions lack `fold_features` for osd scorer {scorer}"
+                )
+            folds = e["folds"] if "folds" in e else np.unique(o["fold"])
+            if len(folds) != len(e["fold_features"]):
+                raise FathomError(
+                    f"{run.path}: {len(e['fold_features'])} eval fold models but {len(folds)} folds named"
+                )
+            for k, f in enumerate(folds):
+                ref = o["features"][o["fold"] == f]
+                if f == FULL_FIT or not len(ref):
+                    continue
+                feats.append(e["fold_features"][k])
+                refs.append(ref)
+            if not feats:
+                raise FathomError(
+                    f"{run.path}: no eval fold model has OOF rows of its fold to compare with "
+                    f"(osd scorer {scorer} needs fold models, not only a full fit)"
+                )
+    return osd_lib.eval_scores(scorer, ens["probs"], ens["logits"], stack, feats, refs)
+
+
+def make(
+    tuning: dict,
+    name: str,
+    comp=None,
+    predictions=None,
+    osd_name=None,
+    out_dir="submissions",
+    overwrite=False,
+):
+    """Write the CSV and manifest; return (csv path, manifest dict)."""
+    out_dir = Path(out_dir)
+    csv_path, json_path = out_dir / f"{name}.csv", out_dir / f"{name}.json"
+    if not overwrite:  # check both before writing either: never half a submission
+        for path in (csv_path, json_path):
+            if path.exists():
+                raise FathomError(
+                    f"{path}: already exists (pass --overwrite, or choose another --name)"
+                )
+    data_dir = comp or tuning["competition"]
+    ens = ensemble_eval(tuning, data_dir, predictions)
+    ids = ens["ids"]
+    if ens["task"] == "singlelabel":
+        scorer = None
+        frame = make_label_submission(ids, ens["scores"], ens["class_names"])
+        write_label_submission(csv_path, frame, ids, ens["class_names"], overwrite=overwrite)
+    else:
+        scorer = osd_name or tuning["osd"]["scorer"]
+        if not osd_lib.is_scorer(scorer):
+            raise FathomError(
+                f"unknown osd scorer {scorer!r}; choose from {', '.join(osd_lib.SCORERS)}"
+            )
+        frame = make_submission(ids, ens["scores"], ens["category_ids"], eval_osd(ens, scorer))
+        write_submission(csv_path, frame, ids, ens["category_ids"], overwrite=overwrite)
+    run_of = {run.name: run for run in ens["all_runs"]}
+    experiments = [
+        {
+            **e,
+            "checkpoints": list(run_of[e["name"]].checkpoints().values()),
+            "predictions": str(Path(predictions) / e["name"] if predictions else e["path"]),
+        }
+        if e.get("kind", "run") == "run"
+        else e
+        for e in tuning["experiments"]
+    ]
+    manifest = build_manifest(name, csv_path, data_dir, experiments, tuning, scorer, len(frame))
+    write_manifest(json_path, manifest, overwrite=overwrite)
+    return csv_path, manifest
+
+
+def summary(csv_path, manifest: dict) -> str:
+    """One line on what was written, for `fathom submit` to print."""
+    cv = manifest["cv"]
+    text = f"wrote {csv_path} ({manifest['n_rows']} rows) and its manifest; CV {cv['metric']} {cv['value']:.4f}"
+    osd = manifest["osd"]
+    if osd["scorer"]:
+        est = osd["estimated_sauc"]
+        text += f", osd {osd['scorer']} (estimated sAUC {'none' if est is None else f'{est:.4f}'})"
+    return text

@@ -1,0 +1,429 @@
+"""`fathom tune`: every choice a submission needs, made on out-of-fold predictions and written
+to a tuning file that `fathom submit` reads.
+
+- The ensemble (fathom/ensemble.py): plain mean, rank average or fitted weights, chosen by
+  fold-held-out MAP@20 (accuracy for a single-label dataset); the frequency prior may join.
+- Label sets: a global threshold and per-category thresholds that maximise the per-image F1
+  of the predicted sets, scored fold-held-out (multi-label only; the submission itself is
+  ranked, so they go to the manifest for users who want sets).
+- The osd scorer (fathom/osd.py): every scorer is rated by sAUC on the OOF of runs trained
+  with `holdout_categories` (their OOF images holding one are the unseen positives), beside
+  a label-free train-vs-eval shift test. The estimate recorded for the chosen scorer is
+  measured on rows that did not choose it (2-fold cross-fitting of the choice); `domain`,
+  which the held-out-category simulation cannot rate, gets none.
+
+Pure functions over arrays, apart from `tune_runs` (which reads the runs and the dataset) and
+`write_tuning`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fathom import fileio
+from fathom import osd as osd_lib
+from fathom.data import open_dataset
+from fathom.data.coco import label_matrix
+from fathom.ensemble import _fold_held_out, tune_ensemble, weighted_mean
+from fathom.errors import FathomError
+from fathom.metrics import accuracy_matrix, map_at_k_matrix, sauc
+from fathom.prior import fold_prior
+from fathom.runs import align_rows, check_categories, open_run
+
+METRICS: dict[str, tuple[str, Callable]] = {
+    "multilabel": ("map20", map_at_k_matrix),
+    "singlelabel": ("accuracy", accuracy_matrix),
+}
+METRIC_NAMES = {"map20": "MAP@20", "accuracy": "accuracy"}
+
+
+# --- label sets: thresholds that maximise the per-image F1 of the predicted sets
+
+
+def predict_sets(
+    probs: np.ndarray, thresholds: np.ndarray | float, at_least_one: bool = True
+) -> np.ndarray:
+    """Boolean (N, C): a category is predicted when its probability reaches its threshold.
+
+    With `at_least_one`, an image with nothing above threshold gets its top category: every
+    image in this competition holds at least one organism.
+    """
+    probs = np.asarray(probs)
+    pred = probs >= np.asarray(thresholds)
+    if at_least_one:
+        empty = ~pred.any(axis=1)
+        pred[np.flatnonzero(empty), probs[empty].argmax(axis=1)] = True
+    return pred
+
+
+def sample_f1(pred: np.ndarray, targets: np.ndarray) -> float:
+    """Mean over images of 2|P & T| / (|P| + |T|) (sklearn's average='samples'; 0/0 counts 0)."""
+    t = np.asarray(targets) > 0
+    tp = (pred & t).sum(axis=1)
+    denom = pred.sum(axis=1) + t.sum(axis=1)
+    return float(np.mean(np.where(denom > 0, 2.0 * tp / np.maximum(denom, 1), 0.0)))
+
+
+def threshold_grid(n: int = 60) -> np.ndarray:
+    """Candidate thresholds, dense near 0 where sigmoid outputs of rare classes live."""
+    return np.unique(
+        np.concatenate([np.geomspace(1e-3, 0.1, n // 3), np.linspace(0.1, 0.95, n - n // 3)])
+    )
+
+
+def fit_global_threshold(
+    probs: np.ndarray, targets: np.ndarray, grid: np.ndarray | None = None
+) -> float:
+    """The one threshold for every category that maximises sample F1."""
+    grid = threshold_grid() if grid is None else grid
+    scores = [sample_f1(predict_sets(probs, t), targets) for t in grid]
+    return float(grid[int(np.argmax(scores))])
+
+
+def fit_category_thresholds(
+    probs: np.ndarray,
+    targets: np.ndarray,
+    start: float,
+    min_positives: int = 3,
+    passes: int = 2,
+    grid: np.ndarray | None = None,
+) -> np.ndarray:
+    """Per-category thresholds by coordinate ascent on sample F1, from the global one.
+
+    A category with fewer than `min_positives` positive rows keeps `start`: a threshold fitted
+    to one or two images is noise. Each move changes one column, so the F1 of every image is
+    updated from its running counts instead of being recomputed (fast enough for 290 x 60).
+    """
+    grid = threshold_grid() if grid is None else grid
+    probs = np.asarray(probs, dtype=np.float64)
+    t = np.asarray(targets) > 0
+    thr = np.full(probs.shape[1], float(start))
+    n_true = t.sum(axis=1)
+    top = probs.argmax(axis=1)
+    top_hit = t[np.arange(len(t)), top]
+    positives = t.sum(axis=0)
+    for _ in range(passes):
+        raw = probs >= thr  # before the at-least-one rule
+        tp_all = (raw & t).sum(axis=1)
+        np_all = raw.sum(axis=1)
+        for c in np.flatnonzero(positives >= min_positives):
+            tp_wo = tp_all - (raw[:, c] & t[:, c])
+            np_wo = np_all - raw[:, c]
+            cand = probs[:, c][None, :] >= grid[:, None]  # (G, N)
+            tp = tp_wo[None, :] + (cand & t[:, c][None, :])
+            npred = np_wo[None, :] + cand
+            f1 = np.where(
+                npred > 0, 2.0 * tp / np.maximum(npred + n_true, 1), 2.0 * top_hit / (1 + n_true)
+            )
+            score = f1.mean(axis=1)
+            best = int(np.argmax(score))
+            # keep the current threshold unless a candidate is strictly better
+            current = np.where(
+                np_all > 0,
+                2.0 * tp_all / np.maximum(np_all + n_true, 1),
+                2.0 * top_hit / (1 + n_true),
+            ).mean()
+            if score[best] > current + 1e-12:
+                thr[c] = grid[best]
+                raw[:, c] = cand[best]
+                tp_all, np_all = tp[best], npred[best]
+    return thr
+
+
+@dataclass(frozen=True)
+class ThresholdResult:
+    global_threshold: float
+    category_thresholds: list[float]
+    f1: dict  # {"top1", "global", "per_category"} fold-held-out, plus "..._in_sample"
+
+
+def tune_thresholds(probs: np.ndarray, targets: np.ndarray, fold: np.ndarray) -> ThresholdResult:
+    """Global and per-category thresholds, with fold-held-out sample F1 for each."""
+    fold = np.asarray(fold)
+    n = len(targets)
+
+    def fit_global(rows):
+        return fit_global_threshold(probs[rows], targets[rows])
+
+    def fit_per_cat(rows):
+        return fit_category_thresholds(probs[rows], targets[rows], fit_global(rows))
+
+    def apply(thr, rows):
+        return predict_sets(probs[rows], thr)
+
+    held_g, _ = _fold_held_out(fit_global, apply, fold, n)
+    held_c, _ = _fold_held_out(fit_per_cat, apply, fold, n)
+    everything = np.ones(n, dtype=bool)
+    g = fit_global(everything)
+    c = fit_category_thresholds(probs, targets, g)
+    return ThresholdResult(
+        global_threshold=g,
+        category_thresholds=[float(x) for x in c],
+        f1={
+            "top1": sample_f1(predict_sets(probs, np.inf), targets),
+            "global": sample_f1(held_g, targets),
+            "per_category": sample_f1(held_c, targets),
+            "global_in_sample": sample_f1(predict_sets(probs, g), targets),
+            "per_category_in_sample": sample_f1(predict_sets(probs, c), targets),
+        },
+    )
+
+
+# --- tuning runs
+
+
+def competition_of(runs, data=None) -> str:
+    """The dataset folder: `data` if given, else the first run config's `competition`."""
+    if data:
+        return str(data)
+    for run in runs:
+        if run.config().get("competition"):
+            return run.config()["competition"]
+    raise FathomError("no --comp given and no run's config.json names its `competition`")
+
+
+def read_oofs(runs, category_ids) -> list[dict]:
+    """The runs' OOF arrays, checked against the dataset's categories and aligned to the first
+    run's rows; every run must cover the same images with the same folds."""
+    oofs = []
+    for run in runs:
+        arrays = run.oof()
+        check_categories(arrays, category_ids, str(run.path / "oof.npz"))
+        oofs.append(arrays)
+    ids = oofs[0]["ids"]
+    for run, arrays in zip(runs[1:], oofs[1:], strict=True):
+        if set(arrays["ids"]) != set(ids):
+            raise FathomError(
+                f"{run.path / 'oof.npz'}: covers other images than {runs[0].path / 'oof.npz'}"
+            )
+    oofs = [align_rows(a, ids, str(r.path / "oof.npz")) for a, r in zip(oofs, runs, strict=True)]
+    for run, arrays in zip(runs[1:], oofs[1:], strict=True):
+        if not np.array_equal(arrays["fold"], oofs[0]["fold"]):
+            raise FathomError(
+                f"{run.path}: other folds than {runs[0].path}; tuning across them would leak"
+            )
+    return oofs
+
+
+def eval_shift(runs, oofs) -> dict:
+    """The label-free shift test: how well each fold model's features tell the eval images from
+    that fold's OOF (training) images, as a cross-validated AUC averaged over folds and runs.
+    A full fit (fold FULL_FIT) has no OOF rows and takes no part."""
+    aucs, n_ref, n_query = [], 0, 0
+    for run, oof in zip(runs, oofs, strict=True):
+        ev = run.eval()
+        if "fold_features" not in ev:
+            continue
+        folds = ev["folds"] if "folds" in ev else np.unique(oof["fold"])
+        for k, f in enumerate(folds):
+            ref = oof["features"][oof["fold"] == f]
+            if not len(ref):
+                continue
+            aucs.append(osd_lib.shift_auc(ref, ev["fold_features"][k]))
+            n_ref, n_query = len(ref), len(ev["fold_features"][k])
+    if not aucs:
+        return {"auc": None, "n_reference": 0, "n_query": 0}
+    return {"auc": float(np.mean(aucs)), "n_reference": n_ref, "n_query": n_query}
+
+
+def tune_osd(runs, oofs, held_runs, labels, osd_name=None) -> dict:
+    """The osd part of a tuning file: simulated sAUCs on the held-out runs, the shift test,
+    the chosen (or named) scorer and its honest estimate."""
+    info: dict = {"holdout_runs": [str(r.path) for r in held_runs], "simulated_sauc": {}}
+    scores: dict = {}
+    if held_runs:
+        hcats = {r.holdout_categories() for r in held_runs}
+        if len(hcats) != 1 or not next(iter(hcats)):
+            raise FathomError(
+                "--holdout runs must all have the same non-empty `holdout_categories` in config.json"
+            )
+        held_cats = next(iter(hcats))
+        h_arrays = [r.oof() for r in held_runs]
+        h_ids = h_arrays[0]["ids"]
+        h_arrays = [
+            align_rows(a, h_ids, str(r.path / "oof.npz"))
+            for a, r in zip(h_arrays, held_runs, strict=True)
+        ]
+        unseen = np.array([bool(set(labels[uid]) & set(held_cats)) for uid in h_ids])
+        if unseen.all() or not unseen.any():
+            raise FathomError(
+                f"{held_runs[0].path}: its OOF needs images with and without held-out categories"
+            )
+        models = [
+            osd_lib.ModelRows(a["probs"], a["logits"], a["features"], a["fold"]) for a in h_arrays
+        ]
+        scores = osd_lib.simulate_scores(models, unseen)
+        info["simulated_sauc"] = {
+            name: None if s is None else sauc(unseen, s) for name, s in scores.items()
+        }
+        info["holdout_categories"] = list(held_cats)
+        info["n_unseen"] = int(unseen.sum())
+        info["n_images"] = len(unseen)
+    chosen = osd_name is None
+    if chosen:
+        scored = {k: v for k, v in info["simulated_sauc"].items() if v is not None}
+        if not scored:
+            raise FathomError(
+                "no --holdout runs to choose the osd scorer on: pass them, or name one with --osd"
+            )
+        if len(runs) < 2:  # disagreement between ensemble members needs members
+            scored.pop("disagreement", None)
+        info["shift"] = eval_shift(runs, oofs)
+        n_unseen = info["n_unseen"]
+        osd_name, info["why"] = osd_lib.choose_scorer(
+            scored,
+            n_unseen,
+            info["n_images"] - n_unseen,
+            info["shift"]["auc"],
+            info["shift"]["n_reference"],
+            info["shift"]["n_query"],
+        )
+    elif not osd_lib.is_scorer(osd_name):
+        raise FathomError(
+            f"unknown osd scorer {osd_name!r}; choose from {', '.join(osd_lib.SCORERS)}"
+        )
+    info["scorer"] = osd_name
+    candidates = {
+        k: s
+        for k, s in scores.items()
+        if s is not None and k != "domain" and (k != "disagreement" or len(runs) > 1)
+    }
+    crossfit = osd_lib.crossfit_choice_sauc(candidates, unseen) if chosen and candidates else None
+    info["estimated_sauc"], info["estimate"] = osd_lib.osd_estimate(
+        osd_name, info["simulated_sauc"], crossfit, chosen
+    )
+    return info
+
+
+def tune_runs(experiments, holdout=(), comp=None, osd_name=None, prior=False) -> dict:
+    """Everything `fathom tune` decides, as a JSON-ready dict (pure apart from reading the runs).
+
+    With `prior`, the frequency prior joins the ensemble as one more member (its OOF rows are
+    the other folds' frequencies), so the weight search can lean on it where models are weak.
+    A single-label dataset is tuned on accuracy and has no label sets and no osd.
+    """
+    runs = [open_run(p) for p in experiments]
+    held_runs = [open_run(p) for p in holdout]
+    data_dir = competition_of(runs + held_runs, comp)
+    dataset = open_dataset(data_dir)
+    cats = dataset.categories()
+    labels = dataset.labels()
+    oofs = read_oofs(runs, cats["id"])
+    ids, fold = oofs[0]["ids"], oofs[0]["fold"]
+    unknown = [uid for uid in ids if uid not in labels]
+    if unknown:
+        raise FathomError(
+            f"{runs[0].path / 'oof.npz'}: image {unknown[0]} is not a training image of {data_dir}"
+        )
+    targets = label_matrix([labels[uid] for uid in ids], cats["id"])
+    metric_name, metric = METRICS[dataset.task]
+    probs = [a["probs"] for a in oofs]
+    members = [{"name": r.name, "path": str(r.path), "kind": "run"} for r in runs]
+    if prior:
+        probs.append(fold_prior(targets, fold))
+        members.append({"name": "frequency prior", "path": None, "kind": "prior"})
+
+    ens = tune_ensemble(probs, targets, fold, metric)
+    result = {
+        "competition": str(data_dir),
+        "task": dataset.task,
+        "experiments": [
+            {**m, "cv": metric(p, targets), "weight": w}
+            for m, p, w in zip(members, probs, ens.weights, strict=True)
+        ],
+        "n_images": int(len(ids)),
+        "n_folds": int(len(np.unique(fold))),
+        "ensemble": {
+            "method": ens.method,
+            "metric": metric_name,
+            "weights": ens.weights,
+            "fitted_weights": ens.fitted_weights,
+            "scores": ens.scores,
+            "fold_weights": ens.fold_weights,
+        },
+        "thresholds": None,
+        "osd": {"scorer": None},
+    }
+    if dataset.task == "singlelabel":
+        return result
+    set_probs = (
+        ens.held_out_probs if ens.method == "weighted" else weighted_mean(probs, ens.weights)
+    )
+    thr = tune_thresholds(set_probs, targets, fold)
+    result["thresholds"] = {
+        "fitted_on": "weighted" if ens.method == "weighted" else "mean",
+        "global": thr.global_threshold,
+        "per_category": {
+            str(int(c)): t for c, t in zip(cats["id"], thr.category_thresholds, strict=True)
+        },
+        "f1": thr.f1,
+    }
+    result["osd"] = tune_osd(runs, oofs, held_runs, labels, osd_name)
+    return result
+
+
+def write_tuning(path, result: dict, overwrite: bool = False) -> Path:
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FathomError(f"{path}: already exists (pass --overwrite, or choose another --out)")
+    result["path"] = str(path)
+    return fileio.write_json(path, result)
+
+
+def format_tuning(result: dict) -> str:
+    """The tuning as the text `fathom tune` prints."""
+    import pandas as pd
+
+    ens = result["ensemble"]
+    label = METRIC_NAMES[ens["metric"]]
+    lines = [f"{result['n_images']} OOF images, {result['n_folds']} folds"]
+    rows = [
+        {"model": e["name"], f"OOF {label}": e["cv"], "weight": e["weight"]}
+        for e in result["experiments"]
+    ]
+    lines.append(pd.DataFrame(rows).round(4).to_string(index=False))
+    m = ens["scores"]
+    lines.append(f"\nensemble (OOF {label}; fitted weights scored fold-held-out):")
+    table = pd.DataFrame(
+        [
+            {"method": "mean", label: m["mean"]},
+            {"method": "rank average", label: m["rank"]},
+            {"method": "fitted weights (held-out)", label: m["weighted"]},
+            {"method": "fitted weights (in-sample, optimistic)", label: m["weighted_in_sample"]},
+        ]
+    )
+    lines.append(table.round(4).to_string(index=False))
+    lines.append(f"chosen: {ens['method']}  weights {[round(w, 3) for w in ens['weights']]}")
+    if result["thresholds"]:
+        f1 = result["thresholds"]["f1"]
+        lines.append(
+            f"\nlabel sets (sample F1, held-out): top-1 only {f1['top1']:.4f}   "
+            f"global threshold {result['thresholds']['global']:.3f} -> {f1['global']:.4f}   "
+            f"per-category -> {f1['per_category']:.4f}"
+        )
+    o = result["osd"]
+    sims = o.get("simulated_sauc") or {}
+    if sims:
+        lines.append(
+            f"\nosd scorers, sAUC on held-out-category OOF ({o['n_unseen']} of {o['n_images']} "
+            f"images hold one of {len(o['holdout_categories'])} held-out categories):"
+        )
+        rows = [
+            {"scorer": k, "sAUC": ("n/a" if v is None else round(v, 4))} for k, v in sims.items()
+        ]
+        lines.append(pd.DataFrame(rows).to_string(index=False))
+    shift = (o.get("shift") or {}).get("auc")
+    if shift is not None:
+        lines.append(f"train-vs-eval shift test (no labels): AUC {shift:.4f} (0.5 = no shift)")
+    if o.get("scorer"):
+        why = o.get("why")
+        lines.append(f"osd scorer: {o['scorer']}" + (f"  ({why})" if why else ""))
+        est = o.get("estimated_sauc")
+        lines.append(
+            f"estimated sAUC: {'none' if est is None else f'{est:.4f}'} ({o.get('estimate', '')})"
+        )
+    return "\n".join(lines)
