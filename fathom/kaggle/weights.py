@@ -22,12 +22,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from fathom import __version__, fileio
 from fathom.errors import FathomError
-from fathom.kaggle.api import http_status, kaggle_errors
+from fathom.kaggle.api import CREDENTIALS_HINT, default_owner, http_status, kaggle_errors
 
 MANIFEST = "fathom-weights.json"
 TUNE_FILE = "tune.json"  # the `fathom tune` file a predict kernel's `fathom submit` reads
@@ -41,6 +42,16 @@ def check_dataset_id(dataset: str) -> tuple[str, str]:
             f"dataset {dataset!r}: want OWNER/SLUG with a slug of 5-50 lowercase letters, digits and dashes"
         )
     return owner, slug
+
+
+def default_dataset(dataset: str | None = None) -> str:
+    """`dataset`, else <your Kaggle user name>/fathom-weights; FathomError when neither is known."""
+    if dataset:
+        return dataset
+    owner = default_owner()
+    if not owner:
+        raise FathomError(f"--dataset OWNER/SLUG needed ({CREDENTIALS_HINT})")
+    return f"{owner}/fathom-weights"
 
 
 def project_root() -> Path:
@@ -208,6 +219,56 @@ def stage(
     }
     fileio.write_json(out / "dataset-metadata.json", metadata)
     return manifest
+
+
+@dataclass(frozen=True)
+class Staged:
+    """A staged dataset folder, ready for `upload`."""
+
+    dataset: str
+    folder: Path
+    manifest: dict
+    notes: str
+
+    def summary(self) -> str:
+        files = self.manifest["files"]
+        total = sum(f["bytes"] for f in files) / 1e6
+        return f"staged {len(files)} files ({total:.1f} MB) for {self.dataset} in {self.folder}"
+
+
+def default_notes(manifest: dict) -> str:
+    """Version notes naming the runs and their CV (or the fathom version, with no runs)."""
+    return "; ".join(
+        [f"{r}: CV MAP@20 {manifest['cv_map20'].get(r)}" for r in manifest["runs"]]
+        or [f"fathom {manifest['fathom_version']} for training kernels"]
+    )
+
+
+def stage_for_upload(
+    runs: list,
+    dataset: str | None = None,
+    out: str | Path | None = None,
+    title: str | None = None,
+    folds: list = (),
+    tune: str | Path | None = None,
+    configs: list = (),
+    notes: str = "",
+) -> Staged:
+    """`stage` with the command's defaults: the dataset (`default_dataset`), the folder
+    (kernels/datasets/<slug>) and the notes (`default_notes`)."""
+    dataset = default_dataset(dataset)
+    _, slug = check_dataset_id(dataset)
+    folder = Path(out) if out else Path("kernels") / "datasets" / slug
+    manifest = stage(
+        [Path(r) for r in runs],
+        dataset,
+        folder,
+        title,
+        folds=[Path(f) for f in folds],
+        tune=Path(tune) if tune else None,
+        configs=[Path(c) for c in configs],
+    )
+    return Staged(dataset, folder, manifest, notes or default_notes(manifest))
 
 
 def _read_tuning(path: Path) -> dict:
