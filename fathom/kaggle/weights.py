@@ -169,7 +169,8 @@ def stage(
         placed.append((config, Path("configs") / config.name))
     if tune is not None:
         tuning = _read_tuning(tune)
-        missing = [e.get("name") for e in tuning["experiments"] if e.get("name") not in names]
+        wanted = [e.get("name") for e in tuning["experiments"] if is_run_member(e)]
+        missing = [name for name in wanted if name not in names]
         if missing:
             raise FathomError(
                 f"{tune}: experiment {missing[0]!r} is not among the uploaded runs ({', '.join(names)})"
@@ -269,6 +270,13 @@ def stage_for_upload(
         configs=[Path(c) for c in configs],
     )
     return Staged(dataset, folder, manifest, notes or default_notes(manifest))
+
+
+def is_run_member(member: dict) -> bool:
+    """Whether a tuning's ensemble member is a run (a member without `kind` is one: files from
+    before the prior). The frequency prior (`"kind": "prior"`) has no run folder: it needs no
+    weights and no predict step, `fathom submit` computes it from the train labels."""
+    return member.get("kind", "run") == "run"
 
 
 def _read_tuning(path: Path) -> dict:
