@@ -480,6 +480,41 @@ def test_upload_weights_takes_a_tuning_whose_ensemble_has_the_frequency_prior(
         )
 
 
+def test_upload_weights_ships_the_checkpoints_a_run_has(tmp_path):
+    """Some folds, a full fit, an unfinished fold and a stray copy: fold<k>/best.pt and
+    full/best.pt are shipped, whichever exist, and nothing else."""
+    run = fake_run(tmp_path / "runs", "some", folds=(0, 2, 10))
+    (run / "full").mkdir()
+    (run / "full" / "best.pt").write_bytes(b"full fit")
+    (run / "full" / "eval.npz").write_bytes(b"not uploaded")
+    (run / "fold1").mkdir()
+    (run / "fold1" / "last.pt").write_bytes(b"unfinished: no best.pt yet")
+    (run / "fold0.old").mkdir()
+    (run / "fold0.old" / "best.pt").write_bytes(b"a stray copy")
+    files = [p.relative_to(run).as_posix() for p in weights_dataset.run_files(run)]
+    assert files == ["config.json", "cv.json", "oof.npz", "fold0/best.pt", "fold2/best.pt",
+                     "fold10/best.pt", "full/best.pt"]  # fmt: skip
+    only_full = tmp_path / "runs" / "full-only"
+    (only_full / "full").mkdir(parents=True)
+    (only_full / "full" / "best.pt").write_bytes(b"full fit")
+    (only_full / "config.json").write_text("{}")
+    manifest = weights_dataset.stage(
+        [run, only_full], "alice/fathom-weights", tmp_path / "stage", wheel=False
+    )
+    staged = sorted(f["path"] for f in manifest["files"] if f["path"].endswith(".pt"))
+    assert staged == [
+        "runs/full-only/full/best.pt", "runs/some/fold0/best.pt", "runs/some/fold10/best.pt",
+        "runs/some/fold2/best.pt", "runs/some/full/best.pt",
+    ]  # fmt: skip
+    assert manifest["cv_map20"] == {"some": 0.5}
+    (run / "fold0.old" / "best.pt").unlink()
+    for k in (0, 2, 10):
+        (run / f"fold{k}" / "best.pt").unlink()
+    (run / "full" / "best.pt").unlink()
+    with pytest.raises(FathomError, match="no fold<k>/best.pt or full/best.pt"):
+        weights_dataset.run_files(run)
+
+
 def test_wheel_holds_the_package(wheel_dir):
     wheel = next(wheel_dir.glob("fathom-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()

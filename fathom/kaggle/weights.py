@@ -33,6 +33,7 @@ from fathom.kaggle.api import CREDENTIALS_HINT, default_owner, http_status, kagg
 MANIFEST = "fathom-weights.json"
 TUNE_FILE = "tune.json"  # the `fathom tune` file a predict kernel's `fathom submit` reads
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{4,49}$")
+_FOLD = re.compile(r"fold(\d+)")  # the engine's fold folders: fold0, fold1, ...
 
 
 def check_dataset_id(dataset: str) -> tuple[str, str]:
@@ -99,17 +100,31 @@ def build_wheel(out_dir: Path, root: Path | None = None) -> Path:
     return target
 
 
+def checkpoint_folders(run_dir: Path) -> list[Path]:
+    """The run's fold<k>/ (by k) and full/ folders that hold a best.pt: whichever folds have
+    finished, and a full fit if there is one (an unfinished fold or a stray copy is left out)."""
+    folds = {
+        int(m.group(1)): d
+        for d in run_dir.iterdir()
+        if (m := _FOLD.fullmatch(d.name)) and (d / "best.pt").is_file()
+    }
+    full = [run_dir / "full"] if (run_dir / "full" / "best.pt").is_file() else []
+    return [folds[k] for k in sorted(folds)] + full
+
+
 def run_files(run_dir: Path) -> list[Path]:
     """What a kernel needs from a run: its JSON files, oof.npz (`fathom submit` reads the OOF
-    features for its osd scorers) and every fold's (and the full fit's) best.pt."""
+    features for its osd scorers) and the best.pt (and config.json, if any) of every fold
+    that has one and of the full fit."""
     if not (run_dir / "config.json").is_file():
         raise FathomError(f"{run_dir}: no config.json (not a run folder written by `fathom train`)")
     files = sorted(p for p in run_dir.glob("*.json") if p.is_file())
     files += [p for p in [run_dir / "oof.npz"] if p.is_file()]
-    checkpoints = sorted(run_dir.glob("fold*/best.pt")) + sorted(run_dir.glob("full/best.pt"))
-    if not checkpoints:
-        raise FathomError(f"{run_dir}: no fold*/best.pt or full/best.pt to upload")
-    return files + checkpoints + sorted(run_dir.glob("fold*/config.json"))
+    folders = checkpoint_folders(run_dir)
+    if not folders:
+        raise FathomError(f"{run_dir}: no fold<k>/best.pt or full/best.pt to upload")
+    files += [d / "best.pt" for d in folders]
+    return files + [d / "config.json" for d in folders if (d / "config.json").is_file()]
 
 
 def _place(src: Path, dst: Path) -> None:
