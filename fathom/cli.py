@@ -1,8 +1,10 @@
 """The `fathom` command: one subcommand per stage of the flow.
 
 Each stage lives in `fathom/commands/<name>.py` and defines HELP, DESCRIPTION,
-`add_arguments(parser)` and `run(args)`. Heavy imports (torch, timm, kaggle) happen
-inside `run`, so `fathom --help` stays instant.
+`add_arguments(parser)` and `run(args)`. A command group (`fathom kaggle <verb>`) is a
+package `fathom/commands/<name>/` whose `__init__.py` defines HELP, DESCRIPTION and VERBS,
+with one such module per verb. Heavy imports (torch, timm, kaggle) happen inside `run`, so
+`fathom --help` stays instant.
 """
 
 from __future__ import annotations
@@ -49,16 +51,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"fathom {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="<command>")
     for name in COMMANDS:
-        module = importlib.import_module(f"fathom.commands.{name.replace('-', '_')}")
-        p = sub.add_parser(
-            name,
-            help=module.HELP,
-            description=getattr(module, "DESCRIPTION", module.HELP),
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
+        add_command(sub, name, f"fathom.commands.{name.replace('-', '_')}")
+    return parser
+
+
+def add_command(sub, name: str, module_name: str) -> None:
+    """Register one command module under `sub`; a group's VERBS become nested subcommands
+    (`fathom NAME <action>`, the verb in `args.<name>_command`)."""
+    module = importlib.import_module(module_name)
+    p = sub.add_parser(
+        name,
+        help=module.HELP,
+        description=getattr(module, "DESCRIPTION", module.HELP),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    verbs = getattr(module, "VERBS", None)
+    if verbs is None:
         module.add_arguments(p)
         p.set_defaults(_run=module.run)
-    return parser
+        return
+    group = p.add_subparsers(dest=f"{name}_command", metavar="<action>", required=True)
+    for verb in verbs:
+        add_command(group, verb, f"{module_name}.{verb.replace('-', '_')}")
 
 
 def main(argv: list[str] | None = None) -> int:

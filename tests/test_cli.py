@@ -1,9 +1,19 @@
+import ast
+import importlib
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from fathom.cli import COMMANDS
+
+COMMANDS_DIR = Path(__file__).resolve().parents[1] / "fathom" / "commands"
+GROUPS = {
+    name: importlib.import_module(f"fathom.commands.{name}").VERBS
+    for name in COMMANDS
+    if (COMMANDS_DIR / name / "__init__.py").is_file()
+}
 
 
 def test_top_level_help_lists_every_command():
@@ -18,6 +28,35 @@ def test_top_level_help_lists_every_command():
 def test_every_command_has_help_with_an_example(run_cli, name):
     code, out, _ = run_cli(name, "--help")
     assert code == 0 and "example" in out and len(out) > 200
+
+
+@pytest.mark.parametrize("group,verb", [(g, v) for g, verbs in GROUPS.items() for v in verbs])
+def test_every_verb_of_a_group_has_help_with_an_example(run_cli, group, verb):
+    code, out, _ = run_cli(group, verb, "--help")
+    assert code == 0 and "example" in out
+    assert out.startswith(f"usage: fathom {group} {verb} ")
+    _, group_help, _ = run_cli(group, "--help")
+    assert verb in group_help
+
+
+def test_a_group_needs_one_of_its_verbs(run_cli):
+    assert set(GROUPS) >= {"kaggle", "kernel"}
+    code, _, err = run_cli("kaggle")
+    assert code == 2 and "required: <action>" in err
+    code, _, err = run_cli("kernel", "nope")
+    assert code == 2 and "invalid choice: 'nope'" in err
+
+
+@pytest.mark.parametrize("group", sorted(GROUPS))
+def test_a_groups_verbs_are_thin_adapters(group):
+    """At most ~80 lines each, importing no other command (the logic lives in the library)."""
+    for path in sorted((COMMANDS_DIR / group).glob("*.py")):
+        assert len(path.read_text().splitlines()) <= 80, path
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom | ast.Import):
+                names = [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+                names += [a.name for a in node.names] if isinstance(node, ast.Import) else []
+                assert not any(n.startswith("fathom.commands") for n in names), path
 
 
 def test_missing_folder_is_one_line_error(run_cli, tmp_path):

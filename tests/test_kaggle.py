@@ -439,6 +439,82 @@ def test_upload_weights_dry_run_and_bad_input(tmp_path, monkeypatch, capsys, whe
         )
 
 
+def tuning_with_prior(path: Path, runs: list[str], kinds: bool = True) -> Path:
+    """A tuning file as `fathom tune --prior` writes it: the runs, then the frequency prior
+    (no folder); with `kinds=False` the runs lack `kind`, as in files from before the prior."""
+    members = [
+        {"name": r, "path": f"/home/me/runs/{r}", **({"kind": "run"} if kinds else {})}
+        for r in runs
+    ]
+    members.append({"name": "frequency prior", "path": None, "kind": "prior"})
+    tuning = {
+        "competition": "/home/me/data",
+        "experiments": members,
+        "ensemble": {"method": "weighted", "weights": [0.8 / len(runs)] * len(runs) + [0.2]},
+        "thresholds": {},
+        "osd": {"scorer": "max_prob"},
+    }
+    path.write_text(json.dumps(tuning))
+    return path
+
+
+def test_upload_weights_takes_a_tuning_whose_ensemble_has_the_frequency_prior(
+    tmp_path, monkeypatch, capsys, wheel_dir
+):
+    monkeypatch.setattr(weights_dataset, "build_wheel", lambda out: _copy_wheel(wheel_dir, out))
+    _connect_to(monkeypatch, None)
+    run = fake_run(tmp_path / "runs", "effb0")
+    tune = tuning_with_prior(tmp_path / "tune-prior.json", ["effb0"])
+    stage_dir = tmp_path / "stage"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["kaggle", "upload-weights", str(run), "--tune", str(tune), "--dataset",
+              "alice/fathom-weights", "--out", str(stage_dir), "--dry-run"])  # fmt: skip
+    assert exit_info.value.code == 0, capsys.readouterr().err
+    assert (stage_dir / "tune.json").read_bytes() == tune.read_bytes()
+    assert sorted(p.name for p in (stage_dir / "runs").iterdir()) == ["effb0"]
+    # a run member still has to be among the uploaded runs
+    tuning_with_prior(tune, ["effb0", "r50"], kinds=False)
+    with pytest.raises(FathomError, match="'r50' is not among the uploaded runs"):
+        weights_dataset.stage(
+            [run], "alice/fathom-weights", tmp_path / "s2", tune=tune, wheel=False
+        )
+
+
+def test_upload_weights_ships_the_checkpoints_a_run_has(tmp_path):
+    """Some folds, a full fit, an unfinished fold and a stray copy: fold<k>/best.pt and
+    full/best.pt are shipped, whichever exist, and nothing else."""
+    run = fake_run(tmp_path / "runs", "some", folds=(0, 2, 10))
+    (run / "full").mkdir()
+    (run / "full" / "best.pt").write_bytes(b"full fit")
+    (run / "full" / "eval.npz").write_bytes(b"not uploaded")
+    (run / "fold1").mkdir()
+    (run / "fold1" / "last.pt").write_bytes(b"unfinished: no best.pt yet")
+    (run / "fold0.old").mkdir()
+    (run / "fold0.old" / "best.pt").write_bytes(b"a stray copy")
+    files = [p.relative_to(run).as_posix() for p in weights_dataset.run_files(run)]
+    assert files == ["config.json", "cv.json", "oof.npz", "fold0/best.pt", "fold2/best.pt",
+                     "fold10/best.pt", "full/best.pt"]  # fmt: skip
+    only_full = tmp_path / "runs" / "full-only"
+    (only_full / "full").mkdir(parents=True)
+    (only_full / "full" / "best.pt").write_bytes(b"full fit")
+    (only_full / "config.json").write_text("{}")
+    manifest = weights_dataset.stage(
+        [run, only_full], "alice/fathom-weights", tmp_path / "stage", wheel=False
+    )
+    staged = sorted(f["path"] for f in manifest["files"] if f["path"].endswith(".pt"))
+    assert staged == [
+        "runs/full-only/full/best.pt", "runs/some/fold0/best.pt", "runs/some/fold10/best.pt",
+        "runs/some/fold2/best.pt", "runs/some/full/best.pt",
+    ]  # fmt: skip
+    assert manifest["cv_map20"] == {"some": 0.5}
+    (run / "fold0.old" / "best.pt").unlink()
+    for k in (0, 2, 10):
+        (run / f"fold{k}" / "best.pt").unlink()
+    (run / "full" / "best.pt").unlink()
+    with pytest.raises(FathomError, match="no fold<k>/best.pt or full/best.pt"):
+        weights_dataset.run_files(run)
+
+
 def test_wheel_holds_the_package(wheel_dir):
     wheel = next(wheel_dir.glob("fathom-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
@@ -497,6 +573,22 @@ def _settings_of(text: str) -> dict:
         compile(text.replace('if __name__ == "__main__"', "if False"), "kernel", "exec"), namespace
     )
     return namespace["SETTINGS"]
+
+
+@pytest.mark.parametrize("kinds", [True, False])
+def test_kernel_build_skips_the_frequency_prior_of_a_tuning(tmp_path, kinds):
+    tune = tuning_with_prior(tmp_path / "tune.json", ["effb0", "r50"], kinds=kinds)
+    argv = ["kernel", "build", "fathom-predict", "--tune", str(tune), "--owner", "alice",
+            "--out", str(tmp_path)]  # fmt: skip
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 0
+    settings = _settings_of((tmp_path / "fathom-predict" / "fathom-predict.py").read_text())
+    assert [step[:2] for step in settings["steps"]] == [
+        ["predict", "{runs}/effb0"],
+        ["predict", "{runs}/r50"],
+        ["submit", "{tune}"],
+    ]
 
 
 def test_kernel_build_one_training_kernel_per_fold(tmp_path):
@@ -684,6 +776,9 @@ def test_tuning_file_is_pointed_at_the_kernels_folders_and_outputs_kept(tmp_path
         {"name": "a", "path": str(tmp_path / "runs" / "a"), "weight": 1.0}
     ]
     assert data["competition"] == str(tmp_path / "comp")
+    tuning_with_prior(weights / "tune.json", ["a"])  # the prior has no folder to point at
+    data = json.loads(tpl.kernel_tuning(weights, tmp_path / "runs", tmp_path, tmp_path).read_text())
+    assert [e["path"] for e in data["experiments"]] == [str(tmp_path / "runs" / "a"), None]
     (tmp_path / "made.csv").write_text("x\n")
     subs = {"tmp": str(tmp_path)}
     missing = tpl.keep(

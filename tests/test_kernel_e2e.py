@@ -91,6 +91,8 @@ def trained(tmp_path_factory):
         runs / "tune.json",
         cwd=work,
     )
+    fathom("tune", runs / "tiny", "--prior", "--comp", comp, "--osd", "max_prob", "--out",
+           runs / "tune-prior.json", cwd=work)  # fmt: skip
     return work, comp, runs
 
 
@@ -123,6 +125,73 @@ def test_inference_kernel_runs_here_and_its_submission_validates(trained, tmp_pa
     assert (tmp_path / "working" / "submission-manifest.json").is_file()
     # Nothing was written into the read-only input.
     assert not (inp / "fathom-weights" / "runs" / "tiny" / "eval.npz").exists()
+
+
+def test_inference_kernel_with_the_frequency_prior_in_the_ensemble(trained, tmp_path):
+    import json
+
+    work, comp, runs = trained
+    inp = tmp_path / "input"
+    shutil.copytree(comp, inp / COMPETITION, ignore=shutil.ignore_patterns("hidden"))
+    tune = runs / "tune-prior.json"
+    assert [e["kind"] for e in json.loads(tune.read_text())["experiments"]] == ["run", "prior"]
+    weights_dataset.stage(
+        [runs / "tiny"], "alice/fathom-weights", inp / "fathom-weights", tune=tune
+    )
+    (spec,) = kernels.specs("fathom-predict", owner="alice", tune=tune)  # `kernel build --tune`
+    assert spec.runs == ("tiny",)
+    folder = kernels.build(spec, tmp_path / "kernels")
+    result = subprocess.run(
+        [sys.executable, str(folder / "fathom-predict.py")],
+        env=kernel_env(tmp_path, inp), cwd=tmp_path, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    submission = tmp_path / "working" / "submission.csv"
+    out = fathom(
+        "validate", submission, "--eval", comp / "object_detection" / "eval.json", cwd=work
+    )
+    assert "valid (16 eval images)" in out
+    manifest = json.loads((tmp_path / "working" / "submission-manifest.json").read_text())
+    prior = manifest["experiments"][-1]
+    assert prior["kind"] == "prior" and prior["path"] is None
+
+
+def test_inference_kernel_with_only_some_folds_and_a_full_fit(trained, tmp_path):
+    import json
+
+    work, comp, runs = trained
+    run = tmp_path / "runs" / "tiny"
+    shutil.copytree(runs / "tiny", run)
+    for k in (0, 2):  # folds never uploaded (or not finished)
+        shutil.rmtree(run / f"fold{k}")
+    fathom(
+        "train", "default", f"competition={comp}", f"folds={work / 'folds' / 'mlskf5.csv'}",
+        f"cache_dir={work / 'cache'}", "device=cpu", "epochs=1", "img_size=32", "--full-fit",
+        "--name", "tiny", "--runs", tmp_path / "runs", "--no-progress", cwd=work,
+    )  # fmt: skip
+    inp = tmp_path / "input"
+    shutil.copytree(comp, inp / COMPETITION, ignore=shutil.ignore_patterns("hidden"))
+    manifest = weights_dataset.stage(
+        [run], "alice/fathom-weights", inp / "fathom-weights", tune=runs / "tune.json"
+    )
+    shipped = sorted(f["path"] for f in manifest["files"] if f["path"].endswith(".pt"))
+    assert shipped == [f"runs/tiny/{d}/best.pt" for d in ("fold1", "fold3", "fold4", "full")]
+    (spec,) = kernels.specs("fathom-predict", owner="alice", tune=runs / "tune.json")
+    folder = kernels.build(spec, tmp_path / "kernels")
+    result = subprocess.run(
+        [sys.executable, str(folder / "fathom-predict.py")],
+        env=kernel_env(tmp_path, inp), cwd=tmp_path, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    for name in ("fold1", "fold3", "fold4", "full"):
+        assert f"{name}: predicted 16 images" in result.stdout
+    out = fathom(
+        "validate", tmp_path / "working" / "submission.csv", "--eval",
+        comp / "object_detection" / "eval.json", cwd=work,
+    )  # fmt: skip
+    assert "valid (16 eval images)" in out
+    used = json.loads((tmp_path / "working" / "submission-manifest.json").read_text())
+    assert len(used["experiments"][0]["checkpoints"]) == 4
 
 
 def test_training_kernel_for_one_fold_runs_here_with_images_from_another_dataset(trained, tmp_path):

@@ -112,6 +112,15 @@ def read_manifest(submission: Path) -> dict:
     return data if isinstance(data, dict) else {}
 
 
+def submission_comp_dir(submission: Path, comp_dir: str | None = None) -> str:
+    """The competition folder to validate `submission` against: `comp_dir`, else the one its
+    manifest names; FathomError when neither says."""
+    comp = comp_dir or read_manifest(Path(submission)).get("competition")
+    if not comp:
+        raise FathomError(f"{submission}: no manifest naming its competition folder; pass --comp")
+    return comp
+
+
 def _number(value) -> float | None:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
@@ -217,3 +226,9 @@ def submissions_table(api: Any, competition: str = COMPETITION, n: int = 20) -> 
             }
         )
     return pd.DataFrame(records, columns=["date", "file", "status", "public", "private", "message"])
+
+
+def submissions_text(api: Any, competition: str = COMPETITION, n: int = 20) -> str:
+    """`submissions_table` as text to print, or a line saying there are none yet."""
+    table = submissions_table(api, competition, n)
+    return table.to_string(index=False) if len(table) else f"no submissions to {competition} yet"

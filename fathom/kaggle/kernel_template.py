@@ -145,7 +145,8 @@ def kernel_tuning(weights: Path, runs: Path, comp: Path, tmp: Path) -> Path:
         )
     data = json.loads(source.read_text())
     for experiment in data["experiments"]:
-        experiment["path"] = str(runs / experiment["name"])
+        if experiment.get("kind", "run") == "run":  # the frequency prior has no folder
+            experiment["path"] = str(runs / experiment["name"])
     data["competition"] = str(comp)
     out = tmp / "tune.json"
     out.write_text(json.dumps(data, indent=2))

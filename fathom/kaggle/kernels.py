@@ -18,7 +18,8 @@ from typing import Any
 
 from fathom import fileio
 from fathom.errors import FathomError
-from fathom.kaggle.api import COMPETITION, kaggle_errors
+from fathom.kaggle.api import COMPETITION, CREDENTIALS_HINT, default_owner, kaggle_errors
+from fathom.kaggle.weights import is_run_member
 
 KINDS = ("predict", "train", "prior")
 METADATA = "kernel-metadata.json"
@@ -67,6 +68,73 @@ class KernelSpec:
     @property
     def title(self) -> str:
         return self.name.replace("-", " ")
+
+
+def tuned_runs(tune: str | Path | None) -> tuple[str, ...]:
+    """The run members of a `fathom tune` file (the runs a predict kernel predicts with); the
+    frequency prior is left out: `fathom submit` computes it in the kernel."""
+    import json
+
+    if not tune:
+        return ()
+    try:
+        data = json.loads(Path(tune).read_text(encoding="utf-8"))
+        return tuple(str(e["name"]) for e in data["experiments"] if is_run_member(e))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        raise FathomError(
+            f"{tune}: not a readable `fathom tune` file with named experiments"
+        ) from None
+
+
+def specs(
+    name: str,
+    kind: str = "predict",
+    owner: str | None = None,
+    dataset: str | None = None,
+    competition: str = COMPETITION,
+    images_dataset: str | None = None,
+    runs: tuple[str, ...] = (),
+    tune: str | Path | None = None,
+    config: str | None = None,
+    folds_file: str | None = None,
+    fold: int | None = None,
+    n_folds: int | None = None,
+    extra_args: tuple[str, ...] = (),
+    cpu: bool = False,
+    machine_shape: str | None = "NvidiaTeslaT4",
+    public: bool = False,
+) -> list[KernelSpec]:
+    """The kernels `fathom kernel build` writes: one, or one per fold for `train`.
+
+    The owner defaults to your Kaggle user name, the weights dataset to
+    <owner>/fathom-weights, a predict kernel's runs to the experiments of `tune`.
+    """
+    owner = owner or default_owner()
+    if not owner:
+        raise FathomError(f"--owner needed (your Kaggle user name); or {CREDENTIALS_HINT}")
+    common = dict(
+        owner=owner,
+        kind=kind,
+        weights_dataset=dataset or f"{owner}/fathom-weights",
+        competition=competition,
+        images_dataset=images_dataset,
+        runs=tuple(runs) or tuned_runs(tune),
+        config=config,
+        folds_file=folds_file,
+        extra_args=tuple(extra_args),
+        gpu=not cpu and kind != "prior",  # the prior needs no accelerator
+        machine_shape=None if cpu or kind == "prior" else machine_shape,
+        private=not public,
+    )
+    if kind != "train":
+        return [KernelSpec(name=name, **common)]
+    if fold is not None:
+        folds = [fold]
+    elif n_folds:
+        folds = list(range(n_folds))
+    else:
+        raise FathomError("a train kernel needs --fold K or --n-folds N")
+    return [KernelSpec(name=f"{name}-fold{k}", fold=k, **common) for k in folds]
 
 
 def metadata(spec: KernelSpec) -> dict:
@@ -170,6 +238,19 @@ def build(spec: KernelSpec, out_root: Path = Path("kernels")) -> Path:
     fileio.write_json(folder / METADATA, metadata(spec))
     fileio.write_text(folder / f"{spec.name}.py", script(spec))
     return folder
+
+
+def kernel_folder(name: str, root: str | Path = "kernels") -> Path:
+    """The kernel folder `name` (a path to it, or a name under `root`); FathomError if it has
+    no metadata (checked before connecting to Kaggle)."""
+    folder = Path(name) if Path(name).is_dir() else Path(root) / name
+    read_metadata(folder)
+    return folder
+
+
+def output_folder(kernel: str, out: str | Path | None = None) -> Path:
+    """Where a kernel's outputs go: `out`, default kernels/<NAME>/output."""
+    return Path(out) if out else Path("kernels") / kernel.split("/")[-1] / "output"
 
 
 def read_metadata(folder: Path) -> dict:

@@ -22,16 +22,18 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from fathom import __version__, fileio
 from fathom.errors import FathomError
-from fathom.kaggle.api import http_status, kaggle_errors
+from fathom.kaggle.api import CREDENTIALS_HINT, default_owner, http_status, kaggle_errors
 
 MANIFEST = "fathom-weights.json"
 TUNE_FILE = "tune.json"  # the `fathom tune` file a predict kernel's `fathom submit` reads
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{4,49}$")
+_FOLD = re.compile(r"fold(\d+)")  # the engine's fold folders: fold0, fold1, ...
 
 
 def check_dataset_id(dataset: str) -> tuple[str, str]:
@@ -41,6 +43,16 @@ def check_dataset_id(dataset: str) -> tuple[str, str]:
             f"dataset {dataset!r}: want OWNER/SLUG with a slug of 5-50 lowercase letters, digits and dashes"
         )
     return owner, slug
+
+
+def default_dataset(dataset: str | None = None) -> str:
+    """`dataset`, else <your Kaggle user name>/fathom-weights; FathomError when neither is known."""
+    if dataset:
+        return dataset
+    owner = default_owner()
+    if not owner:
+        raise FathomError(f"--dataset OWNER/SLUG needed ({CREDENTIALS_HINT})")
+    return f"{owner}/fathom-weights"
 
 
 def project_root() -> Path:
@@ -88,17 +100,31 @@ def build_wheel(out_dir: Path, root: Path | None = None) -> Path:
     return target
 
 
+def checkpoint_folders(run_dir: Path) -> list[Path]:
+    """The run's fold<k>/ (by k) and full/ folders that hold a best.pt: whichever folds have
+    finished, and a full fit if there is one (an unfinished fold or a stray copy is left out)."""
+    folds = {
+        int(m.group(1)): d
+        for d in run_dir.iterdir()
+        if (m := _FOLD.fullmatch(d.name)) and (d / "best.pt").is_file()
+    }
+    full = [run_dir / "full"] if (run_dir / "full" / "best.pt").is_file() else []
+    return [folds[k] for k in sorted(folds)] + full
+
+
 def run_files(run_dir: Path) -> list[Path]:
     """What a kernel needs from a run: its JSON files, oof.npz (`fathom submit` reads the OOF
-    features for its osd scorers) and every fold's (and the full fit's) best.pt."""
+    features for its osd scorers) and the best.pt (and config.json, if any) of every fold
+    that has one and of the full fit."""
     if not (run_dir / "config.json").is_file():
         raise FathomError(f"{run_dir}: no config.json (not a run folder written by `fathom train`)")
     files = sorted(p for p in run_dir.glob("*.json") if p.is_file())
     files += [p for p in [run_dir / "oof.npz"] if p.is_file()]
-    checkpoints = sorted(run_dir.glob("fold*/best.pt")) + sorted(run_dir.glob("full/best.pt"))
-    if not checkpoints:
-        raise FathomError(f"{run_dir}: no fold*/best.pt or full/best.pt to upload")
-    return files + checkpoints + sorted(run_dir.glob("fold*/config.json"))
+    folders = checkpoint_folders(run_dir)
+    if not folders:
+        raise FathomError(f"{run_dir}: no fold<k>/best.pt or full/best.pt to upload")
+    files += [d / "best.pt" for d in folders]
+    return files + [d / "config.json" for d in folders if (d / "config.json").is_file()]
 
 
 def _place(src: Path, dst: Path) -> None:
@@ -158,7 +184,8 @@ def stage(
         placed.append((config, Path("configs") / config.name))
     if tune is not None:
         tuning = _read_tuning(tune)
-        missing = [e.get("name") for e in tuning["experiments"] if e.get("name") not in names]
+        wanted = [e.get("name") for e in tuning["experiments"] if is_run_member(e)]
+        missing = [name for name in wanted if name not in names]
         if missing:
             raise FathomError(
                 f"{tune}: experiment {missing[0]!r} is not among the uploaded runs ({', '.join(names)})"
@@ -208,6 +235,63 @@ def stage(
     }
     fileio.write_json(out / "dataset-metadata.json", metadata)
     return manifest
+
+
+@dataclass(frozen=True)
+class Staged:
+    """A staged dataset folder, ready for `upload`."""
+
+    dataset: str
+    folder: Path
+    manifest: dict
+    notes: str
+
+    def summary(self) -> str:
+        files = self.manifest["files"]
+        total = sum(f["bytes"] for f in files) / 1e6
+        return f"staged {len(files)} files ({total:.1f} MB) for {self.dataset} in {self.folder}"
+
+
+def default_notes(manifest: dict) -> str:
+    """Version notes naming the runs and their CV (or the fathom version, with no runs)."""
+    return "; ".join(
+        [f"{r}: CV MAP@20 {manifest['cv_map20'].get(r)}" for r in manifest["runs"]]
+        or [f"fathom {manifest['fathom_version']} for training kernels"]
+    )
+
+
+def stage_for_upload(
+    runs: list,
+    dataset: str | None = None,
+    out: str | Path | None = None,
+    title: str | None = None,
+    folds: list = (),
+    tune: str | Path | None = None,
+    configs: list = (),
+    notes: str = "",
+) -> Staged:
+    """`stage` with the command's defaults: the dataset (`default_dataset`), the folder
+    (kernels/datasets/<slug>) and the notes (`default_notes`)."""
+    dataset = default_dataset(dataset)
+    _, slug = check_dataset_id(dataset)
+    folder = Path(out) if out else Path("kernels") / "datasets" / slug
+    manifest = stage(
+        [Path(r) for r in runs],
+        dataset,
+        folder,
+        title,
+        folds=[Path(f) for f in folds],
+        tune=Path(tune) if tune else None,
+        configs=[Path(c) for c in configs],
+    )
+    return Staged(dataset, folder, manifest, notes or default_notes(manifest))
+
+
+def is_run_member(member: dict) -> bool:
+    """Whether a tuning's ensemble member is a run (a member without `kind` is one: files from
+    before the prior). The frequency prior (`"kind": "prior"`) has no run folder: it needs no
+    weights and no predict step, `fathom submit` computes it from the train labels."""
+    return member.get("kind", "run") == "run"
 
 
 def _read_tuning(path: Path) -> dict:

@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import argparse
+
+HELP = "upload runs' weights and a fathom wheel as a dataset"
+DESCRIPTION = "Stage runs' config and best checkpoints, a wheel of fathom (so kernels install it offline) and dataset-metadata.json in kernels/datasets/<slug>/, then create the Kaggle dataset or add a version to it.\n\nexample:  fathom kaggle upload-weights runs/effb0 --dataset me/fathom-weights --notes 'effb0 5 folds'"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "runs",
+        nargs="*",
+        help="run folders (runs/<exp>); none for a training-only dataset (--config, --folds)",
+    )
+    p.add_argument("--dataset", help="OWNER/SLUG (default <your user name>/fathom-weights)")
+    p.add_argument(
+        "--title", help="dataset title, 6-50 characters (default 'fathom weights <slug>')"
+    )
+    p.add_argument(
+        "--folds",
+        action="append",
+        default=[],
+        help="a folds CSV to include (training kernels need it; repeatable)",
+    )
+    p.add_argument(
+        "--tune", help="the `fathom tune` file predict kernels submit with (stored as tune.json)"
+    )
+    p.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        dest="configs",
+        help="an experiment config a training kernel trains from (stored in configs/; repeatable)",
+    )
+    p.add_argument("--notes", default="", help="version notes (default: the runs and their CV)")
+    p.add_argument(
+        "--public", action="store_true", help="make a new dataset public (default private)"
+    )
+    p.add_argument("--out", help="staging folder (default kernels/datasets/<slug>)")
+    p.add_argument(
+        "--dry-run", action="store_true", help="stage the folder and stop; upload nothing"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from fathom.kaggle import api as kaggle_api
+    from fathom.kaggle import weights as weights_dataset
+
+    staged = weights_dataset.stage_for_upload(
+        args.runs, args.dataset, args.out, args.title, args.folds, args.tune, args.configs,
+        args.notes,
+    )  # fmt: skip
+    print(staged.summary())
+    if args.dry_run:
+        print(
+            f"dry run: would create or version {staged.dataset} from {staged.folder} "
+            f"with notes: {staged.notes}"
+        )
+        return 0
+    weights_dataset.upload(
+        kaggle_api.connect(), staged.folder, staged.dataset, staged.notes, args.public
+    )
+    return 0

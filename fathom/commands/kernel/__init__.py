@@ -1,0 +1,29 @@
+"""`fathom kernel <action>`: one module per action (fathom.cli registers VERBS)."""
+
+HELP = "build, push and follow Kaggle kernels (inference and per-fold training)"
+DESCRIPTION = """Kaggle kernels generated from fathom itself.
+
+  build NAME   write kernels/<NAME>/ (kernel-metadata.json + NAME.py). The script installs
+               fathom from the weights dataset with no internet and runs fathom's commands:
+               --kind predict: `fathom predict` for each experiment of --tune FILE, then
+                               `fathom submit` with that tuning to
+                               /kaggle/working/submission.csv;
+               --kind train:   `fathom train` of --config, one kernel per fold
+                               (NAME-fold<k>), so K folds run as K Kaggle jobs at once;
+               --kind prior:   the frequency-prior baseline (checks the machinery).
+  push NAME    upload kernels/<NAME>/ and start it on Kaggle
+  status REF   OWNER/NAME's state (queued, running, complete, error)
+  output REF   download its outputs (submission.csv, logs); for a train kernel,
+               `--out .` puts runs/<exp>/fold<k>/ straight into the local run folder
+
+The generated script also runs here: set FATHOM_KAGGLE_INPUT to a folder laid out like
+/kaggle/input (FATHOM_KAGGLE_WORKING for the outputs) and run `python kernels/NAME/NAME.py`.
+
+examples:
+  fathom kaggle upload-weights runs/effb0 runs/r50 --tune runs/tune-ab.json --dataset me/fathom-weights
+  fathom kernel build fathom-predict --tune runs/tune-ab.json --dataset me/fathom-weights
+  fathom kernel build fathom-train-effb0 --kind train --config effb0.toml --folds-file mlskf5.csv --n-folds 5
+  fathom kernel push fathom-predict
+  fathom kernel status me/fathom-predict
+  fathom kernel output me/fathom-predict --out kernels/fathom-predict/output"""
+VERBS = ["build", "push", "status", "output"]

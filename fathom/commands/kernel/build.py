@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import argparse
+
+HELP = "write kernels/<name>/ (metadata + script)"
+DESCRIPTION = (
+    "Write a kernel folder. example:  fathom kernel build fathom-predict --tune runs/tune-ab.json"
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from fathom.kaggle.api import add_slug_argument
+
+    p.add_argument("name", help="kernel slug: 5-50 lowercase letters, digits and dashes")
+    p.add_argument(
+        "--kind",
+        choices=["predict", "train", "prior"],
+        default="predict",
+        help="what the kernel does (default predict)",
+    )
+    p.add_argument(
+        "--tune",
+        help="predict: the `fathom tune` file (uploaded with upload-weights --tune); its experiments are the runs",
+    )
+    p.add_argument(
+        "--run",
+        action="append",
+        default=[],
+        dest="runs",
+        help="predict: run name inside the dataset (default: the --tune file's experiments)",
+    )
+    p.add_argument(
+        "--config",
+        help="train: config file name inside the dataset's configs/ (upload-weights --config)",
+    )
+    p.add_argument("--dataset", help="weights dataset OWNER/SLUG (default <owner>/fathom-weights)")
+    p.add_argument(
+        "--owner", help="your Kaggle user name (default from KAGGLE_USERNAME or kaggle.json)"
+    )
+    add_slug_argument(p)
+    p.add_argument(
+        "--images-dataset",
+        help="OWNER/SLUG of a dataset holding the images, if the competition has none",
+    )
+    p.add_argument("--folds-file", help="train: folds CSV name inside the dataset's folds/")
+    p.add_argument("--n-folds", type=int, help="train: build one kernel per fold 0..N-1")
+    p.add_argument("--fold", type=int, help="train: build the kernel of this fold only")
+    p.add_argument(
+        "--arg",
+        action="append",
+        default=[],
+        dest="extra_args",
+        help="extra argument for the last command, `fathom submit` or `fathom train` (repeatable)",
+    )
+    p.add_argument("--cpu", action="store_true", help="no GPU")
+    p.add_argument(
+        "--machine-shape",
+        default="NvidiaTeslaT4",
+        help="Kaggle accelerator (default NvidiaTeslaT4)",
+    )
+    p.add_argument("--public", action="store_true", help="make the kernel public (default private)")
+    p.add_argument("--out", default="kernels", help="parent folder (default kernels)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from fathom.kaggle import kernels
+
+    options = ("kind", "owner", "dataset", "competition", "images_dataset", "runs", "tune",
+               "config", "folds_file", "fold", "n_folds", "extra_args", "cpu", "machine_shape",
+               "public")  # fmt: skip
+    specs = kernels.specs(args.name, **{key: getattr(args, key) for key in options})
+    for spec in specs:
+        folder = kernels.build(spec, Path(args.out))
+        print(
+            f"wrote {folder}/ ({spec.kind} kernel {spec.owner}/{spec.name}; datasets: {spec.weights_dataset})"
+        )
+    return 0
