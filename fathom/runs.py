@@ -276,12 +276,8 @@ class Run:
         checkpoints = list(self.checkpoints().values())
         if not checkpoints:
             raise FathomError(f"{self.path}: no fold<k>/best.pt or full/best.pt to upload")
-        configs = [
-            d / "config.json"
-            for d in model_dirs(self.path).values()
-            if (d / "config.json").is_file()
-        ]
-        return files + checkpoints + configs
+        configs = [c.parent / "config.json" for c in checkpoints]
+        return files + checkpoints + [c for c in configs if c.is_file()]
 
 
 def open_run(path: str | Path) -> Run:
@@ -322,23 +318,33 @@ def check_categories(arrays: dict[str, np.ndarray], category_ids, where: str) ->
 # --- the tuning file that names runs
 
 
-def read_tuning(path: str | Path) -> dict:
+def read_tuning(
+    path: str | Path, need: tuple[str, ...] = ("experiments", "ensemble", "thresholds", "osd")
+) -> dict:
     """A `fathom tune` file, its `path` added. Members have `kind` "run" (a run folder) or
-    "prior" (the frequency prior, computed from the dataset; no weights)."""
+    "prior" (the frequency prior, computed from the dataset: no weights, no prediction); a
+    member without `kind` (files from before the prior could join) is a run."""
     data = fileio.read_json(path, "no such tuning file (`fathom tune` writes it)")
     if not isinstance(data, dict):
         raise FathomError(f"{path}: not a tuning file")
-    missing = [k for k in ("experiments", "ensemble", "thresholds", "osd") if k not in data]
-    if missing or not isinstance(data["experiments"], list):
-        raise FathomError(
-            f"{path}: not a tuning file (lacks {', '.join(missing) or 'experiments'})"
-        )
-    for e in data["experiments"]:
+    missing = [k for k in need if k not in data]
+    if missing:
+        raise FathomError(f"{path}: not a tuning file (lacks {', '.join(missing)})")
+    members = data.get("experiments")
+    if not isinstance(members, list) or not all(
+        isinstance(e, dict) and isinstance(e.get("name"), str) for e in members
+    ):
+        raise FathomError(f"{path}: not a tuning file (`experiments` is no list of named members)")
+    for e in members:
         e.setdefault("kind", "run")
     data["path"] = str(path)
     return data
 
 
+def is_run_member(member: dict) -> bool:
+    return member.get("kind", "run") == "run"
+
+
 def run_members(tuning: dict) -> list[dict]:
     """The tuning's members that are run folders (the prior needs no weights, no prediction)."""
-    return [e for e in tuning["experiments"] if e.get("kind", "run") == "run"]
+    return [e for e in tuning["experiments"] if is_run_member(e)]

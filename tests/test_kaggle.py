@@ -23,6 +23,7 @@ from fathom.kaggle import competition as kaggle_data
 from fathom.kaggle import kernels
 from fathom.kaggle import weights as weights_dataset
 from fathom.prior import write_prior
+from fathom.runs import open_run
 from fathom.synth.fathomnet import SynthConfig, generate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -491,7 +492,7 @@ def test_upload_weights_ships_the_checkpoints_a_run_has(tmp_path):
     (run / "fold1" / "last.pt").write_bytes(b"unfinished: no best.pt yet")
     (run / "fold0.old").mkdir()
     (run / "fold0.old" / "best.pt").write_bytes(b"a stray copy")
-    files = [p.relative_to(run).as_posix() for p in weights_dataset.run_files(run)]
+    files = [p.relative_to(run).as_posix() for p in open_run(run).upload_files()]
     assert files == ["config.json", "cv.json", "oof.npz", "fold0/best.pt", "fold2/best.pt",
                      "fold10/best.pt", "full/best.pt"]  # fmt: skip
     only_full = tmp_path / "runs" / "full-only"
@@ -512,7 +513,7 @@ def test_upload_weights_ships_the_checkpoints_a_run_has(tmp_path):
         (run / f"fold{k}" / "best.pt").unlink()
     (run / "full" / "best.pt").unlink()
     with pytest.raises(FathomError, match="no fold<k>/best.pt or full/best.pt"):
-        weights_dataset.run_files(run)
+        open_run(run).upload_files()
 
 
 def test_wheel_holds_the_package(wheel_dir):

@@ -19,7 +19,7 @@ from typing import Any
 from fathom import fileio
 from fathom.errors import FathomError
 from fathom.kaggle.api import COMPETITION, CREDENTIALS_HINT, default_owner, kaggle_errors
-from fathom.kaggle.weights import is_run_member
+from fathom.runs import read_tuning, run_members
 
 KINDS = ("predict", "train", "prior")
 METADATA = "kernel-metadata.json"
@@ -73,17 +73,9 @@ class KernelSpec:
 def tuned_runs(tune: str | Path | None) -> tuple[str, ...]:
     """The run members of a `fathom tune` file (the runs a predict kernel predicts with); the
     frequency prior is left out: `fathom submit` computes it in the kernel."""
-    import json
-
     if not tune:
         return ()
-    try:
-        data = json.loads(Path(tune).read_text(encoding="utf-8"))
-        return tuple(str(e["name"]) for e in data["experiments"] if is_run_member(e))
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        raise FathomError(
-            f"{tune}: not a readable `fathom tune` file with named experiments"
-        ) from None
+    return tuple(e["name"] for e in run_members(read_tuning(tune, need=("experiments",))))
 
 
 def specs(

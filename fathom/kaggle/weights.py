@@ -29,11 +29,11 @@ from typing import Any
 from fathom import __version__, fileio
 from fathom.errors import FathomError
 from fathom.kaggle.api import CREDENTIALS_HINT, default_owner, http_status, kaggle_errors
+from fathom.runs import open_run, read_tuning, run_members
 
 MANIFEST = "fathom-weights.json"
 TUNE_FILE = "tune.json"  # the `fathom tune` file a predict kernel's `fathom submit` reads
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{4,49}$")
-_FOLD = re.compile(r"fold(\d+)")  # the engine's fold folders: fold0, fold1, ...
 
 
 def check_dataset_id(dataset: str) -> tuple[str, str]:
@@ -100,33 +100,6 @@ def build_wheel(out_dir: Path, root: Path | None = None) -> Path:
     return target
 
 
-def checkpoint_folders(run_dir: Path) -> list[Path]:
-    """The run's fold<k>/ (by k) and full/ folders that hold a best.pt: whichever folds have
-    finished, and a full fit if there is one (an unfinished fold or a stray copy is left out)."""
-    folds = {
-        int(m.group(1)): d
-        for d in run_dir.iterdir()
-        if (m := _FOLD.fullmatch(d.name)) and (d / "best.pt").is_file()
-    }
-    full = [run_dir / "full"] if (run_dir / "full" / "best.pt").is_file() else []
-    return [folds[k] for k in sorted(folds)] + full
-
-
-def run_files(run_dir: Path) -> list[Path]:
-    """What a kernel needs from a run: its JSON files, oof.npz (`fathom submit` reads the OOF
-    features for its osd scorers) and the best.pt (and config.json, if any) of every fold
-    that has one and of the full fit."""
-    if not (run_dir / "config.json").is_file():
-        raise FathomError(f"{run_dir}: no config.json (not a run folder written by `fathom train`)")
-    files = sorted(p for p in run_dir.glob("*.json") if p.is_file())
-    files += [p for p in [run_dir / "oof.npz"] if p.is_file()]
-    folders = checkpoint_folders(run_dir)
-    if not folders:
-        raise FathomError(f"{run_dir}: no fold<k>/best.pt or full/best.pt to upload")
-    files += [d / "best.pt" for d in folders]
-    return files + [d / "config.json" for d in folders if (d / "config.json").is_file()]
-
-
 def _place(src: Path, dst: Path) -> None:
     """Hard-link when possible (checkpoints are large), else copy; never half a file."""
     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -172,7 +145,7 @@ def stage(
         raise FathomError(f"two runs share a folder name: {', '.join(names)}")
     placed: list[tuple[Path, Path]] = []
     for run in runs:
-        for src in run_files(run):
+        for src in open_run(run).upload_files():
             placed.append((src, Path("runs") / run.name / src.relative_to(run)))
     for fold_csv in folds:
         if not fold_csv.is_file():
@@ -183,8 +156,8 @@ def stage(
             raise FathomError(f"{config}: no such config file")
         placed.append((config, Path("configs") / config.name))
     if tune is not None:
-        tuning = _read_tuning(tune)
-        wanted = [e.get("name") for e in tuning["experiments"] if is_run_member(e)]
+        tuning = read_tuning(tune, need=("experiments",))
+        wanted = [e["name"] for e in run_members(tuning)]
         missing = [name for name in wanted if name not in names]
         if missing:
             raise FathomError(
@@ -285,20 +258,6 @@ def stage_for_upload(
         configs=[Path(c) for c in configs],
     )
     return Staged(dataset, folder, manifest, notes or default_notes(manifest))
-
-
-def is_run_member(member: dict) -> bool:
-    """Whether a tuning's ensemble member is a run (a member without `kind` is one: files from
-    before the prior). The frequency prior (`"kind": "prior"`) has no run folder: it needs no
-    weights and no predict step, `fathom submit` computes it from the train labels."""
-    return member.get("kind", "run") == "run"
-
-
-def _read_tuning(path: Path) -> dict:
-    data = fileio.read_json(path, "no such tuning file (`fathom tune` writes it)")
-    if not isinstance(data, dict) or not isinstance(data.get("experiments"), list):
-        raise FathomError(f"{path}: not a tuning file (no `experiments` list)")
-    return data
 
 
 def upload(api: Any, folder: Path, dataset: str, notes: str, public: bool = False) -> str:
