@@ -51,3 +51,34 @@ def test_read_folds_checks_coverage(tmp_path, train):
     pd.DataFrame({"id": train["id"][:-1], "fold": 0}).to_csv(path, index=False)
     with pytest.raises(FathomError, match="have no fold"):
         read_folds(path, train)
+
+
+@pytest.mark.parametrize(
+    "rows, n_folds, message",
+    [
+        (["a,0", "b,0.5"], None, "line 3: fold '0.5' is not a whole number"),
+        (["a,0", "b,"], None, "line 3: fold '' is not a whole number"),
+        (["a,x", "b,1"], None, "line 2: fold 'x' is not a whole number"),
+        (["a,0", "b,-2"], None, "line 3: fold -2 is below -1"),
+        (["a,0", "b,5"], 5, "holds fold(s) 5 but n_folds is 5"),
+    ],
+)
+def test_read_folds_refuses_folds_whose_images_would_never_be_validated(
+    tmp_path, rows, n_folds, message
+):
+    path = tmp_path / "f.csv"
+    path.write_text("id,fold\n" + "\n".join(rows) + "\n")
+    with pytest.raises(FathomError) as err:
+        read_folds(path, n_folds=n_folds)
+    assert message in str(err.value) and str(path) in str(err.value)
+
+
+def test_read_folds_refuses_ids_of_another_competition(tmp_path):
+    import pandas as pd
+
+    path = tmp_path / "f.csv"
+    path.write_text("id,fold\na,0\nb,1\nzz,1\n")
+    table = pd.DataFrame({"id": ["a", "b"]})
+    with pytest.raises(FathomError, match="1 id\\(s\\) are not training images.*zz"):
+        read_folds(path, table)
+    assert read_folds(path, None, n_folds=2)["fold"].tolist() == [0, 1, 1]

@@ -188,3 +188,61 @@ def test_a_member_with_weight_zero_does_not_shape_the_osd(world, tmp_path):
         "good",
         "weak",
     ]
+
+
+def test_the_osd_estimate_is_measured_on_rows_that_did_not_choose_the_scorer(world):
+    """Without a shift, the best simulated scorer is chosen; its recorded estimate is the
+    cross-fitted one, not its own (optimistic) figure on the rows that chose it."""
+    from fathom.data import open_dataset
+    from fathom.runs import open_run
+    from fathom.tune import tune_osd
+
+    labels = open_dataset(world["comp"]).labels()
+    info = tune_osd([], [], [open_run(world["held"])], labels)
+    assert "domain" not in info["scorer"]
+    assert info["estimate"].startswith("cross-fitted")
+    assert info["estimated_sauc"] != pytest.approx(info["simulated_sauc"][info["scorer"]])
+    named = tune_osd([], [], [open_run(world["held"])], labels, osd_name="entropy")
+    assert named["estimated_sauc"] == pytest.approx(named["simulated_sauc"]["entropy"])
+
+
+def test_best_of_noise_scorers_is_estimated_near_zero_not_at_its_maximum():
+    from fathom.metrics import sauc
+    from fathom.osd import crossfit_choice_sauc
+
+    rng = np.random.default_rng(0)
+    unseen = np.arange(120) % 3 == 0
+    scores = {f"s{i}": rng.random(120) for i in range(30)}
+    best_in_sample = max(sauc(unseen, s) for s in scores.values())
+    estimate = crossfit_choice_sauc(scores, unseen)
+    assert best_in_sample > 0.15 and abs(estimate) < best_in_sample - 0.1
+
+
+def test_domain_gets_no_estimate_in_the_manifest():
+    from fathom.manifest import osd_summary
+
+    tuning = {"osd": {"scorer": "mahalanobis", "simulated_sauc": {"domain": 0.4, "knn": 0.2}}}
+    assert osd_summary(tuning, "domain")["estimated_sauc"] is None  # named at submit time
+    assert osd_summary(tuning, "knn")["estimated_sauc"] == 0.2
+    tuned = {
+        "osd": {**tuning["osd"], "scorer": "domain", "estimated_sauc": None, "estimate": "none"}
+    }
+    assert osd_summary(tuned, "domain")["estimated_sauc"] is None
+
+
+def test_probability_scorers_read_mean_probabilities_under_a_rank_ensemble(world, tmp_path):
+    from fathom.ensemble import rank_average, weighted_mean
+    from fathom.osd import max_prob, to_unit
+    from fathom.runs import read_tuning
+    from fathom.submit import ensemble_eval, eval_osd
+
+    out = tmp_path / "tune.json"
+    assert cli("tune", world["good"], world["weak"], "--osd", "max_prob", "--out", out) == 0
+    tuning = read_tuning(out)
+    tuning["ensemble"]["method"] = "rank"
+    tuning["ensemble"]["weights"] = [0.5, 0.5]
+    ens = ensemble_eval(tuning, world["comp"])
+    members = [np.load(world[n] / "eval.npz")["probs"] for n in ("good", "weak")]
+    np.testing.assert_allclose(ens["scores"], rank_average(members))
+    np.testing.assert_allclose(ens["probs"], weighted_mean(members, [1, 1]))
+    np.testing.assert_allclose(eval_osd(ens, "max_prob"), to_unit(max_prob(ens["probs"])))

@@ -126,3 +126,25 @@ def test_fold_prior_never_sees_its_own_rows():
     p = fold_prior(y, fold)
     assert p[:2].tolist() == [[0.0, 1.0], [0.0, 1.0]]  # fold 0 sees only fold 1's labels
     assert p[2:].tolist() == [[1.0, 0.0], [1.0, 0.0]]
+
+
+def test_rank_average_keeps_tied_categories_in_column_order():
+    from fathom.submission import rank_categories
+
+    probs = np.array([[0.2, 0.5, 0.5, 0.1, 0.5]])
+    ranked = rank_categories(rank_average([probs, probs]), [1, 2, 3, 4, 5], k=5)
+    assert ranked == rank_categories(probs, [1, 2, 3, 4, 5], k=5) == [[2, 3, 5, 1, 4]]
+    assert row_ranks(probs)[0, 1] == row_ranks(probs)[0, 2] == row_ranks(probs)[0, 4]
+
+
+def test_mean_and_rank_record_the_equal_weights_they_use(monkeypatch):
+    """When the plain mean wins, the weights a submission uses are equal: the fitted ones are
+    kept apart (as `fitted_weights`), never shown as if they were used."""
+    import fathom.ensemble as ensemble
+
+    monkeypatch.setattr(ensemble, "fit_weights", lambda probs, targets, **kw: np.array([0.9, 0.1]))
+    rng = np.random.default_rng(0)
+    p = rng.random((40, 6))
+    res = tune_ensemble([p, p.copy()], _targets_from(p), np.arange(40) % 4)
+    assert res.method == "mean"  # identical members: every method ties, the simplest wins
+    assert res.weights == [0.5, 0.5] and res.fitted_weights == [0.9, 0.1]
