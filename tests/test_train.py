@@ -187,8 +187,8 @@ def _same_run(a, b):
 def test_kill_9_mid_run_resumes_to_the_same_result_as_an_uninterrupted_run(tiny_comp, tmp_path):  # noqa: F811
     cfg = tiny_config(tiny_comp, tmp_path, epochs=4, ema=True)
     train_fold(cfg, read_competition_data(cfg), tmp_path / "straight", 0, progress=False)
-    cmd = [sys.executable, "-m", "fathom", "train", "default", "--name", "tiny", "--fold", "0",
-           "--runs", str(tmp_path / "runs"), "--no-progress", *_cli_overrides(cfg)]  # fmt: skip
+    train = [sys.executable, "-m", "fathom", "train", "default", "--name", "tiny", "--fold", "0"]
+    cmd = [*train, "--runs", str(tmp_path / "runs"), "--no-progress", *_cli_overrides(cfg)]
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(
         cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
