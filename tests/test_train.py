@@ -113,6 +113,21 @@ def test_two_stage_fold_with_ema_accumulation_and_tta_writes_everything(
         train_run(cfg.replace(lr=0.5), data, tmp_path / "runs", [0], progress=False)
 
 
+def test_tta_on_a_finished_run_is_not_another_config(tiny_comp, tmp_path):  # noqa: F811
+    cfg = tiny_config(tiny_comp, tmp_path, epochs=1)
+    data = read_competition_data(cfg)
+    run_dir = train_run(cfg, data, tmp_path / "runs", [0], progress=False)
+    plain = read_predictions(run_dir / "fold0" / "oof.npz")
+    # killed while writing its predictions: the finished fold resumes from last.pt
+    for name in ("oof.npz", "eval.npz"):
+        (run_dir / "fold0" / name).unlink()
+    train_run(cfg.replace(tta=True), data, tmp_path / "runs", [0], progress=False)
+    flipped = read_predictions(run_dir / "fold0" / "oof.npz")
+    np.testing.assert_array_equal(flipped["ids"], plain["ids"])
+    assert not np.allclose(flipped["logits"], plain["logits"])  # the same weights, with the flip
+    assert json.loads((run_dir / "config.json").read_text())["tta"] is True
+
+
 @pytest.mark.parametrize("loss", ["bce_balanced", "asl", "focal"])
 def test_each_multilabel_loss_trains(tiny_comp, tmp_path, loss):  # noqa: F811
     cfg = tiny_config(tiny_comp, tmp_path, loss=loss, epochs=1)
