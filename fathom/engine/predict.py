@@ -13,6 +13,8 @@ from fathom.data.augment import Preprocess
 from fathom.data.loader import ImageSource, shard
 from fathom.engine import distributed
 
+FULL_FIT = -1  # the `folds` entry of a full fit's checkpoint: it has no OOF rows
+
 
 def probabilities(logits: np.ndarray, task: str) -> np.ndarray:
     """Sigmoid per category (multilabel) or softmax over categories (singlelabel)."""
@@ -102,23 +104,41 @@ def load_for_prediction(checkpoint: Path, device: torch.device):
     return model.to(device).eval(), cfg, tuple(ckpt["class_ids"])
 
 
+def run_checkpoints(run_dir: Path) -> dict[int, Path]:
+    """best.pt of every fold<k> by k, then the full fit's by FULL_FIT."""
+    from fathom.oof import fold_dirs
+
+    found = {k: d / "best.pt" for k, d in fold_dirs(run_dir).items() if (d / "best.pt").is_file()}
+    if (run_dir / "full" / "best.pt").is_file():
+        found[FULL_FIT] = run_dir / "full" / "best.pt"
+    return found
+
+
 def predict_run(
-    run_dir, comp_dir, out: Path, cache_dir="cache", device="auto", batch_size=None
+    run_dir,
+    comp_dir,
+    out: Path,
+    cache_dir="cache",
+    device="auto",
+    batch_size=None,
 ) -> Path:
-    """Every checkpoint of a run on COMP's eval images, in the run-level eval.npz format."""
+    """Every checkpoint of a run on COMP's eval images, in the run-level eval.npz format.
+
+    Besides the averaged `probs` and `logits`, the file `out` holds one row per checkpoint in
+    `fold_probs`, `fold_logits` and `fold_features`, and `folds` names the fold of each row:
+    k for fold<k>/best.pt, -1 (FULL_FIT) for full/best.pt, a full fit, which has no OOF rows
+    to pair with. `checkpoints` names their folders.
+    """
     from fathom.data.cache import build_cache
     from fathom.data.coco import open_competition, read_categories, read_split
     from fathom.data.imagefolder import is_folder_dataset, open_folder, read_folder_split
     from fathom.data.loader import fits_on_device
     from fathom.engine.models import data_config
     from fathom.errors import FathomError
-    from fathom.oof import average_eval, fold_dirs
+    from fathom.oof import average_eval
 
     run_dir = Path(run_dir)
-    dirs = {f"fold{k}": d for k, d in fold_dirs(run_dir).items()}
-    if (run_dir / "full").is_dir():
-        dirs["full"] = run_dir / "full"
-    checkpoints = {k: d / "best.pt" for k, d in dirs.items() if (d / "best.pt").is_file()}
+    checkpoints = run_checkpoints(run_dir)
     if not checkpoints:
         raise FathomError(f"{run_dir}: no fold<k>/best.pt or full/best.pt (train first)")
     ctx = distributed.from_env()
@@ -128,8 +148,8 @@ def predict_run(
     else:
         comp = open_competition(comp_dir)
         table = read_split(comp, "eval", categories=read_categories(comp))
-    parts = {}
-    for i, (name, ckpt) in enumerate(checkpoints.items()):
+    parts = {}  # by fold number, so that `folds` pairs each row with its own OOF rows
+    for k, ckpt in checkpoints.items():
         model, cfg, class_ids = load_for_prediction(ckpt, dev)
         dcfg = data_config(model)
         size = cfg.img_size or int(dcfg["input_size"][-1])
@@ -139,11 +159,17 @@ def predict_run(
         source = ImageSource(path, dev, fits_on_device(len(table) * size * size * 3, dev))
         gpu = dev.type == "cuda"
         prep = Preprocess(cfg, size, dcfg["mean"], dcfg["std"], dev, cfg.channels_last and gpu)
-        logits, feats = predict(model, source, np.arange(len(table)), prep, batch_size or cfg.batch_size * 2,
-                                cfg.amp and gpu, cfg.tta)  # fmt: skip
-        parts[i] = {"ids": table["id"].to_numpy().astype(str), "probs": probabilities(logits, cfg.task),
-                    "logits": logits, "features": feats, "category_ids": np.asarray(class_ids)}  # fmt: skip
-        print(f"{name}: predicted {len(table)} images")
+        batch = batch_size or cfg.batch_size * 2
+        rows = np.arange(len(table))
+        logits, feats = predict(model, source, rows, prep, batch, cfg.amp and gpu, cfg.tta)
+        parts[k] = {
+            "ids": table["id"].to_numpy().astype(str),
+            "probs": probabilities(logits, cfg.task),
+            "logits": logits,
+            "features": feats,
+            "category_ids": np.asarray(class_ids),
+        }
+        print(f"{ckpt.parent.name}: predicted {len(table)} images")
     merged = average_eval(parts)
-    merged["checkpoints"] = np.asarray(list(checkpoints), dtype=str)
+    merged["checkpoints"] = np.asarray([c.parent.name for c in checkpoints.values()], dtype=str)
     return fileio.save_npz(out, **merged)

@@ -1,0 +1,59 @@
+# ruff: noqa: F811  (pytest fixtures imported from engine_fixtures)
+"""`fathom predict` on a run that holds only some of its folds: what it labels each fold
+model's predictions with."""
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from engine_fixtures import one_thread, tiny_comp, tiny_config  # noqa: F401
+
+from fathom import fileio
+from fathom.data.coco import open_competition, read_split
+from fathom.data.folds import assign_folds
+from fathom.data.loader import read_competition_data
+from fathom.engine.predict import predict_run, read_predictions
+from fathom.engine.train import train_run
+from fathom.oof import write_oof
+
+
+@pytest.fixture(scope="module")
+def gappy_run(tiny_comp, tmp_path_factory):  # noqa: F811
+    """A 4-fold run of which only folds 1 and 3 were trained, stitched by `fathom oof`."""
+    tmp = tmp_path_factory.mktemp("gappy")
+    torch.set_num_threads(1)
+    comp, _ = tiny_comp
+    folds = assign_folds(read_split(open_competition(comp), "train"), n_splits=4, seed=0)
+    fileio.write_csv(tmp / "folds4.csv", folds)
+    cfg = tiny_config(tiny_comp, tmp, folds=str(tmp / "folds4.csv"), n_folds=4, epochs=1)
+    run_dir = train_run(cfg, read_competition_data(cfg), tmp / "runs", [1, 3], progress=False)
+    write_oof(run_dir)  # the run's own eval.npz, which `fathom predict` must leave alone
+    return cfg, run_dir
+
+
+def _predict(cfg, run_dir, out, **kwargs):
+    return read_predictions(
+        predict_run(run_dir, cfg.competition, out, cfg.cache_dir, "cpu", **kwargs)
+    )
+
+
+def test_each_fold_model_is_labelled_by_its_fold_number_and_a_full_fit_by_minus_1(
+    gappy_run, tmp_path
+):
+    cfg, run_dir = gappy_run
+    ev = _predict(cfg, run_dir, tmp_path / "folds.npz")
+    assert ev["folds"].tolist() == [1, 3]
+    assert ev["checkpoints"].tolist() == ["fold1", "fold3"]
+    for row, k in enumerate(ev["folds"]):  # row k holds fold k's model, as its own eval.npz does
+        own = read_predictions(run_dir / f"fold{k}" / "eval.npz")
+        np.testing.assert_allclose(ev["fold_logits"][row], own["logits"], atol=1e-5)
+
+    with_full = tmp_path / "runs" / run_dir.name
+    shutil.copytree(run_dir, with_full)
+    train_run(cfg, read_competition_data(cfg), with_full.parent, [None], progress=False)
+    ev = _predict(cfg, with_full, tmp_path / "full.npz")
+    assert ev["folds"].tolist() == [1, 3, -1]
+    assert ev["checkpoints"].tolist() == ["fold1", "fold3", "full"]
+    own = read_predictions(with_full / "full" / "eval.npz")
+    np.testing.assert_allclose(ev["fold_logits"][2], own["logits"], atol=1e-5)
