@@ -1,6 +1,6 @@
 # ruff: noqa: F811  (pytest fixtures imported from engine_fixtures)
 """`fathom predict` on a run that holds only some of its folds: what it labels each fold
-model's predictions with."""
+model's predictions with and what it warns about."""
 
 import shutil
 
@@ -57,3 +57,12 @@ def test_each_fold_model_is_labelled_by_its_fold_number_and_a_full_fit_by_minus_
     assert ev["checkpoints"].tolist() == ["fold1", "fold3", "full"]
     own = read_predictions(with_full / "full" / "eval.npz")
     np.testing.assert_allclose(ev["fold_logits"][2], own["logits"], atol=1e-5)
+
+
+def test_predicting_with_fewer_folds_than_the_run_has_names_the_missing_ones(
+    gappy_run, tmp_path, capsys
+):
+    cfg, run_dir = gappy_run
+    _predict(cfg, run_dir, tmp_path / "eval.npz")
+    err = capsys.readouterr().err
+    assert f"warning: {run_dir}: folds 0, 2 have no best.pt; predicting with folds 1, 3\n" in err

@@ -114,6 +114,34 @@ def run_checkpoints(run_dir: Path) -> dict[int, Path]:
     return found
 
 
+def warn_missing_folds(run_dir: Path, checkpoints: dict[int, Path], n_folds: int) -> None:
+    """Warn when some but not all of the run's n_folds folds have a best.pt: an average over
+    fewer folds than the run was meant to have is easy to take for the whole. (A run with
+    no fold at all, only a full fit, is complete as it is.)"""
+    from fathom.engine.models import warn
+
+    folds = [k for k in checkpoints if k != FULL_FIT]
+    missing = [k for k in range(n_folds) if k not in checkpoints]
+    if not folds or not missing:
+        return
+    using = "folds " + ", ".join(map(str, folds))
+    if FULL_FIT in checkpoints:
+        using += " and the full fit"
+    named = ", ".join(map(str, missing))
+    named = f"fold {named} has" if len(missing) == 1 else f"folds {named} have"
+    warn(f"{run_dir}: {named} no best.pt; predicting with {using}")
+
+
+def run_config(run_dir: Path, checkpoints: dict[int, Path]) -> dict:
+    """The run's config.json; for a run folder without one (copied by hand), the config saved
+    in one of its checkpoints."""
+    path = run_dir / "config.json"
+    if path.is_file():
+        return fileio.read_json(path)
+    first = next(iter(checkpoints.values()))
+    return torch.load(first, map_location="cpu", weights_only=True)["config"]
+
+
 def predict_run(
     run_dir,
     comp_dir,
@@ -141,6 +169,8 @@ def predict_run(
     checkpoints = run_checkpoints(run_dir)
     if not checkpoints:
         raise FathomError(f"{run_dir}: no fold<k>/best.pt or full/best.pt (train first)")
+    run_cfg = run_config(run_dir, checkpoints)
+    warn_missing_folds(run_dir, checkpoints, int(run_cfg.get("n_folds", 0)))
     ctx = distributed.from_env()
     dev = distributed.pick_device(device, ctx)
     if is_folder_dataset(comp_dir):  # a folder dataset's eval images are its test/ folder
