@@ -1,6 +1,6 @@
 # ruff: noqa: F811  (pytest fixtures imported from engine_fixtures)
 """`fathom predict` on a run that holds only some of its folds: what it labels each fold
-model's predictions with and what it warns about."""
+model's predictions with, where it writes them and what it warns about."""
 
 import shutil
 
@@ -15,6 +15,7 @@ from fathom.data.folds import assign_folds
 from fathom.data.loader import read_competition_data
 from fathom.engine.predict import predict_run, read_predictions
 from fathom.engine.train import train_run
+from fathom.errors import FathomError
 from fathom.oof import write_oof
 
 
@@ -66,3 +67,31 @@ def test_predicting_with_fewer_folds_than_the_run_has_names_the_missing_ones(
     _predict(cfg, run_dir, tmp_path / "eval.npz")
     err = capsys.readouterr().err
     assert f"warning: {run_dir}: folds 0, 2 have no best.pt; predicting with folds 1, 3\n" in err
+
+
+def test_predict_writes_under_predictions_and_never_replaces_an_eval_npz_unasked(
+    gappy_run, tmp_path, monkeypatch, run_cli
+):
+    cfg, run_dir = gappy_run
+    own = (run_dir / "eval.npz").read_bytes()
+    monkeypatch.chdir(tmp_path)
+    args = ["predict", run_dir, "--comp", cfg.competition, "--cache-dir", cfg.cache_dir]
+    args += ["--device", "cpu"]
+    code, out, err = run_cli(*args)
+    assert code == 0, err
+    # where `fathom submit TUNE --predictions predictions/<comp>` looks for <exp>/eval.npz
+    written = tmp_path / "predictions" / "comp" / run_dir.name / "eval.npz"
+    assert f"wrote {written.relative_to(tmp_path)}" in out
+    assert read_predictions(written)["folds"].tolist() == [1, 3]
+    assert (run_dir / "eval.npz").read_bytes() == own
+
+    stamp = written.stat().st_mtime_ns
+    code, out, err = run_cli(*args)
+    assert code == 2 and err.strip().count("\n") == 0
+    assert str(written.relative_to(tmp_path)) in err and "--overwrite" in err
+    assert written.stat().st_mtime_ns == stamp
+    code, out, err = run_cli(*args, "--overwrite")
+    assert code == 0, err
+    with pytest.raises(FathomError, match="already exists"):
+        predict_run(run_dir, cfg.competition, run_dir / "eval.npz", cfg.cache_dir, "cpu")
+    assert (run_dir / "eval.npz").read_bytes() == own

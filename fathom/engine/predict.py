@@ -104,6 +104,13 @@ def load_for_prediction(checkpoint: Path, device: torch.device):
     return model.to(device).eval(), cfg, tuple(ckpt["class_ids"])
 
 
+def default_predictions_path(run_dir, comp_dir) -> Path:
+    """predictions/<competition folder name>/<exp>/eval.npz: where `fathom submit --predictions
+    predictions/<comp>` looks, and never the run's own eval.npz (`fathom oof` writes that one)."""
+    comp_name, exp = Path(comp_dir).resolve().name, Path(run_dir).resolve().name
+    return Path("predictions") / comp_name / exp / "eval.npz"
+
+
 def run_checkpoints(run_dir: Path) -> dict[int, Path]:
     """best.pt of every fold<k> by k, then the full fit's by FULL_FIT."""
     from fathom.oof import fold_dirs
@@ -145,17 +152,19 @@ def run_config(run_dir: Path, checkpoints: dict[int, Path]) -> dict:
 def predict_run(
     run_dir,
     comp_dir,
-    out: Path,
+    out: Path | None = None,
     cache_dir="cache",
     device="auto",
     batch_size=None,
+    overwrite: bool = False,
 ) -> Path:
     """Every checkpoint of a run on COMP's eval images, in the run-level eval.npz format.
 
-    Besides the averaged `probs` and `logits`, the file `out` holds one row per checkpoint in
-    `fold_probs`, `fold_logits` and `fold_features`, and `folds` names the fold of each row:
-    k for fold<k>/best.pt, -1 (FULL_FIT) for full/best.pt, a full fit, which has no OOF rows
-    to pair with. `checkpoints` names their folders.
+    `out` is the .npz to write (default: `default_predictions_path`); an existing one is
+    refused unless `overwrite`. Besides the averaged `probs` and `logits`, the file holds one
+    row per checkpoint in `fold_probs`, `fold_logits` and `fold_features`, and `folds` names
+    the fold of each row: k for fold<k>/best.pt, -1 (FULL_FIT) for full/best.pt, a full fit,
+    which has no OOF rows to pair with. `checkpoints` names their folders.
     """
     from fathom.data.cache import build_cache
     from fathom.data.coco import open_competition, read_categories, read_split
@@ -166,6 +175,9 @@ def predict_run(
     from fathom.oof import average_eval
 
     run_dir = Path(run_dir)
+    out = Path(out) if out is not None else default_predictions_path(run_dir, comp_dir)
+    if out.exists() and not overwrite:
+        raise FathomError(f"{out}: already exists; pass --overwrite to replace it")
     checkpoints = run_checkpoints(run_dir)
     if not checkpoints:
         raise FathomError(f"{run_dir}: no fold<k>/best.pt or full/best.pt (train first)")
