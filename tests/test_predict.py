@@ -1,6 +1,6 @@
 # ruff: noqa: F811  (pytest fixtures imported from engine_fixtures)
 """`fathom predict` on a run that holds only some of its folds: what it labels each fold
-model's predictions with, where it writes them and what it warns about."""
+model's predictions with, where it writes them, what it warns about, and TTA."""
 
 import shutil
 
@@ -10,6 +10,7 @@ import torch
 from engine_fixtures import one_thread, tiny_comp, tiny_config  # noqa: F401
 
 from fathom import fileio
+from fathom.data.augment import Preprocess
 from fathom.data.coco import open_competition, read_split
 from fathom.data.folds import assign_folds
 from fathom.data.loader import read_competition_data
@@ -95,3 +96,29 @@ def test_predict_writes_under_predictions_and_never_replaces_an_eval_npz_unasked
     with pytest.raises(FathomError, match="already exists"):
         predict_run(run_dir, cfg.competition, run_dir / "eval.npz", cfg.cache_dir, "cpu")
     assert (run_dir / "eval.npz").read_bytes() == own
+
+
+def test_tta_is_chosen_at_prediction_time_and_averages_the_plain_and_flipped_passes(
+    gappy_run, tmp_path, monkeypatch, run_cli
+):
+    cfg, run_dir = gappy_run
+    args = ["predict", run_dir, "--comp", cfg.competition, "--cache-dir", cfg.cache_dir]
+    args += ["--device", "cpu"]
+    for flag in ("tta", "no-tta"):
+        code, _, err = run_cli(*args, f"--{flag}", "--out", tmp_path / flag)
+        assert code == 0, err
+    with_tta = read_predictions(tmp_path / "tta" / "eval.npz")
+    plain = read_predictions(tmp_path / "no-tta" / "eval.npz")
+    assert bool(with_tta["tta"]) and not bool(plain["tta"])
+    default = _predict(cfg, run_dir, tmp_path / "default.npz")  # the run's config: tta=false
+    assert not bool(default["tta"])
+    np.testing.assert_array_equal(default["fold_logits"], plain["fold_logits"])
+
+    real = Preprocess.eval
+    monkeypatch.setattr(
+        Preprocess, "eval", lambda self, images, hflip=False: real(self, images, True)
+    )
+    flipped = _predict(cfg, run_dir, tmp_path / "flipped.npz", tta=False)
+    mean = (plain["fold_logits"] + flipped["fold_logits"]) / 2
+    assert not np.allclose(with_tta["fold_logits"], plain["fold_logits"], atol=1e-4)
+    np.testing.assert_allclose(with_tta["fold_logits"], mean, atol=1e-5)

@@ -7,7 +7,7 @@ DESCRIPTION = """Load runs/<exp>/fold<k>/best.pt of every fold (and full/ when p
 the eval images of COMP (e.g. the real hidden test set inside a Kaggle kernel), and write them
 in the run-level eval.npz format: ids, probs and logits averaged over the checkpoints,
 fold_probs, fold_logits, fold_features (one row per checkpoint), folds (each row's fold
-number; -1 for the full fit, which has no OOF rows), checkpoints and category_ids.
+number; -1 for the full fit, which has no OOF rows), checkpoints, tta and category_ids.
 
 The file goes to predictions/<comp>/<exp>/eval.npz (<comp>: COMP's folder name), where
 `fathom submit TUNE --predictions predictions/<comp>` finds it, or to OUT/eval.npz with
@@ -17,7 +17,7 @@ no best.pt, a warning names them.
 
 examples:
   fathom predict runs/default --comp data/synth
-  fathom predict runs/default --comp data/synth --overwrite
+  fathom predict runs/default --comp data/synth --tta --overwrite
   fathom predict runs/default --comp /kaggle/input/fathomnet-out-of-sample-detection --out preds"""
 
 
@@ -26,6 +26,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--comp", required=True, help="competition folder whose eval images to predict")
     p.add_argument(
         "--out", help="folder for eval.npz (default predictions/<comp folder name>/<run name>)"
+    )
+    p.add_argument(
+        "--tta",
+        action=argparse.BooleanOptionalAction,
+        help="average with the horizontal flip, or not (default: the run's config value)",
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing eval.npz")
     p.add_argument("--cache-dir", default="cache", help="image cache folder (default cache)")
@@ -46,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
         args.cache_dir,
         args.device,
         args.batch_size,
+        tta=args.tta,
         overwrite=args.overwrite,
     )
     print(f"wrote {path}")

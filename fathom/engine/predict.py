@@ -156,15 +156,17 @@ def predict_run(
     cache_dir="cache",
     device="auto",
     batch_size=None,
+    tta: bool | None = None,
     overwrite: bool = False,
 ) -> Path:
     """Every checkpoint of a run on COMP's eval images, in the run-level eval.npz format.
 
     `out` is the .npz to write (default: `default_predictions_path`); an existing one is
-    refused unless `overwrite`. Besides the averaged `probs` and `logits`, the file holds one
-    row per checkpoint in `fold_probs`, `fold_logits` and `fold_features`, and `folds` names
-    the fold of each row: k for fold<k>/best.pt, -1 (FULL_FIT) for full/best.pt, a full fit,
-    which has no OOF rows to pair with. `checkpoints` names their folders.
+    refused unless `overwrite`. `tta` averages in the horizontal flip; None takes the run's
+    config value. Besides the averaged `probs` and `logits`, the file holds one row per
+    checkpoint in `fold_probs`, `fold_logits` and `fold_features`, and `folds` names the fold
+    of each row: k for fold<k>/best.pt, -1 (FULL_FIT) for full/best.pt, a full fit, which
+    has no OOF rows to pair with. `checkpoints` names their folders; `tta` records the choice.
     """
     from fathom.data.cache import build_cache
     from fathom.data.coco import open_competition, read_categories, read_split
@@ -183,6 +185,7 @@ def predict_run(
         raise FathomError(f"{run_dir}: no fold<k>/best.pt or full/best.pt (train first)")
     run_cfg = run_config(run_dir, checkpoints)
     warn_missing_folds(run_dir, checkpoints, int(run_cfg.get("n_folds", 0)))
+    tta = bool(run_cfg.get("tta", False)) if tta is None else tta
     ctx = distributed.from_env()
     dev = distributed.pick_device(device, ctx)
     if is_folder_dataset(comp_dir):  # a folder dataset's eval images are its test/ folder
@@ -203,7 +206,7 @@ def predict_run(
         prep = Preprocess(cfg, size, dcfg["mean"], dcfg["std"], dev, cfg.channels_last and gpu)
         batch = batch_size or cfg.batch_size * 2
         rows = np.arange(len(table))
-        logits, feats = predict(model, source, rows, prep, batch, cfg.amp and gpu, cfg.tta)
+        logits, feats = predict(model, source, rows, prep, batch, cfg.amp and gpu, tta)
         parts[k] = {
             "ids": table["id"].to_numpy().astype(str),
             "probs": probabilities(logits, cfg.task),
@@ -211,7 +214,10 @@ def predict_run(
             "features": feats,
             "category_ids": np.asarray(class_ids),
         }
-        print(f"{ckpt.parent.name}: predicted {len(table)} images")
+        print(
+            f"{ckpt.parent.name}: predicted {len(table)} images" + (" with flip TTA" if tta else "")
+        )
     merged = average_eval(parts)
     merged["checkpoints"] = np.asarray([c.parent.name for c in checkpoints.values()], dtype=str)
+    merged["tta"] = np.asarray(tta)
     return fileio.save_npz(out, **merged)
