@@ -11,9 +11,9 @@ number; -1 for the full fit, which has no OOF rows), checkpoints, tta and catego
 
 The file goes to predictions/<comp>/<exp>/eval.npz (<comp>: COMP's folder name), where
 `fathom submit TUNE --predictions predictions/<comp>` finds it, or to OUT/eval.npz with
---out. The run's own runs/<exp>/eval.npz (from `fathom oof`) is never touched, and an
-existing eval.npz is refused unless --overwrite. When some of the run's n_folds folds have
-no best.pt, a warning names them.
+--out; either way the run's own runs/<exp>/eval.npz (from `fathom oof`) is left alone
+unless OUT is the run folder, and an existing eval.npz is never replaced unless --overwrite.
+When some of the run's n_folds folds have no best.pt, a warning names them.
 
 examples:
   fathom predict runs/default --comp data/synth
