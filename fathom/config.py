@@ -31,8 +31,9 @@ LOSSES = {
 }
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULERS = ("cosine", "plateau", "none")
-# keys that change how a run executes but not what it computes: they may differ on resume
-RUNTIME_KEYS = frozenset({"num_workers", "cache_dir", "data_on_device", "device", "compile"})
+# keys that may differ when a run is resumed or continued: they change how it executes, or
+# (tta) only how its checkpoints are used to predict, never the weights it trains
+RUNTIME_KEYS = frozenset({"num_workers", "cache_dir", "data_on_device", "device", "compile", "tta"})
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,7 @@ class TrainConfig:
     amp: bool = True  # bf16 autocast on GPU (ignored on CPU)
     channels_last: bool = True  # on GPU
     compile: bool = False  # torch.compile the model
-    tta: bool = False  # average with the horizontal flip when predicting
+    tta: bool = False  # average with the horizontal flip when predicting (`fathom predict --tta`)
 
     def check(self) -> None:
         """Raise FathomError on values that cannot work together."""

@@ -84,3 +84,9 @@ def test_cli_reports_an_unknown_override_in_one_line(capsys):
     assert exit_.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "unknown key 'bogus'" in err
+
+
+def test_tta_is_a_prediction_time_choice_not_part_of_the_runs_identity():
+    cfg = TrainConfig()
+    assert config_differences(cfg.to_dict(), cfg.replace(tta=True).to_dict()) == []
+    assert config_differences(cfg.to_dict(), cfg.replace(tta=True, seed=1).to_dict()) == ["seed"]

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from engine_fixtures import one_thread, tiny_comp, tiny_config  # noqa: F401
 
-from fathom.engine.predict import read_predictions
+from fathom.runs import read_predictions
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -92,7 +92,9 @@ def test_a_weights_file_loads_under_a_new_head_whatever_its_head(tmp_path):
     source = timm.create_model("resnet10t", num_classes=290)
     weights = source.state_dict()
     torch.save(weights, tmp_path / "290.pth")
-    torch.save({k: v for k, v in weights.items() if not k.startswith("fc.")}, tmp_path / "nohead.pth")  # fmt: skip
+    torch.save(
+        {k: v for k, v in weights.items() if not k.startswith("fc.")}, tmp_path / "nohead.pth"
+    )
     for name in ("290.pth", "nohead.pth"):
         for n_classes in (7, 1000):
             loaded = create_backbone("resnet10t", n_classes, str(tmp_path / name))

@@ -22,10 +22,11 @@ from fathom.data.augment import Preprocess
 from fathom.data.coco import open_competition, read_categories, read_split
 from fathom.data.loader import TrainData, fold_rows, train_batches
 from fathom.engine.models import build_model
-from fathom.engine.predict import predict_run, read_predictions
+from fathom.engine.predict import predict_run
 from fathom.engine.train import train_fold, train_run
 from fathom.errors import FathomError
 from fathom.oof import write_oof
+from fathom.runs import read_predictions
 
 REPO = Path(__file__).resolve().parents[1]
 NUMBERS = ["train_loss", "val_loss", "val_map20", "lr"]
@@ -114,6 +115,21 @@ def test_two_stage_fold_with_ema_accumulation_and_tta_writes_everything(
         train_run(cfg.replace(lr=0.5), data, tmp_path / "runs", [0], progress=False)
 
 
+def test_tta_on_a_finished_run_is_not_another_config(tiny_comp, tmp_path):  # noqa: F811
+    cfg = tiny_config(tiny_comp, tmp_path, epochs=1)
+    data = read_data(cfg)
+    run_dir = train_run(cfg, data, tmp_path / "runs", [0], progress=False)
+    plain = read_predictions(run_dir / "fold0" / "oof.npz")
+    # killed while writing its predictions: the finished fold resumes from last.pt
+    for name in ("oof.npz", "eval.npz"):
+        (run_dir / "fold0" / name).unlink()
+    train_run(cfg.replace(tta=True), data, tmp_path / "runs", [0], progress=False)
+    flipped = read_predictions(run_dir / "fold0" / "oof.npz")
+    np.testing.assert_array_equal(flipped["ids"], plain["ids"])
+    assert not np.allclose(flipped["logits"], plain["logits"])  # the same weights, with the flip
+    assert json.loads((run_dir / "config.json").read_text())["tta"] is True
+
+
 @pytest.mark.parametrize("loss", ["bce_balanced", "asl", "focal"])
 def test_each_multilabel_loss_trains(tiny_comp, tmp_path, loss):  # noqa: F811
     cfg = tiny_config(tiny_comp, tmp_path, loss=loss, epochs=1)
@@ -188,8 +204,8 @@ def _same_run(a, b):
 def test_kill_9_mid_run_resumes_to_the_same_result_as_an_uninterrupted_run(tiny_comp, tmp_path):  # noqa: F811
     cfg = tiny_config(tiny_comp, tmp_path, epochs=4, ema=True)
     train_fold(cfg, read_data(cfg), tmp_path / "straight", 0, progress=False)
-    cmd = [sys.executable, "-m", "fathom", "train", "default", "--name", "tiny", "--fold", "0",
-           "--runs", str(tmp_path / "runs"), "--no-progress", *_cli_overrides(cfg)]  # fmt: skip
+    train = [sys.executable, "-m", "fathom", "train", "default", "--name", "tiny", "--fold", "0"]
+    cmd = [*train, "--runs", str(tmp_path / "runs"), "--no-progress", *_cli_overrides(cfg)]
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(
         cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL

@@ -50,8 +50,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--name", help="run name (default: the config file's name)")
     p.add_argument("--runs", default="runs", help="folder of runs (default runs)")
-    p.add_argument("--pretrained", nargs="?", const="true", metavar="FILE",
-                   help="start from pretrained weights: the HF cache (no FILE) or a weights FILE (offline)")  # fmt: skip
+    p.add_argument(
+        "--pretrained",
+        nargs="?",
+        const="true",
+        metavar="FILE",
+        help="start from pretrained weights: the HF cache (no FILE) or a weights FILE (offline)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 

@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fathom import fileio
+from fathom import fileio, runs
 from fathom.data.augment import Preprocess
 from fathom.data.loader import ImageSource, shard
 from fathom.engine import distributed
+from fathom.runs import FULL_FIT
 
 
 def probabilities(logits: np.ndarray, task: str) -> np.ndarray:
@@ -71,23 +72,11 @@ def write_predictions(
     task: str,
     truth: np.ndarray | None = None,
 ) -> Path:
-    """`ids`, `probs`, `logits`, `features`, `category_ids` in one .npz (atomically); with
-    `truth`, also `targets`, the (N, C) 0/1 labels, so OOF scoring needs no dataset reader."""
-    extra = {} if truth is None else {"targets": np.asarray(truth, dtype=np.float32)}
-    return fileio.save_npz(
-        path,
-        **extra,
-        ids=np.asarray([str(i) for i in ids], dtype=str),
-        probs=probabilities(logits, task).astype(np.float32),
-        logits=logits.astype(np.float32),
-        features=features.astype(np.float32),
-        category_ids=np.asarray(class_ids, dtype=np.int64),
+    """One model's predictions in the run folder's .npz format (fathom/runs.py), with the
+    probabilities of `task` computed from the logits."""
+    return runs.write_predictions(
+        path, ids, probabilities(logits, task), logits, features, class_ids, truth
     )
-
-
-def read_predictions(path: Path) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
 
 
 def load_for_prediction(checkpoint: Path, device: torch.device):
@@ -102,48 +91,103 @@ def load_for_prediction(checkpoint: Path, device: torch.device):
     return model.to(device).eval(), cfg, tuple(ckpt["class_ids"])
 
 
+def default_predictions_path(run_dir, comp_dir) -> Path:
+    """predictions/<competition folder name>/<exp>/eval.npz: where `fathom submit --predictions
+    predictions/<comp>` looks, and never the run's own eval.npz (`fathom oof` writes that one)."""
+    comp_name, exp = Path(comp_dir).resolve().name, Path(run_dir).resolve().name
+    return Path("predictions") / comp_name / exp / "eval.npz"
+
+
+def warn_missing_folds(run_dir: Path, checkpoints: dict[int, Path], n_folds: int) -> None:
+    """Warn when some but not all of the run's n_folds folds have a best.pt: an average over
+    fewer folds than the run was meant to have is easy to take for the whole. (A run with
+    no fold at all, only a full fit, is complete as it is.)"""
+    from fathom.engine.models import warn
+
+    folds = [k for k in checkpoints if k != FULL_FIT]
+    missing = [k for k in range(n_folds) if k not in checkpoints]
+    if not folds or not missing:
+        return
+    using = "folds " + ", ".join(map(str, folds))
+    if FULL_FIT in checkpoints:
+        using += " and the full fit"
+    named = ", ".join(map(str, missing))
+    named = f"fold {named} has" if len(missing) == 1 else f"folds {named} have"
+    warn(f"{run_dir}: {named} no best.pt; predicting with {using}")
+
+
+def run_config(run_dir: Path, checkpoints: dict[int, Path]) -> dict:
+    """The run's config.json; for a run folder without one (copied by hand), the config saved
+    in one of its checkpoints."""
+    path = run_dir / "config.json"
+    if path.is_file():
+        return fileio.read_json(path)
+    first = next(iter(checkpoints.values()))
+    return torch.load(first, map_location="cpu", weights_only=True)["config"]
+
+
 def predict_run(
-    run_dir, comp_dir, out: Path, cache_dir="cache", device="auto", batch_size=None
+    run_dir,
+    comp_dir,
+    out: Path | None = None,
+    cache_dir="cache",
+    device="auto",
+    batch_size=None,
+    tta: bool | None = None,
+    overwrite: bool = False,
 ) -> Path:
-    """Every checkpoint of a run on COMP's eval images, in the run-level eval.npz format."""
+    """Every checkpoint of a run on COMP's eval images, in the run-level eval.npz format.
+
+    `out` is the .npz to write (default: `default_predictions_path`); an existing one is
+    refused unless `overwrite`. `tta` averages in the horizontal flip; None takes the run's
+    config value. Besides the averaged `probs` and `logits`, the file holds one row per
+    checkpoint in `fold_probs`, `fold_logits` and `fold_features`, and `folds` names the fold
+    of each row: k for fold<k>/best.pt, -1 (FULL_FIT) for full/best.pt, a full fit, which
+    has no OOF rows to pair with. `checkpoints` names their folders; `tta` records the choice.
+    """
+    from fathom.data import open_dataset
     from fathom.data.cache import build_cache
-    from fathom.data.coco import open_competition, read_categories, read_split
-    from fathom.data.imagefolder import is_folder_dataset, open_folder, read_folder_split
     from fathom.data.loader import fits_on_device
     from fathom.engine.models import data_config
     from fathom.errors import FathomError
-    from fathom.oof import average_eval, fold_dirs
 
     run_dir = Path(run_dir)
-    dirs = {f"fold{k}": d for k, d in fold_dirs(run_dir).items()}
-    if (run_dir / "full").is_dir():
-        dirs["full"] = run_dir / "full"
-    checkpoints = {k: d / "best.pt" for k, d in dirs.items() if (d / "best.pt").is_file()}
+    out = Path(out) if out is not None else default_predictions_path(run_dir, comp_dir)
+    if out.exists() and not overwrite:
+        raise FathomError(f"{out}: already exists; pass --overwrite to replace it")
+    checkpoints = runs.open_run(run_dir).checkpoints()
     if not checkpoints:
         raise FathomError(f"{run_dir}: no fold<k>/best.pt or full/best.pt (train first)")
+    run_cfg = run_config(run_dir, checkpoints)
+    warn_missing_folds(run_dir, checkpoints, int(run_cfg.get("n_folds", 0)))
+    tta = bool(run_cfg.get("tta", False)) if tta is None else tta
     ctx = distributed.from_env()
     dev = distributed.pick_device(device, ctx)
-    if is_folder_dataset(comp_dir):  # a folder dataset's eval images are its test/ folder
-        table = read_folder_split(open_folder(comp_dir), "test")
-    else:
-        comp = open_competition(comp_dir)
-        table = read_split(comp, "eval", categories=read_categories(comp))
-    parts = {}
-    for i, (name, ckpt) in enumerate(checkpoints.items()):
+    dataset = open_dataset(comp_dir)
+    table = dataset.split("eval")  # a folder dataset's eval images are its test/ folder
+    parts = {}  # by fold number, so that `folds` pairs each row with its own OOF rows
+    for k, ckpt in checkpoints.items():
         model, cfg, class_ids = load_for_prediction(ckpt, dev)
         dcfg = data_config(model)
         size = cfg.img_size or int(dcfg["input_size"][-1])
-        path = build_cache(
-            table, cache_dir, cfg.cache_size or size, f"{Path(comp_dir).resolve().name}-eval"
-        )
+        path = build_cache(table, cache_dir, cfg.cache_size or size, f"{dataset.name}-eval")
         source = ImageSource(path, dev, fits_on_device(len(table) * size * size * 3, dev))
         gpu = dev.type == "cuda"
         prep = Preprocess(cfg, size, dcfg["mean"], dcfg["std"], dev, cfg.channels_last and gpu)
-        logits, feats = predict(model, source, np.arange(len(table)), prep, batch_size or cfg.batch_size * 2,
-                                cfg.amp and gpu, cfg.tta)  # fmt: skip
-        parts[i] = {"ids": table["id"].to_numpy().astype(str), "probs": probabilities(logits, cfg.task),
-                    "logits": logits, "features": feats, "category_ids": np.asarray(class_ids)}  # fmt: skip
-        print(f"{name}: predicted {len(table)} images")
-    merged = average_eval(parts)
-    merged["checkpoints"] = np.asarray(list(checkpoints), dtype=str)
+        batch = batch_size or cfg.batch_size * 2
+        rows = np.arange(len(table))
+        logits, feats = predict(model, source, rows, prep, batch, cfg.amp and gpu, tta)
+        parts[k] = {
+            "ids": table["id"].to_numpy().astype(str),
+            "probs": probabilities(logits, cfg.task),
+            "logits": logits,
+            "features": feats,
+            "category_ids": np.asarray(class_ids),
+        }
+        print(
+            f"{ckpt.parent.name}: predicted {len(table)} images" + (" with flip TTA" if tta else "")
+        )
+    merged = runs.average_eval(parts)
+    merged["checkpoints"] = np.asarray([c.parent.name for c in checkpoints.values()], dtype=str)
+    merged["tta"] = np.asarray(tta)
     return fileio.save_npz(out, **merged)

@@ -11,6 +11,10 @@
 A killed run resumes from last.pt with the same command and loses at most the epoch in
 progress; a finished fold is skipped. Under torchrun every rank runs this same code on its
 slice of each batch; rank 0 alone writes files.
+
+`train_fold` is the whole story of one fold; the functions below it are its steps, in the
+order it calls them. A resumed run must repeat an uninterrupted one bit for bit, so every
+step draws from the global torch RNG in the same order as before it was split out.
 """
 
 from __future__ import annotations
@@ -19,8 +23,10 @@ import contextlib
 import math
 import random
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -71,6 +77,390 @@ class TrainState:
     finished: bool = False
     history: list[dict] = field(default_factory=list)
 
+    def end_epoch(self, row: dict, score: float, cfg: TrainConfig, full: bool) -> tuple[bool, bool]:
+        """Book a finished epoch; returns (improved, early_stop)."""
+        improved = score > self.best_score
+        if improved:
+            self.best_score, self.best_epoch, self.bad_epochs = score, row["epoch"], 0
+        else:
+            self.bad_epochs += 1
+        self.epoch, self.stage = row["epoch"], row["stage"]
+        self.history.append(row)
+        early_stop = not full and cfg.patience > 0 and self.bad_epochs >= cfg.patience
+        self.finished = early_stop or self.epoch >= cfg.epochs
+        return improved, early_stop
+
+
+@dataclass
+class Fold:
+    """What one fold's epochs work with. Rebuilt from the config and data on every start,
+    never saved: last.pt holds only what cannot be rebuilt (weights, optimizer, TrainState)."""
+
+    cfg: TrainConfig
+    data: TrainData
+    fold: int | None
+    out: Path
+    ctx: distributed.Dist
+    device: torch.device
+    amp: bool
+    train_rows: np.ndarray
+    val_rows: np.ndarray
+    y_all: np.ndarray  # targets of every training-table row, host side for the metrics
+    y_dev: torch.Tensor  # the same on the device, indexed per batch without a copy
+    model: FathomModel
+    ema: ModelEmaV3 | None
+    prep: Preprocess
+    loss_fn: torch.nn.Module
+    train_src: ImageSource
+    eval_src: ImageSource | None
+    updates_per_epoch: int
+    say: Callable[..., None]
+
+    @property
+    def name(self) -> str:
+        return fold_name(self.fold)
+
+    @property
+    def full(self) -> bool:
+        return self.fold is None
+
+    @property
+    def eval_model(self) -> torch.nn.Module:
+        """The weights that are validated, kept as best.pt and predicted with."""
+        return self.ema.module if self.ema is not None else self.model
+
+
+@dataclass
+class Stage:
+    """The optimizer side of one training stage: a new stage gets a new optimizer."""
+
+    number: int
+    opt: torch.optim.Optimizer
+    sched: Any
+    step_model: torch.nn.Module
+
+
+def train_run(
+    cfg: TrainConfig,
+    data: TrainData,
+    runs_dir: str | Path,
+    folds: list[int | None],
+    progress: bool = True,
+) -> Path:
+    """Train the given folds (None = full fit) of the run `runs_dir/<cfg.name>` in turn."""
+    ctx = distributed.from_env()
+    run_dir = Path(runs_dir) / cfg.name
+    check_run_config(run_dir, cfg, ctx)
+    for fold in folds:
+        train_fold(cfg, data, run_dir, fold, progress)
+    return run_dir
+
+
+def train_fold(
+    cfg: TrainConfig, data: TrainData, run_dir: str | Path, fold: int | None, progress: bool = True
+) -> Path:
+    """Train one fold (None: a full fit on every row), then write its predictions. Returns its folder."""
+    ctx = distributed.from_env()
+    device = distributed.pick_device(cfg.device, ctx)
+    distributed.init(ctx, device)
+    out = Path(run_dir) / fold_name(fold)
+    say = print if ctx.is_main else (lambda *a, **k: None)
+    if fold_is_done(out, full=fold is None):
+        say(f"{out}: already done (delete the folder to train it again)")
+        return out
+
+    f = set_up_fold(cfg, data, fold, out, ctx, device, say)
+    state, resume = start_or_resume(f)
+    stage = None
+    while not state.finished:
+        number = stage_of(cfg, state.epoch)
+        if stage is None or stage.number != number:
+            stage = begin_stage(f, number, state, resume)
+            resume = None  # its optimizer state belongs to the stage it was saved in only
+
+        t0 = time.perf_counter()
+        train_loss, seen = train_one_epoch(f, stage, state, progress)
+        train_seconds = time.perf_counter() - t0
+        lr = stage.opt.param_groups[0]["lr"]
+        scores = {} if f.full else validate(f)
+        # a full fit has nothing to validate on, so its latest epoch counts as its best
+        score = float(state.epoch) if f.full else distributed.all_agree(ctx, scores["val_map20"])
+        row = {"epoch": state.epoch + 1, "stage": stage.number, "train_loss": train_loss}
+        row |= scores | {
+            "lr": lr,
+            "seconds": round(time.perf_counter() - t0, 3),
+            "images_per_s": round(seen * ctx.world / train_seconds, 1),
+        }
+        # the schedule counts epochs within its stage: stage 2 started its own at zero
+        stage.sched.step(row["epoch"] - (cfg.stage1_epochs if stage.number == 2 else 0), score)
+        improved, early_stop = state.end_epoch(row, score, cfg, f.full)
+        save_state(f, stage, state, improved)
+        say(_epoch_line(fold, cfg.epochs, row) + ("  early stop" if early_stop else ""))
+
+    write_fold_predictions(f, state)
+    return out
+
+
+# --- the steps of train_fold, in order
+
+
+def set_up_fold(
+    cfg: TrainConfig,
+    data: TrainData,
+    fold: int | None,
+    out: Path,
+    ctx: distributed.Dist,
+    device: torch.device,
+    say: Callable[..., None],
+) -> Fold:
+    """Rows, model, images, preprocessing and loss of one fold: the same on every rank and on
+    every resume."""
+    seed_everything(cfg.seed)  # the same initial weights on every rank
+    train_rows, val_rows = fold_rows(data, fold, cfg.holdout_categories)
+    if len(train_rows) < 2:
+        raise FathomError(
+            f"{fold_name(fold)}: {len(train_rows)} training image(s); need at least 2"
+        )
+    n_classes = len(data.class_ids)
+    y_all = targets(data.train["categories"], data.class_ids, cfg.task)
+
+    model = build_model(cfg, n_classes)
+    if cfg.prior_bias:
+        y_train = y_all[train_rows]
+        prior = (
+            y_train.mean(axis=0)
+            if cfg.task == "multilabel"
+            else np.bincount(y_train, minlength=n_classes) / len(y_train)
+        )
+        init_head_bias(model, prior, cfg.task)
+    dcfg = data_config(model)
+    size = cfg.img_size or int(dcfg["input_size"][-1])
+    on_gpu = device.type == "cuda"
+    channels_last = cfg.channels_last and on_gpu
+    train_src, eval_src = open_images(data, cfg, cfg.cache_size or size, device, ctx)
+    model.to(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    batches_per_epoch = len(
+        train_batches(len(train_rows), cfg.batch_size, cfg.seed, 0, ctx.rank, ctx.world)
+    )
+    return Fold(
+        cfg=cfg,
+        data=data,
+        fold=fold,
+        out=out,
+        ctx=ctx,
+        device=device,
+        amp=cfg.amp and on_gpu,
+        train_rows=train_rows,
+        val_rows=val_rows,
+        y_all=y_all,
+        y_dev=torch.from_numpy(y_all).to(device),
+        model=model,
+        # the EMA copy is made after the move, so it lives on the device beside the model
+        ema=ModelEmaV3(model, decay=cfg.ema_decay, use_warmup=True) if cfg.ema else None,
+        prep=Preprocess(cfg, size, dcfg["mean"], dcfg["std"], device, channels_last),
+        loss_fn=build_loss(cfg, y_all[train_rows], n_classes).to(device),
+        train_src=train_src,
+        eval_src=eval_src,
+        updates_per_epoch=math.ceil(batches_per_epoch / cfg.accumulate),
+        say=say,
+    )
+
+
+def start_or_resume(f: Fold) -> tuple[TrainState, dict | None]:
+    """A fresh TrainState, or last.pt's with its weights and RNG restored. The resume dict is
+    returned so that the stage it was saved in can take back its optimizer state."""
+    cfg, last = f.cfg, f.out / "last.pt"
+    state, resume = TrainState(), None
+    if last.is_file():
+        resume = load_checkpoint(last)
+        diff = config_differences(resume["config"], cfg.to_dict())
+        if diff:
+            raise FathomError(f"{last}: made with another config (differs in {', '.join(diff)})")
+        f.model.load_state_dict(resume["model"])
+        if f.ema is not None:
+            f.ema.module.load_state_dict(resume["ema"])
+        state = TrainState(**resume["state"])
+        torch.set_rng_state(resume["rng"])
+        f.say(f"{f.out}: resuming after epoch {state.epoch}")
+    else:
+        seed_everything(cfg.seed + f.ctx.rank)  # dropout differs between ranks
+    if f.ctx.is_main:
+        f.out.mkdir(parents=True, exist_ok=True)
+        write_history(f.out, state.history)  # drop rows of an epoch that last.pt does not hold
+    return state, resume
+
+
+def stage_of(cfg: TrainConfig, epoch: int) -> int:
+    return 1 if epoch < cfg.stage1_epochs else 2
+
+
+def begin_stage(f: Fold, number: int, state: TrainState, resume: dict | None) -> Stage:
+    """Unfreeze what stage `number` trains and build its optimizer; on resume into the stage
+    last.pt was saved in, continue that optimizer and schedule where they stopped."""
+    cfg, model = f.cfg, f.model
+    set_trainable(model, number, cfg.unfreeze_stages)
+    opt, sched = make_optimizer(cfg, model, number, f.updates_per_epoch)
+    if resume is not None and resume["state"]["stage"] == number:
+        opt.load_state_dict(resume["optimizer"])
+        sched.load_state_dict(resume["scheduler"])
+    else:
+        state.updates = 0
+    # wrapped after set_trainable: DDP registers only the parameters that need gradients
+    step_model = wrap_for_step(model, cfg, f.ctx, f.device)
+    sched.step_update(num_updates=state.updates)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    f.say(f"{f.name}: stage {number}, {trainable:,} trainable parameters")
+    return Stage(number, opt, sched, step_model)
+
+
+def train_one_epoch(f: Fold, stage: Stage, state: TrainState, progress: bool) -> tuple[float, int]:
+    """One pass over this rank's batches of epoch `state.epoch`; returns (mean loss, images)."""
+    cfg, ctx, model, epoch = f.cfg, f.ctx, f.model, state.epoch
+    model.train()
+    freeze_norm_statistics(model)
+    # augmentation drawn from its own generator: the same on any device, and on resume
+    gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch * 1009 + ctx.rank)
+    batches = [
+        f.train_rows[b]
+        for b in train_batches(
+            len(f.train_rows), cfg.batch_size, cfg.seed, epoch, ctx.rank, ctx.world
+        )
+    ]
+    loss_sum = torch.zeros((), device=f.device)
+    seen = 0
+    stage.opt.zero_grad(set_to_none=True)
+    bar = tqdm(
+        f.train_src.batches(batches),
+        total=len(batches),
+        leave=False,
+        disable=not (progress and ctx.is_main),
+        desc=f"{f.name} epoch {epoch + 1}/{cfg.epochs}",
+    )
+    for i, (rows, images) in enumerate(bar):
+        x = f.prep.train(images, gen)
+        y = f.y_dev[torch.from_numpy(rows).to(f.device)]
+        step_now = (i + 1) % cfg.accumulate == 0 or i + 1 == len(batches)
+        # accumulating under DDP: skip the gradient all-reduce until the step
+        sync = (
+            contextlib.nullcontext() if step_now or not ctx.active else stage.step_model.no_sync()
+        )
+        with sync:
+            with torch.autocast(f.device.type, dtype=torch.bfloat16, enabled=f.amp):
+                logits = stage.step_model(x)["logits"]
+            loss = f.loss_fn(logits, y)
+            (loss / cfg.accumulate).backward()
+        if step_now:
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(
+                    [p for p in model.parameters() if p.requires_grad], cfg.grad_clip
+                )
+            stage.opt.step()
+            stage.opt.zero_grad(set_to_none=True)
+            state.updates += 1
+            state.total_updates += 1
+            if f.ema is not None:
+                f.ema.update(model, step=state.total_updates)
+            stage.sched.step_update(num_updates=state.updates)
+        loss_sum += loss.detach() * len(rows)  # stays on the device: no sync per step
+        seen += len(rows)
+    return float(loss_sum) / max(seen, 1), seen  # float() waits for the GPU to finish
+
+
+def validate(f: Fold) -> dict[str, float]:
+    """val_loss, val_map20 (and val_acc for singlelabel) of the weights best.pt would keep.
+    Always one plain pass: `tta` is a prediction-time choice, and epochs must be compared
+    on the same footing whatever it is."""
+    cfg = f.cfg
+    logits, _ = predict(
+        f.eval_model, f.train_src, f.val_rows, f.prep, cfg.batch_size * 2, f.amp, False, f.ctx
+    )
+    y_val = f.y_all[f.val_rows]
+    scores = {
+        "val_loss": float(
+            f.loss_fn(
+                torch.from_numpy(logits).to(f.device),
+                f.y_dev[torch.from_numpy(f.val_rows).to(f.device)],
+            )
+        )
+    }
+    probs = probabilities(logits, cfg.task)
+    scores["val_map20"] = map_at_k_matrix(probs, one_hot(y_val, len(f.data.class_ids), cfg.task))
+    if cfg.task == "singlelabel":
+        scores["val_acc"] = float((probs.argmax(1) == y_val).mean())
+    return scores
+
+
+def save_state(f: Fold, stage: Stage, state: TrainState, improved: bool) -> None:
+    """best.pt when the epoch improved, then last.pt and history.csv (rank 0 only)."""
+    if not f.ctx.is_main:
+        return
+    config, class_ids = f.cfg.to_dict(), list(f.data.class_ids)
+    # best first, then last: a kill between the two only repeats this epoch
+    if improved:
+        fileio.save_torch(
+            f.out / "best.pt",
+            {
+                "config": config,
+                "model": f.eval_model.state_dict(),
+                "class_ids": class_ids,
+                "epoch": state.epoch,
+                "score": state.best_score,
+            },
+        )
+    fileio.save_torch(
+        f.out / "last.pt",
+        {
+            "config": config,
+            "model": f.model.state_dict(),
+            "ema": f.ema.module.state_dict() if f.ema is not None else None,
+            "optimizer": stage.opt.state_dict(),
+            "scheduler": stage.sched.state_dict(),
+            "state": asdict(state),
+            # the RNG after this epoch, so that a resumed run's dropout draws what this one would
+            "rng": torch.get_rng_state(),
+            "class_ids": class_ids,
+        },
+    )
+    write_history(f.out, state.history)
+
+
+def write_fold_predictions(f: Fold, state: TrainState) -> None:
+    """oof.npz (validation rows, with their targets) and eval.npz from best.pt, not from the
+    last epoch: with early stopping or a noisy fold the two differ."""
+    cfg, ctx = f.cfg, f.ctx
+    distributed.barrier(ctx)  # rank 0 has written best.pt
+    f.model.load_state_dict(load_checkpoint(f.out / "best.pt")["model"])
+    class_ids, batch = f.data.class_ids, cfg.batch_size * 2
+    if not f.full:
+        logits, feats = predict(
+            f.model, f.train_src, f.val_rows, f.prep, batch, f.amp, cfg.tta, ctx
+        )
+        if ctx.is_main:
+            truth = one_hot(f.y_all[f.val_rows], len(class_ids), cfg.task)
+            ids = f.data.train["id"].to_numpy()[f.val_rows]
+            write_predictions(f.out / "oof.npz", ids, logits, feats, class_ids, cfg.task, truth)
+    n_eval = len(f.data.eval)
+    if f.eval_src is not None:
+        logits, feats = predict(
+            f.model, f.eval_src, np.arange(n_eval), f.prep, batch, f.amp, cfg.tta, ctx
+        )
+    else:  # a competition without eval images still gets an (empty) eval.npz
+        logits = np.zeros((0, len(class_ids)), np.float32)
+        feats = np.zeros((0, f.model.backbone.num_features), np.float32)
+    if ctx.is_main:
+        ids = f.data.eval["id"].to_numpy()
+        write_predictions(f.out / "eval.npz", ids, logits, feats, class_ids, cfg.task)
+        f.say(
+            f"{f.out}: best epoch {state.best_epoch}"
+            + ("" if f.full else f", val MAP@20 {state.best_score:.4f}")
+        )
+    distributed.barrier(ctx)  # no rank starts the next fold before the files exist
+
+
+# --- helpers
+
 
 def fold_name(fold: int | None) -> str:
     return "full" if fold is None else f"fold{fold}"
@@ -84,6 +474,11 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def one_hot(y: np.ndarray, n_classes: int, task: str) -> np.ndarray:
+    """(N, C) 0/1 targets: multilabel targets already are; singlelabel class indices expand."""
+    return y if task == "multilabel" else np.eye(n_classes, dtype=np.float32)[y]
 
 
 def check_run_config(run_dir: Path, cfg: TrainConfig, ctx: distributed.Dist) -> None:
@@ -201,240 +596,6 @@ def write_history(out: Path, history: list[dict]) -> None:
     fileio.write_csv(out / "history.csv", pd.DataFrame(history, columns=columns))
 
 
-def train_fold(
-    cfg: TrainConfig, data: TrainData, run_dir: str | Path, fold: int | None, progress: bool = True
-) -> Path:
-    """Train one fold (None: a full fit on every row), then write its predictions. Returns its folder."""
-    ctx = distributed.from_env()
-    device = distributed.pick_device(cfg.device, ctx)
-    distributed.init(ctx, device)
-    full = fold is None
-    out = Path(run_dir) / fold_name(fold)
-    say = print if ctx.is_main else (lambda *a, **k: None)
-    if fold_is_done(out, full):
-        say(f"{out}: already done (delete the folder to train it again)")
-        return out
-    seed_everything(cfg.seed)  # the same initial weights on every rank
-    train_rows, val_rows = fold_rows(data, fold, cfg.holdout_categories)
-    if len(train_rows) < 2:
-        raise FathomError(
-            f"{fold_name(fold)}: {len(train_rows)} training image(s); need at least 2"
-        )
-    class_ids = data.class_ids
-    y_all = targets(data.train["categories"], class_ids, cfg.task)
-
-    model = build_model(cfg, len(class_ids))
-    if cfg.prior_bias:
-        y_train = y_all[train_rows]
-        prior = (
-            y_train.mean(axis=0)
-            if cfg.task == "multilabel"
-            else np.bincount(y_train, minlength=len(class_ids)) / len(y_train)
-        )
-        init_head_bias(model, prior, cfg.task)
-    dcfg = data_config(model)
-    size = cfg.img_size or int(dcfg["input_size"][-1])
-    on_gpu = device.type == "cuda"
-    amp = cfg.amp and on_gpu
-    channels_last = cfg.channels_last and on_gpu
-    train_src, eval_src = open_images(data, cfg, cfg.cache_size or size, device, ctx)
-    model.to(device)
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
-    prep = Preprocess(cfg, size, dcfg["mean"], dcfg["std"], device, channels_last)
-    loss_fn = build_loss(cfg, y_all[train_rows], len(class_ids)).to(device)
-    y_dev = torch.from_numpy(y_all).to(device)
-    ema = ModelEmaV3(model, decay=cfg.ema_decay, use_warmup=True) if cfg.ema else None
-
-    state, resume = TrainState(), None
-    if (out / "last.pt").is_file():
-        resume = load_checkpoint(out / "last.pt")
-        diff = config_differences(resume["config"], cfg.to_dict())
-        if diff:
-            raise FathomError(
-                f"{out / 'last.pt'}: made with another config (differs in {', '.join(diff)})"
-            )
-        model.load_state_dict(resume["model"])
-        if ema is not None:
-            ema.module.load_state_dict(resume["ema"])
-        state = TrainState(**resume["state"])
-        torch.set_rng_state(resume["rng"])
-        say(f"{out}: resuming after epoch {state.epoch}")
-    else:
-        seed_everything(cfg.seed + ctx.rank)  # dropout differs between ranks
-    if ctx.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        write_history(out, state.history)  # drop rows of an epoch that last.pt does not hold
-
-    batches_per_epoch = len(
-        train_batches(len(train_rows), cfg.batch_size, cfg.seed, 0, ctx.rank, ctx.world)
-    )
-    updates_per_epoch = math.ceil(batches_per_epoch / cfg.accumulate)
-    stage, opt, sched, step_model = 0, None, None, None
-    while not state.finished:
-        epoch = state.epoch
-        if (1 if epoch < cfg.stage1_epochs else 2) != stage:
-            stage = 1 if epoch < cfg.stage1_epochs else 2
-            set_trainable(model, stage, cfg.unfreeze_stages)
-            opt, sched = make_optimizer(cfg, model, stage, updates_per_epoch)
-            if resume is not None and resume["state"]["stage"] == stage:
-                opt.load_state_dict(resume["optimizer"])
-                sched.load_state_dict(resume["scheduler"])
-            else:
-                state.updates = 0
-            resume = None
-            step_model = wrap_for_step(model, cfg, ctx, device)
-            sched.step_update(num_updates=state.updates)
-            say(
-                f"{fold_name(fold)}: stage {stage}, {sum(p.numel() for p in model.parameters() if p.requires_grad):,} trainable parameters"
-            )
-
-        # --- one epoch of training
-        t0 = time.perf_counter()
-        model.train()
-        freeze_norm_statistics(model)
-        # augmentation drawn from its own generator: the same on any device, and on resume
-        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch * 1009 + ctx.rank)
-        batches = [
-            train_rows[b]
-            for b in train_batches(
-                len(train_rows), cfg.batch_size, cfg.seed, epoch, ctx.rank, ctx.world
-            )
-        ]
-        loss_sum = torch.zeros((), device=device)
-        seen = 0
-        opt.zero_grad(set_to_none=True)
-        bar = tqdm(train_src.batches(batches), total=len(batches), leave=False, disable=not (progress and ctx.is_main),
-                   desc=f"{fold_name(fold)} epoch {epoch + 1}/{cfg.epochs}")  # fmt: skip
-        for i, (rows, images) in enumerate(bar):
-            x = prep.train(images, gen)
-            y = y_dev[torch.from_numpy(rows).to(device)]
-            step_now = (i + 1) % cfg.accumulate == 0 or i + 1 == len(batches)
-            # accumulating under DDP: skip the gradient all-reduce until the step
-            sync = contextlib.nullcontext() if step_now or not ctx.active else step_model.no_sync()
-            with sync:
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                    logits = step_model(x)["logits"]
-                loss = loss_fn(logits, y)
-                (loss / cfg.accumulate).backward()
-            if step_now:
-                if cfg.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(
-                        [p for p in model.parameters() if p.requires_grad], cfg.grad_clip
-                    )
-                opt.step()
-                opt.zero_grad(set_to_none=True)
-                state.updates += 1
-                state.total_updates += 1
-                if ema is not None:
-                    ema.update(model, step=state.total_updates)
-                sched.step_update(num_updates=state.updates)
-            loss_sum += loss.detach() * len(rows)  # stays on the device: no sync per step
-            seen += len(rows)
-        train_loss = float(loss_sum) / max(seen, 1)  # float() waits for the GPU to finish
-        train_seconds = time.perf_counter() - t0
-        lr = opt.param_groups[0]["lr"]
-
-        # --- validation (with the EMA weights when kept)
-        row = {"epoch": epoch + 1, "stage": stage, "train_loss": train_loss}
-        if full:
-            score = float(epoch)  # no validation: the latest epoch is the best
-        else:
-            eval_model = ema.module if ema is not None else model
-            logits, _ = predict(
-                eval_model, train_src, val_rows, prep, cfg.batch_size * 2, amp, False, ctx
-            )
-            y_val = y_all[val_rows]
-            row["val_loss"] = float(
-                loss_fn(
-                    torch.from_numpy(logits).to(device),
-                    y_dev[torch.from_numpy(val_rows).to(device)],
-                )
-            )
-            probs = probabilities(logits, cfg.task)
-            onehot = (
-                y_val
-                if cfg.task == "multilabel"
-                else np.eye(len(class_ids), dtype=np.float32)[y_val]
-            )
-            row["val_map20"] = map_at_k_matrix(probs, onehot)
-            if cfg.task == "singlelabel":
-                row["val_acc"] = float((probs.argmax(1) == y_val).mean())
-            score = distributed.all_agree(ctx, row["val_map20"])
-        row |= {
-            "lr": lr,
-            "seconds": round(time.perf_counter() - t0, 3),
-            "images_per_s": round(seen * ctx.world / train_seconds, 1),
-        }
-        sched.step(epoch + 1 - (cfg.stage1_epochs if stage == 2 else 0), score)
-
-        improved = score > state.best_score
-        if improved:
-            state.best_score, state.best_epoch, state.bad_epochs = score, epoch + 1, 0
-        else:
-            state.bad_epochs += 1
-        state.epoch, state.stage = epoch + 1, stage
-        state.history.append(row)
-        early_stop = not full and cfg.patience > 0 and state.bad_epochs >= cfg.patience
-        state.finished = early_stop or state.epoch >= cfg.epochs
-        if ctx.is_main:
-            # best first, then last: a kill between the two only repeats this epoch
-            if improved:
-                weights = (ema.module if ema is not None else model).state_dict()
-                fileio.save_torch(out / "best.pt", {"config": cfg.to_dict(), "model": weights, "class_ids": list(class_ids),
-                                                    "epoch": epoch + 1, "score": score})  # fmt: skip
-            fileio.save_torch(out / "last.pt", {
-                "config": cfg.to_dict(), "model": model.state_dict(),
-                "ema": ema.module.state_dict() if ema is not None else None,
-                "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                "state": asdict(state), "rng": torch.get_rng_state(), "class_ids": list(class_ids),
-            })  # fmt: skip
-            write_history(out, state.history)
-        say(_epoch_line(fold, cfg.epochs, row) + ("  early stop" if early_stop else ""))
-
-    # --- predictions from the best checkpoint
-    distributed.barrier(ctx)
-    best = load_checkpoint(out / "best.pt")
-    model.load_state_dict(best["model"])
-    if not full:
-        logits, feats = predict(
-            model, train_src, val_rows, prep, cfg.batch_size * 2, amp, cfg.tta, ctx
-        )
-        if ctx.is_main:
-            truth = (
-                y_all[val_rows]
-                if cfg.task == "multilabel"
-                else np.eye(len(class_ids), dtype=np.float32)[y_all[val_rows]]
-            )
-            write_predictions(
-                out / "oof.npz",
-                data.train["id"].to_numpy()[val_rows],
-                logits,
-                feats,
-                class_ids,
-                cfg.task,
-                truth,
-            )
-    n_eval = len(data.eval)
-    if eval_src is not None:
-        logits, feats = predict(
-            model, eval_src, np.arange(n_eval), prep, cfg.batch_size * 2, amp, cfg.tta, ctx
-        )
-    else:
-        logits = np.zeros((0, len(class_ids)), np.float32)
-        feats = np.zeros((0, model.backbone.num_features), np.float32)
-    if ctx.is_main:
-        write_predictions(
-            out / "eval.npz", data.eval["id"].to_numpy(), logits, feats, class_ids, cfg.task
-        )
-        say(
-            f"{out}: best epoch {state.best_epoch}"
-            + ("" if full else f", val MAP@20 {state.best_score:.4f}")
-        )
-    distributed.barrier(ctx)
-    return out
-
-
 def _epoch_line(fold: int | None, epochs: int, row: dict) -> str:
     parts = [
         f"{fold_name(fold)} epoch {row['epoch']}/{epochs}",
@@ -446,19 +607,3 @@ def _epoch_line(fold: int | None, epochs: int, row: dict) -> str:
             parts.append(f"{key} {row[key]:.4f}")
     parts += [f"lr {row['lr']:.2e}", f"{row['images_per_s']:.0f} img/s", f"{row['seconds']:.1f}s"]
     return "  ".join(parts)
-
-
-def train_run(
-    cfg: TrainConfig,
-    data: TrainData,
-    runs_dir: str | Path,
-    folds: list[int | None],
-    progress: bool = True,
-) -> Path:
-    """Train the given folds (None = full fit) of the run `runs_dir/<cfg.name>` in turn."""
-    ctx = distributed.from_env()
-    run_dir = Path(runs_dir) / cfg.name
-    check_run_config(run_dir, cfg, ctx)
-    for fold in folds:
-        train_fold(cfg, data, run_dir, fold, progress)
-    return run_dir
