@@ -93,3 +93,13 @@ def test_synth_cli_refuses_to_overwrite(run_cli, tmp_path):
     assert code == 0 and "hidden eval truth" in stdout
     code, _, err = run_cli("synth", out, "--n-train", 12, "--n-eval", 10)
     assert code == 2 and "already holds a competition" in err and "Traceback" not in err
+
+
+def test_every_shape_has_a_name_and_draws_something():
+    from fathom.synth.draw import SHAPE_NAMES, SHAPES
+
+    assert len(SHAPE_NAMES) == len(SHAPES) == len(set(SHAPE_NAMES))
+    u, v = np.meshgrid(np.linspace(-1, 1, 41), np.linspace(-1, 1, 41))
+    for name, shape in zip(SHAPE_NAMES, SHAPES, strict=True):
+        mask = shape(u, v)
+        assert mask.dtype == bool and 0 < mask.mean() < 1, name
