@@ -10,7 +10,16 @@ import pytest
 from image_server import FaultServer, make_png
 
 from fathom.cli import main
-from fathom.data.images import DownloadConfig, Job, download, safe_target, write_failed
+from fathom.data.images import (
+    DownloadConfig,
+    ImageTarget,
+    Job,
+    download,
+    fetch_images,
+    image_targets,
+    safe_target,
+    write_failed,
+)
 from fathom.errors import FathomError
 
 FAST = DownloadConfig(
@@ -207,3 +216,82 @@ def test_a_local_write_error_fails_that_image_only(tmp_path, images):
     assert list(failed) == ["good1.png"] and "Error" in failed["good1.png"]
     assert (root / "good0.png").read_bytes() == images["good0.png"]
     assert not list(root.glob(".*.tmp"))
+
+
+def test_image_targets_pick_the_json_and_folder(tmp_path):
+    comp = tmp_path / "comp"
+    comp.mkdir()
+    json_for = comp / "object_detection"
+    assert image_targets(comp) == [
+        ImageTarget(json_for / "train.json", comp / "images" / "train", "train"),
+        ImageTarget(json_for / "eval.json", comp / "images" / "eval", "eval"),
+    ]
+    assert image_targets(comp, "eval", out=tmp_path / "o") == [
+        ImageTarget(json_for / "eval.json", tmp_path / "o", "eval")
+    ]
+    assert image_targets(json=tmp_path / "x.json", out=tmp_path / "o") == [
+        ImageTarget(tmp_path / "x.json", tmp_path / "o", "x")
+    ]
+    for kwargs, message in [
+        ({}, "give a competition folder"),
+        ({"comp": comp, "out": tmp_path / "o"}, "--out needs one --split"),
+        ({"json": tmp_path / "x.json"}, "--json needs --out"),
+        ({"comp": tmp_path / "nowhere"}, "no such competition folder"),
+    ]:
+        with pytest.raises(FathomError, match=message):
+            fetch_images(**kwargs)  # refused at the call, before anything is fetched
+
+
+def _write_coco(path: Path, images: list) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"images": images, "categories": []}))
+    return path
+
+
+def test_each_split_is_reported_before_the_next_is_read(tmp_path, images):
+    comp = tmp_path / "comp"
+    with FaultServer(images) as server:
+        url = server.url("ok", 0, "good0.png")
+        _write_coco(
+            comp / "object_detection" / "train.json", [{"file_name": "a.png", "coco_url": url}]
+        )
+        _write_coco(comp / "object_detection" / "eval.json", [{"coco_url": url}])
+        reports = fetch_images(comp, cfg=FAST, progress=False)
+        first = next(reports)
+        assert first.target.name == "train" and first.report.count("ok") == 1
+        assert first.failed_csv is None
+        with pytest.raises(FathomError, match=r"eval.json, images\[0\]: no `file_name`"):
+            next(reports)
+    assert (comp / "images" / "train" / "a.png").read_bytes() == images["good0.png"]
+
+
+def test_images_command_json_limit_rerun_and_exit_status(tmp_path, images, capsys):
+    out = tmp_path / "imgs"
+    names = ["good0.png", "always500.png", "good1.png"]
+    with FaultServer(images) as server:
+        coco = _write_coco(
+            tmp_path / "other.json",
+            [{"file_name": n, "coco_url": server.url(*PLAN[n], n)} for n in names],
+        )
+        argv = ["images", "--json", str(coco), "--out", str(out), "--retries", "0", "--quiet"]
+        with pytest.raises(SystemExit) as exit_info:
+            main([*argv, "--limit", "2"])
+        assert exit_info.value.code == 1
+        lines = capsys.readouterr().out.splitlines()
+        assert lines[0].startswith("other: 1 fetched, 0 already complete, 1 failed, ")
+        assert lines[0].endswith(f"images/s) -> {out}")
+        assert lines[1] == (
+            f"other: failures listed in {out / 'failed.csv'} "
+            "(e.g. always500.png: HTTP 500); rerun to retry them"
+        )
+        assert not (out / "good1.png").exists()  # beyond --limit
+
+        # the server heals: a rerun fetches only what is missing and clears failed.csv
+        coco.write_text(coco.read_text().replace("/500/99/", "/ok/0/"))
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+    assert exit_info.value.code == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("other: 2 fetched, 1 already complete, 0 failed")
+    assert not (out / "failed.csv").exists()
+    assert sorted(p.name for p in out.iterdir()) == sorted(names)

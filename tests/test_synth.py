@@ -3,10 +3,14 @@ from collections import Counter
 
 import numpy as np
 import pandas as pd
+import pytest
 from PIL import Image
 
 from fathom.data.coco import open_competition, read_categories, read_split
+from fathom.errors import FathomError
+from fathom.synth import write_synthetic
 from fathom.synth.fathomnet import TRUTH_FILE, SynthConfig, generate
+from fathom.synth.imagefolder import FolderSynthConfig, class_counts
 
 
 def test_layout_matches_the_kaggle_files(small_comp):
@@ -93,3 +97,37 @@ def test_synth_cli_refuses_to_overwrite(run_cli, tmp_path):
     assert code == 0 and "hidden eval truth" in stdout
     code, _, err = run_cli("synth", out, "--n-train", 12, "--n-eval", 10)
     assert code == 2 and "already holds a competition" in err and "Traceback" not in err
+
+
+def test_every_shape_has_a_name_and_draws_something():
+    from fathom.synth.draw import SHAPE_NAMES, SHAPES
+
+    assert len(SHAPE_NAMES) == len(SHAPES) == len(set(SHAPE_NAMES))
+    u, v = np.meshgrid(np.linspace(-1, 1, 41), np.linspace(-1, 1, 41))
+    for name, shape in zip(SHAPE_NAMES, SHAPES, strict=True):
+        mask = shape(u, v)
+        assert mask.dtype == bool and 0 < mask.mean() < 1, name
+
+
+def test_synth_cli_folder_kind_says_what_it_wrote(run_cli, tmp_path):
+    out = tmp_path / "f"
+    # --n-train belongs to the other kind: accepted and ignored, as the command line offers both
+    code, stdout, _ = run_cli(
+        "synth", out, "--kind", "folder", "--smallest", 2, "--size", 32, "--n-train", 5
+    )
+    assert code == 0
+    n = {split: int(c.sum()) for split, c in class_counts(FolderSynthConfig(smallest=2)).items()}
+    assert stdout.splitlines() == [
+        f"wrote a synthetic folder dataset to {out}: 31 classes, {n['train']} train / "
+        f"{n['val']} val / {n['test']} test images, 11:1 imbalance",
+        f"hidden test truth: {out / 'hidden' / 'test_truth.csv'}",
+    ]
+    assert len(list((out / "test").glob("*.png"))) == n["test"]
+
+
+def test_write_synthetic_refuses_an_unknown_kind_or_field(tmp_path):
+    with pytest.raises(FathomError, match="unknown synthetic kind"):
+        write_synthetic(tmp_path / "x", "coco")
+    with pytest.raises(TypeError, match="n_trian"):
+        write_synthetic(tmp_path / "x", "fathomnet", n_trian=12)
+    assert not (tmp_path / "x").exists()

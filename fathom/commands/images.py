@@ -60,11 +60,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from fathom.data.coco import SPLITS, _read_coco, open_competition
-    from fathom.data.images import DownloadConfig, download, jobs_from_coco, write_failed
-    from fathom.errors import FathomError
+    from fathom.data.images import DownloadConfig, fetch_images, format_report
 
     cfg = DownloadConfig(
         workers=args.workers,
@@ -73,40 +69,16 @@ def run(args: argparse.Namespace) -> int:
         check_decode=not args.no_decode_check,
         full_decode=args.full_decode,
     )
-    if args.json:
-        if not args.out:
-            raise FathomError("--json needs --out (the images folder)")
-        targets = [(Path(args.json), Path(args.out), Path(args.json).stem)]
-    else:
-        if not args.comp:
-            raise FathomError("give a competition folder, or --json FILE --out DIR")
-        comp = open_competition(args.comp)
-        splits = SPLITS if args.split == "all" else (args.split,)
-        if args.out and len(splits) > 1:
-            raise FathomError("--out needs one --split")
-        targets = [
-            (comp.coco_json(s), Path(args.out) if args.out else comp.image_dir(s), s)
-            for s in splits
-        ]
     any_failed = False
-    for json_path, out, name in targets:
-        images = _read_coco(json_path)["images"]
-        for i, im in enumerate(images):
-            if not isinstance(im, dict) or "file_name" not in im:
-                raise FathomError(f"{json_path}, images[{i}]: no `file_name`")
-        jobs = jobs_from_coco(images[: args.limit] if args.limit else images)
-        report = download(jobs, out, cfg, progress=not args.quiet, desc=name)
-        failed_csv = write_failed(out / "failed.csv", report)
-        rate = (report.count("ok") / report.seconds) if report.seconds else 0.0
-        print(
-            f"{name}: {report.count('ok')} fetched, {report.count('skipped')} already complete, "
-            f"{report.count('failed')} failed, {report.bytes / 1e6:.1f} MB in {report.seconds:.1f} s "
-            f"({rate:.1f} images/s) -> {out}"
-        )
-        if failed_csv:
-            any_failed = True
-            first = report.failed[0]
-            print(
-                f"{name}: failures listed in {failed_csv} (e.g. {first.job.file_name}: {first.reason}); rerun to retry them"
-            )
+    for result in fetch_images(
+        args.comp,
+        split=args.split,
+        json=args.json,
+        out=args.out,
+        cfg=cfg,
+        limit=args.limit,
+        progress=not args.quiet,
+    ):  # each split's report is printed as soon as that split is done
+        print(format_report(result))
+        any_failed |= result.failed_csv is not None
     return 1 if any_failed else 0

@@ -19,10 +19,11 @@ example:  fathom synth data/fish --kind folder"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from fathom.synth import KINDS
     from fathom.synth.fathomnet import SynthConfig
     from fathom.synth.imagefolder import FolderSynthConfig
 
-    d = SynthConfig()
+    d, f = SynthConfig(), FolderSynthConfig()
     p.add_argument("out", help="folder to write (must not hold a competition already)")
     p.add_argument(
         "--n-train", type=int, default=d.n_train, help=f"training images (default {d.n_train})"
@@ -36,12 +37,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--categories",
+        dest="n_categories",
+        metavar="CATEGORIES",
         type=int,
         default=d.n_categories,
         help=f"number of categories (default {d.n_categories})",
     )
     p.add_argument(
         "--supercategories",
+        dest="n_supercategories",
+        metavar="SUPERCATEGORIES",
         type=int,
         default=d.n_supercategories,
         help=f"(default {d.n_supercategories})",
@@ -49,11 +54,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
     p.add_argument(
         "--kind",
-        choices=["fathomnet", "folder"],
+        choices=KINDS,
         default="fathomnet",
         help="fathomnet: the multi-label Kaggle layout (default); folder: a single-label folder dataset",
     )
-    f = FolderSynthConfig()
     g = p.add_argument_group("--kind folder")
     g.add_argument(
         "--smallest",
@@ -67,31 +71,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fathom.synth.fathomnet import TRUTH_FILE, SynthConfig, generate
+    from fathom.synth import write_synthetic
 
-    if args.kind == "folder":
-        return _run_folder(args)
-
-    cfg = SynthConfig(
-        n_train=args.n_train, n_eval=args.n_eval, width=args.width, height=args.height,
-        n_categories=args.categories, n_supercategories=args.supercategories, seed=args.seed,
-    )  # fmt: skip
-    out = generate(args.out, cfg)
-    print(f"wrote a synthetic competition to {out} ({cfg.n_train} train, {cfg.n_eval} eval images)")
-    print(f"hidden eval truth: {out / TRUTH_FILE}")
-    return 0
-
-
-def _run_folder(args: argparse.Namespace) -> int:
-    from fathom.data.imagefolder import TRUTH_FILE
-    from fathom.synth.imagefolder import FolderSynthConfig, class_counts, generate_folder
-
-    cfg = FolderSynthConfig(smallest=args.smallest, size=args.size, seed=args.seed)
-    out = generate_folder(args.out, cfg)
-    n = {split: int(c.sum()) for split, c in class_counts(cfg).items()}
-    print(
-        f"wrote a synthetic folder dataset to {out}: {cfg.n_classes} classes, {n['train']} train / "
-        f"{n['val']} val / {n['test']} test images, {cfg.imbalance:g}:1 imbalance"
-    )
-    print(f"hidden test truth: {out / TRUTH_FILE}")
+    # the options' names are the config fields; write_synthetic skips the other kind's
+    fields = "n_train n_eval width height n_categories n_supercategories seed smallest size"
+    lines = write_synthetic(args.out, args.kind, **{k: getattr(args, k) for k in fields.split()})
+    print("\n".join(lines))
     return 0

@@ -13,6 +13,10 @@ Each job ends in exactly one of three ways:
 - `ok`: fetched into a temp file beside the target, checked (length; reads to its end), then renamed,
   so a partial or corrupt file never has its final name;
 - `failed`: after at most `retries + 1` attempts, or at once for a refused file name or a 4xx.
+
+`fetch_images` is what `fathom images` runs: it finds the COCO json and images folder of each
+split (or takes any json and folder), downloads, keeps `failed.csv` beside the images and
+reports each split; `format_report` words that report.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -364,3 +368,95 @@ def write_failed(path: str | os.PathLike, report: Report) -> Path | None:
         ]
     )
     return fileio.write_csv(path, frame)
+
+
+@dataclass(frozen=True)
+class ImageTarget:
+    json: Path  # a COCO json with an `images` list
+    out: Path  # the images folder its file names are relative to
+    name: str  # the split, or the json's stem: labels the progress bar and the report
+
+
+@dataclass
+class SplitReport:
+    target: ImageTarget
+    report: Report
+    failed_csv: Path | None  # None when nothing failed (and any old failed.csv is gone)
+
+
+def image_targets(
+    comp: str | os.PathLike | None = None,
+    split: str = "all",
+    json: str | os.PathLike | None = None,
+    out: str | os.PathLike | None = None,
+) -> list[ImageTarget]:
+    """Which json feeds which folder: `json` into `out`, or each split of competition `comp`."""
+    # coco imports pandas: like PIL and urllib3 here, loaded only when it is needed
+    from fathom.data.coco import SPLITS, open_competition
+
+    if json:
+        if not out:
+            raise FathomError("--json needs --out (the images folder)")
+        return [ImageTarget(Path(json), Path(out), Path(json).stem)]
+    if not comp:
+        raise FathomError("give a competition folder, or --json FILE --out DIR")
+    competition = open_competition(comp)
+    splits = SPLITS if split == "all" else (split,)
+    if out and len(splits) > 1:
+        raise FathomError("--out needs one --split")
+    return [
+        ImageTarget(competition.coco_json(s), Path(out) if out else competition.image_dir(s), s)
+        for s in splits
+    ]
+
+
+def fetch_images(
+    comp: str | os.PathLike | None = None,
+    *,
+    split: str = "all",
+    json: str | os.PathLike | None = None,
+    out: str | os.PathLike | None = None,
+    cfg: DownloadConfig = DownloadConfig(),
+    limit: int | None = None,
+    progress: bool = True,
+) -> Iterator[SplitReport]:
+    """Download the images of each target (see `image_targets`), one report per target.
+
+    Bad arguments are refused at once; each target is downloaded only when the iterator
+    reaches it, so a caller can show one split's report before the next split starts.
+    `limit` keeps the first N images of each json (a quick check).
+    """
+    targets = image_targets(comp, split, json, out)
+    return (_fetch_target(t, cfg, limit, progress) for t in targets)
+
+
+def _fetch_target(
+    target: ImageTarget, cfg: DownloadConfig, limit: int | None, progress: bool
+) -> SplitReport:
+    from fathom.data.coco import _read_coco
+
+    images = _read_coco(target.json)["images"]
+    for i, im in enumerate(images):
+        if not isinstance(im, dict) or "file_name" not in im:
+            raise FathomError(f"{target.json}, images[{i}]: no `file_name`")
+    jobs = jobs_from_coco(images[:limit] if limit else images)
+    report = download(jobs, target.out, cfg, progress=progress, desc=target.name)
+    return SplitReport(target, report, write_failed(target.out / "failed.csv", report))
+
+
+def format_report(result: SplitReport) -> str:
+    """One line of counts, and one more naming failed.csv and a first failure, if any failed."""
+    name, report = result.target.name, result.report
+    rate = (report.count("ok") / report.seconds) if report.seconds else 0.0
+    lines = [
+        f"{name}: {report.count('ok')} fetched, {report.count('skipped')} already complete, "
+        f"{report.count('failed')} failed, {report.bytes / 1e6:.1f} MB in {report.seconds:.1f} s "
+        f"({rate:.1f} images/s) -> {result.target.out}"
+    ]
+    if result.failed_csv:
+        first = report.failed[0]
+        lines.append(
+            f"{name}: failures listed in {result.failed_csv} "
+            f"(e.g. {first.job.file_name}: {first.reason}); rerun to retry them"
+        )
+    return "\n".join(lines)

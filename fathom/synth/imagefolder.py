@@ -2,8 +2,8 @@
 
 It stands in for a real folder dataset such as the 31-species freshwater fish set (8,801 /
 2,751 / 1,760 images, largest class 11x the smallest) so the folder flow runs end to end
-with no download. One organism per image, drawn with `fathom.synth.fathomnet`'s helpers on its
-sea-floor background. Classes come in look-alike pairs (same shape, a nearby hue, another
+with no download. One organism per image, drawn with `fathom.synth.draw` on the same
+sea-floor background as the FathomNet-style competition. Classes come in look-alike pairs (same shape, a nearby hue, another
 texture), so the confusion matrix has structure worth reading.
 
     <out>/train/<class>/<id>.png, <out>/val/<class>/<id>.png
@@ -19,22 +19,24 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 from tqdm import tqdm
 
 from fathom import fileio
 from fathom.data.imagefolder import TRUTH_FILE
 from fathom.errors import FathomError
-from fathom.synth.fathomnet import SHAPES, TRAIN_MAX_DEPTH, Look, _background, _render_organism
+from fathom.synth.draw import (
+    SHAPE_NAMES,
+    SHAPES,
+    TEXTURES,
+    TRAIN_MAX_DEPTH,
+    Look,
+    background,
+    render_organism,
+    to_pixels,
+    write_png,
+)
 
-SHAPE_NAMES = [
-    "disc", "square", "triangle", "diamond", "pentagon", "hexagon", "star", "fourstar", "plus",
-    "cross", "ring", "crescent", "ellipse", "bar", "halfdisc", "flower", "frame", "teardrop",
-    "spiny", "dumbbell",
-]  # fmt: skip
-TEXTURES = ["solid", "striped", "spotted"]
-HUES = ["red", "orange", "yellow", "lime", "green", "teal", "cyan", "azure", "blue", "violet",
-        "purple", "pink"]  # fmt: skip
+HUES = "red orange yellow lime green teal cyan azure blue violet purple pink".split()
 
 
 @dataclass(frozen=True)
@@ -89,11 +91,11 @@ def class_counts(cfg: FolderSynthConfig) -> dict[str, np.ndarray]:
 
 
 def _draw(rng: np.random.Generator, look: Look, size: int) -> np.ndarray:
-    img, light = _background(rng, size, size, rng.uniform(0, TRAIN_MAX_DEPTH))
+    img, light = background(rng, size, size, rng.uniform(0, TRAIN_MAX_DEPTH))
     radius = size * rng.uniform(0.22, 0.36)
     cx, cy = rng.uniform(radius * 0.8, size - radius * 0.8, 2)
-    _render_organism(img, look, cx, cy, radius, rng.uniform(0, 2 * np.pi), light)
-    return (np.clip(img, 0, 1) * 255).astype(np.uint8)
+    render_organism(img, look, cx, cy, radius, rng.uniform(0, 2 * np.pi), light)
+    return to_pixels(img)
 
 
 def generate_folder(
@@ -128,8 +130,7 @@ def generate_folder(
         else:
             path = out / split / names[c] / f"{split}_{c:02d}_{i:05d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
-        with fileio.atomic_path(path) as tmp:
-            Image.fromarray(pixels).save(tmp, format="PNG")
+        write_png(path, pixels)
     # the truth file last: its presence marks a complete dataset
     fileio.write_csv(
         out / TRUTH_FILE, pd.DataFrame(truth, columns=["id", "label"]).sort_values("id")
