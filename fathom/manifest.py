@@ -8,7 +8,7 @@ its estimated sAUC, the CV MAP@20 and the time it was written.
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from fathom import __version__, fileio
@@ -60,7 +60,7 @@ def build_manifest(
 ) -> dict:
     """The manifest dict. `experiments`: {name, path, kind, weight, cv, checkpoints: [paths]};
     `tuning` is what `fathom tune` wrote (ensemble, thresholds, osd)."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     ens = tuning["ensemble"]
     metric = ens.get("metric", "map20")
     cv_value = ens["scores"][ens["method"]]

@@ -134,16 +134,31 @@ def main() -> None:
     width, height = (int(v) for v in args.source_size.lower().split("x"))
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="fathom_bench_"))
     cfg = TrainConfig(
-        name="bench", model=args.model, img_size=args.img_size, cache_size=args.cache_size, batch_size=args.batch,
-        epochs=args.epochs, drop_rate=0.0, amp=not args.no_amp, compile=args.compile, device=str(device),
-        cache_dir=str(work / "cache"), num_workers=args.workers, data_on_device=args.data_on_device,
-        scheduler="none", seed=0,
-    )  # fmt: skip
-    print(f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else os.cpu_count()} "
-          f"{'GPU' if device.type == 'cuda' else 'CPU cores'}), torch threads {torch.get_num_threads()}")  # fmt: skip
-    print(f"model {cfg.model}, {cfg.img_size} px, batch {cfg.batch_size}, "
-          f"{'bf16 autocast, channels_last' if device.type == 'cuda' and cfg.amp else 'float32'}"
-          f"{', torch.compile' if cfg.compile else ''}")  # fmt: skip
+        name="bench",
+        model=args.model,
+        img_size=args.img_size,
+        cache_size=args.cache_size,
+        batch_size=args.batch,
+        epochs=args.epochs,
+        drop_rate=0.0,
+        amp=not args.no_amp,
+        compile=args.compile,
+        device=str(device),
+        cache_dir=str(work / "cache"),
+        num_workers=args.workers,
+        data_on_device=args.data_on_device,
+        scheduler="none",
+        seed=0,
+    )
+    print(
+        f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else os.cpu_count()} "
+        f"{'GPU' if device.type == 'cuda' else 'CPU cores'}), torch threads {torch.get_num_threads()}"
+    )
+    print(
+        f"model {cfg.model}, {cfg.img_size} px, batch {cfg.batch_size}, "
+        f"{'bf16 autocast, channels_last' if device.type == 'cuda' and cfg.amp else 'float32'}"
+        f"{', torch.compile' if cfg.compile else ''}"
+    )
 
     a = bare_loop(cfg, args.steps, args.warmup, device)
     print(f"(a) bare timm loop, random tensors on the device: {a:,.1f} images/s")

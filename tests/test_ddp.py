@@ -19,11 +19,32 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.mark.slow
 def test_torchrun_two_processes_train_a_fold(tiny_comp, tmp_path):  # noqa: F811
     cfg = tiny_config(tiny_comp, tmp_path, epochs=2, stage1_epochs=1, accumulate=2)
-    overrides = [f"{k}={','.join(map(str, v)) if isinstance(v, list) else str(v).lower() if isinstance(v, bool) else v}"
-                 for k, v in cfg.to_dict().items() if k != "name"]  # fmt: skip
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29531",
-           "-m", "fathom", "train", "default", "--name", "ddp", "--fold", "0", "--runs", str(tmp_path / "runs"),
-           "--no-progress", *overrides]  # fmt: skip
+    overrides = [
+        f"{k}={','.join(map(str, v)) if isinstance(v, list) else str(v).lower() if isinstance(v, bool) else v}"
+        for k, v in cfg.to_dict().items()
+        if k != "name"
+    ]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29531",
+        "-m",
+        "fathom",
+        "train",
+        "default",
+        "--name",
+        "ddp",
+        "--fold",
+        "0",
+        "--runs",
+        str(tmp_path / "runs"),
+        "--no-progress",
+        *overrides,
+    ]
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

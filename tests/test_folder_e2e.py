@@ -20,8 +20,15 @@ def tiny_folder(tmp_path):
 
 def test_train_compare_predict_submit(tiny_folder, tmp_path, run_cli):  # noqa: F811
     runs = tmp_path / "runs"
-    common = [f"competition={tiny_folder}", f"cache_dir={tmp_path / 'cache'}", "img_size=16", "epochs=2",
-              "batch_size=4", "num_workers=0", "device=cpu"]  # fmt: skip
+    common = [
+        f"competition={tiny_folder}",
+        f"cache_dir={tmp_path / 'cache'}",
+        "img_size=16",
+        "epochs=2",
+        "batch_size=4",
+        "num_workers=0",
+        "device=cpu",
+    ]
     code, out, err = run_cli(
         "train", "fish_scratch", *common, "--name", "tiny", "--runs", runs, "--no-progress"
     )
@@ -48,8 +55,16 @@ def test_train_compare_predict_submit(tiny_folder, tmp_path, run_cli):  # noqa: 
     assert table["accuracy"].iloc[0] == pytest.approx(expected)
     assert table["epochs"].iloc[0] == 2 and (tmp_path / "cmp" / "tiny" / "confusion.png").is_file()
 
-    code, out, err = run_cli("predict", runs / "tiny", "--comp", tiny_folder, "--out", tmp_path / "pred",
-                             "--cache-dir", tmp_path / "cache")  # fmt: skip
+    code, out, err = run_cli(
+        "predict",
+        runs / "tiny",
+        "--comp",
+        tiny_folder,
+        "--out",
+        tmp_path / "pred",
+        "--cache-dir",
+        tmp_path / "cache",
+    )
     assert code == 0, err
     with np.load(tmp_path / "pred" / "eval.npz") as pred:
         np.testing.assert_allclose(pred["probs"], ev_probs, atol=1e-5)
@@ -72,7 +87,9 @@ def test_folder_config_mistakes_are_one_line_errors(tiny_folder, tmp_path, run_c
     assert code == 2 and 'set task = "singlelabel"' in err
 
 
-def test_demo_pretrains_a_backbone_that_the_frozen_transfer_run_keeps(tiny_folder, tmp_path, monkeypatch, capsys):  # fmt: skip
+def test_demo_pretrains_a_backbone_that_the_frozen_transfer_run_keeps(
+    tiny_folder, tmp_path, monkeypatch, capsys
+):
     """The folder demo's pretraining stage: a full fit on the synthetic FathomNet competition,
     exported head-less, reused on a rerun, and loaded unchanged by the frozen transfer config."""
     import torch
@@ -83,11 +100,17 @@ def test_demo_pretrains_a_backbone_that_the_frozen_transfer_run_keeps(tiny_folde
     from fathom.engine.train import load_checkpoint, train_run
     from fathom.synth.fathomnet import SynthConfig
 
-    monkeypatch.setattr(demo_folder, "PRETRAIN_DATA", SynthConfig(n_train=24, n_eval=10, width=32, height=32))  # fmt: skip
-    monkeypatch.setattr(demo_folder, "PRETRAIN_OVERRIDES", ["epochs=1", "batch_size=8", "device=cpu"])  # fmt: skip
+    monkeypatch.setattr(
+        demo_folder, "PRETRAIN_DATA", SynthConfig(n_train=24, n_eval=10, width=32, height=32)
+    )
+    monkeypatch.setattr(
+        demo_folder, "PRETRAIN_OVERRIDES", ["epochs=1", "batch_size=8", "device=cpu"]
+    )
     path = demo_folder.pretrain_backbone(tmp_path / "work", seed=0)
     weights = torch.load(path, weights_only=True)
-    trained = load_checkpoint(tmp_path / "work" / "runs" / "pretrain_synth_fathomnet" / "full" / "best.pt")  # fmt: skip
+    trained = load_checkpoint(
+        tmp_path / "work" / "runs" / "pretrain_synth_fathomnet" / "full" / "best.pt"
+    )
     assert trained["config"]["competition"].endswith("synth_fathomnet")
     assert trained["model"]["backbone.classifier.weight"].shape[0] == 290  # the multi-label task
     assert weights and not any(k.startswith("classifier.") for k in weights)  # head dropped
@@ -98,9 +121,17 @@ def test_demo_pretrains_a_backbone_that_the_frozen_transfer_run_keeps(tiny_folde
     assert demo_folder.pretrain_backbone(tmp_path / "work", seed=0) == path
     assert "reusing" in capsys.readouterr().out and path.stat().st_mtime_ns == stamp
 
-    overrides = [f"competition={tiny_folder}", f"cache_dir={tmp_path / 'cache'}", "img_size=16",
-                 "epochs=1", "batch_size=4", "num_workers=0", "device=cpu",
-                 f"model={demo_folder.PRETRAIN_MODEL}", f"pretrained={path}"]  # fmt: skip
+    overrides = [
+        f"competition={tiny_folder}",
+        f"cache_dir={tmp_path / 'cache'}",
+        "img_size=16",
+        "epochs=1",
+        "batch_size=4",
+        "num_workers=0",
+        "device=cpu",
+        f"model={demo_folder.PRETRAIN_MODEL}",
+        f"pretrained={path}",
+    ]
     cfg = load_config("fish_effb0_frozen", overrides, name="frozen")
     run = train_run(cfg, read_data(cfg), tmp_path / "runs", [0], progress=False)
     best = load_checkpoint(run / "fold0" / "best.pt")["model"]

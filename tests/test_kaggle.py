@@ -54,9 +54,16 @@ def test_fake_methods_match_kaggle_signatures():
         f.name: [a.arg for a in f.args.args[1:]] for f in cls.body if isinstance(f, ast.FunctionDef)
     }
     used = [
-        "competition_download_files", "competition_submit", "competition_submissions", "dataset_status",
-        "dataset_create_new", "dataset_create_version", "kernels_push", "kernels_status", "kernels_output",
-    ]  # fmt: skip
+        "competition_download_files",
+        "competition_submit",
+        "competition_submissions",
+        "dataset_status",
+        "dataset_create_new",
+        "dataset_create_version",
+        "kernels_push",
+        "kernels_status",
+        "kernels_output",
+    ]
     for name in used:
         fake = getattr(FakeKaggleApi, name).__code__
         fake_args = list(fake.co_varnames[1 : fake.co_argcount])
@@ -76,8 +83,11 @@ def _clean_env(tmp_path, **extra):
 def test_no_credentials_gives_one_line(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "fathom", "kaggle", "submissions"],
-        env=_clean_env(tmp_path), capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        env=_clean_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
@@ -90,8 +100,10 @@ def test_credentials_from_env_authenticate_without_printing_the_key(tmp_path):
     result = subprocess.run(
         [sys.executable, "-c", code],
         env=_clean_env(tmp_path, KAGGLE_USERNAME="alice", KAGGLE_KEY="0123456789abcdef-secret"),
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "KaggleApi"
     assert "0123456789abcdef-secret" not in result.stdout + result.stderr
@@ -381,11 +393,19 @@ def test_upload_weights_creates_then_versions(tmp_path, monkeypatch, capsys, whe
     files = api.seen["dataset_files"]
     assert files == sorted(
         [
-            "dataset-metadata.json", "fathom-weights.json", "fathom-0.1.0-py3-none-any.whl", "folds/folds.csv",
-            "runs/effb0/config.json", "runs/effb0/cv.json", "runs/effb0/fold0/best.pt", "runs/effb0/fold1/best.pt",
-            "runs/effb0/oof.npz", "tune.json", "configs/effb0.toml",
+            "dataset-metadata.json",
+            "fathom-weights.json",
+            "fathom-0.1.0-py3-none-any.whl",
+            "folds/folds.csv",
+            "runs/effb0/config.json",
+            "runs/effb0/cv.json",
+            "runs/effb0/fold0/best.pt",
+            "runs/effb0/fold1/best.pt",
+            "runs/effb0/oof.npz",
+            "tune.json",
+            "configs/effb0.toml",
         ]
-    )  # fmt: skip
+    )
     manifest = json.loads((stage_dir / "fathom-weights.json").read_text())
     assert manifest["cv_map20"] == {"effb0": 0.512}
     assert (stage_dir / "runs/effb0/fold1/best.pt").read_bytes() == b"weights 1"
@@ -468,8 +488,20 @@ def test_upload_weights_takes_a_tuning_whose_ensemble_has_the_frequency_prior(
     tune = tuning_with_prior(tmp_path / "tune-prior.json", ["effb0"])
     stage_dir = tmp_path / "stage"
     with pytest.raises(SystemExit) as exit_info:
-        main(["kaggle", "upload-weights", str(run), "--tune", str(tune), "--dataset",
-              "alice/fathom-weights", "--out", str(stage_dir), "--dry-run"])  # fmt: skip
+        main(
+            [
+                "kaggle",
+                "upload-weights",
+                str(run),
+                "--tune",
+                str(tune),
+                "--dataset",
+                "alice/fathom-weights",
+                "--out",
+                str(stage_dir),
+                "--dry-run",
+            ]
+        )
     assert exit_info.value.code == 0, capsys.readouterr().err
     assert (stage_dir / "tune.json").read_bytes() == tune.read_bytes()
     assert sorted(p.name for p in (stage_dir / "runs").iterdir()) == ["effb0"]
@@ -493,8 +525,15 @@ def test_upload_weights_ships_the_checkpoints_a_run_has(tmp_path):
     (run / "fold0.old").mkdir()
     (run / "fold0.old" / "best.pt").write_bytes(b"a stray copy")
     files = [p.relative_to(run).as_posix() for p in open_run(run).upload_files()]
-    assert files == ["config.json", "cv.json", "oof.npz", "fold0/best.pt", "fold2/best.pt",
-                     "fold10/best.pt", "full/best.pt"]  # fmt: skip
+    assert files == [
+        "config.json",
+        "cv.json",
+        "oof.npz",
+        "fold0/best.pt",
+        "fold2/best.pt",
+        "fold10/best.pt",
+        "full/best.pt",
+    ]
     only_full = tmp_path / "runs" / "full-only"
     (only_full / "full").mkdir(parents=True)
     (only_full / "full" / "best.pt").write_bytes(b"full fit")
@@ -504,9 +543,12 @@ def test_upload_weights_ships_the_checkpoints_a_run_has(tmp_path):
     )
     staged = sorted(f["path"] for f in manifest["files"] if f["path"].endswith(".pt"))
     assert staged == [
-        "runs/full-only/full/best.pt", "runs/some/fold0/best.pt", "runs/some/fold10/best.pt",
-        "runs/some/fold2/best.pt", "runs/some/full/best.pt",
-    ]  # fmt: skip
+        "runs/full-only/full/best.pt",
+        "runs/some/fold0/best.pt",
+        "runs/some/fold10/best.pt",
+        "runs/some/fold2/best.pt",
+        "runs/some/full/best.pt",
+    ]
     assert manifest["cv_map20"] == {"some": 0.5}
     (run / "fold0.old" / "best.pt").unlink()
     for k in (0, 2, 10):
@@ -532,8 +574,21 @@ def test_wheel_holds_the_package(wheel_dir):
 
 def test_kernel_build_writes_metadata_and_script(tmp_path, monkeypatch):
     monkeypatch.delenv("KAGGLE_USERNAME", raising=False)
-    argv = ["kernel", "build", "fathom-predict", "--run", "effb0", "--run", "r50", "--owner", "alice",
-            "--dataset", "alice/fathom-weights", "--out", str(tmp_path)]  # fmt: skip
+    argv = [
+        "kernel",
+        "build",
+        "fathom-predict",
+        "--run",
+        "effb0",
+        "--run",
+        "r50",
+        "--owner",
+        "alice",
+        "--dataset",
+        "alice/fathom-weights",
+        "--out",
+        str(tmp_path),
+    ]
     with pytest.raises(SystemExit):
         main(argv)
     folder = tmp_path / "fathom-predict"
@@ -560,7 +615,7 @@ def test_kernel_build_writes_metadata_and_script(tmp_path, monkeypatch):
     assert settings["steps"][:2] == [
         ["predict", "{runs}/effb0", "--comp", "{comp}", "--out", "{tmp}/preds/effb0"],
         ["predict", "{runs}/r50", "--comp", "{comp}", "--out", "{tmp}/preds/r50"],
-    ]  # fmt: skip
+    ]
     submit = settings["steps"][2]
     assert submit[:2] == ["submit", "{tune}"]
     assert submit[submit.index("--predictions") + 1] == "{tmp}/preds"
@@ -579,8 +634,17 @@ def _settings_of(text: str) -> dict:
 @pytest.mark.parametrize("kinds", [True, False])
 def test_kernel_build_skips_the_frequency_prior_of_a_tuning(tmp_path, kinds):
     tune = tuning_with_prior(tmp_path / "tune.json", ["effb0", "r50"], kinds=kinds)
-    argv = ["kernel", "build", "fathom-predict", "--tune", str(tune), "--owner", "alice",
-            "--out", str(tmp_path)]  # fmt: skip
+    argv = [
+        "kernel",
+        "build",
+        "fathom-predict",
+        "--tune",
+        str(tune),
+        "--owner",
+        "alice",
+        "--out",
+        str(tmp_path),
+    ]
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
     assert exit_info.value.code == 0
@@ -593,8 +657,23 @@ def test_kernel_build_skips_the_frequency_prior_of_a_tuning(tmp_path, kinds):
 
 
 def test_kernel_build_one_training_kernel_per_fold(tmp_path):
-    argv = ["kernel", "build", "fathom-train-effb0", "--kind", "train", "--config", "effb0.toml", "--owner", "alice",
-            "--folds-file", "mlskf5.csv", "--n-folds", "3", "--out", str(tmp_path)]  # fmt: skip
+    argv = [
+        "kernel",
+        "build",
+        "fathom-train-effb0",
+        "--kind",
+        "train",
+        "--config",
+        "effb0.toml",
+        "--owner",
+        "alice",
+        "--folds-file",
+        "mlskf5.csv",
+        "--n-folds",
+        "3",
+        "--out",
+        str(tmp_path),
+    ]
     with pytest.raises(SystemExit):
         main(argv)
     names = sorted(p.name for p in tmp_path.iterdir())
@@ -688,17 +767,31 @@ def test_prior_kernel_runs_here_offline_and_writes_a_valid_submission(tmp_path, 
     folder = kernels.build(spec, tmp_path / "kernels")
     result = subprocess.run(
         [sys.executable, str(folder / "fathom-prior.py")],
-        env=kernel_env(tmp_path, inp), capture_output=True, text=True, timeout=300, cwd=tmp_path,
-    )  # fmt: skip
+        env=kernel_env(tmp_path, inp),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert (
         f"from {tmp_path / 'scratch' / 'site' / 'fathom'}" in result.stdout
     )  # the wheel, not the checkout
     check = subprocess.run(
-        [sys.executable, "-m", "fathom", "validate", str(tmp_path / "working" / "submission.csv"),
-         "--eval", str(comp / "object_detection" / "eval.json")],
-        env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "fathom",
+            "validate",
+            str(tmp_path / "working" / "submission.csv"),
+            "--eval",
+            str(comp / "object_detection" / "eval.json"),
+        ],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert check.returncode == 0, check.stdout
     assert "valid (12 eval images)" in check.stdout
     assert sorted(p.name for p in (tmp_path / "working").iterdir()) == ["submission.csv"]

@@ -44,8 +44,12 @@ def fathom(*argv, cwd: Path) -> str:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
         [sys.executable, "-m", "fathom", *map(str, argv)],
-        env=env, cwd=cwd, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, f"fathom {argv[0]} failed:\n{result.stdout}\n{result.stderr}"
     return result.stdout
 
@@ -75,10 +79,21 @@ def trained(tmp_path_factory):
     fileio.write_csv(folds, assign_folds(read_split(open_competition(comp), "train"), 5, 0))
     runs = work / "runs"
     fathom(
-        "train", "default", f"competition={comp}", f"folds={folds}", f"cache_dir={work / 'cache'}",
-        "device=cpu", "epochs=1", "img_size=32", "--name", "tiny", "--runs", runs, "--no-progress",
+        "train",
+        "default",
+        f"competition={comp}",
+        f"folds={folds}",
+        f"cache_dir={work / 'cache'}",
+        "device=cpu",
+        "epochs=1",
+        "img_size=32",
+        "--name",
+        "tiny",
+        "--runs",
+        runs,
+        "--no-progress",
         cwd=work,
-    )  # fmt: skip
+    )
     fathom("oof", runs / "tiny", cwd=work)
     fathom(
         "tune",
@@ -91,8 +106,18 @@ def trained(tmp_path_factory):
         runs / "tune.json",
         cwd=work,
     )
-    fathom("tune", runs / "tiny", "--prior", "--comp", comp, "--osd", "max_prob", "--out",
-           runs / "tune-prior.json", cwd=work)  # fmt: skip
+    fathom(
+        "tune",
+        runs / "tiny",
+        "--prior",
+        "--comp",
+        comp,
+        "--osd",
+        "max_prob",
+        "--out",
+        runs / "tune-prior.json",
+        cwd=work,
+    )
     return work, comp, runs
 
 
@@ -113,8 +138,12 @@ def test_inference_kernel_runs_here_and_its_submission_validates(trained, tmp_pa
     folder = kernels.build(spec, tmp_path / "kernels")
     result = subprocess.run(
         [sys.executable, str(folder / "fathom-predict.py")],
-        env=kernel_env(tmp_path, inp), cwd=tmp_path, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        env=kernel_env(tmp_path, inp),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"from {tmp_path / 'scratch' / 'site' / 'fathom'}" in result.stdout
     submission = tmp_path / "working" / "submission.csv"
@@ -143,8 +172,12 @@ def test_inference_kernel_with_the_frequency_prior_in_the_ensemble(trained, tmp_
     folder = kernels.build(spec, tmp_path / "kernels")
     result = subprocess.run(
         [sys.executable, str(folder / "fathom-predict.py")],
-        env=kernel_env(tmp_path, inp), cwd=tmp_path, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        env=kernel_env(tmp_path, inp),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     submission = tmp_path / "working" / "submission.csv"
     out = fathom(
@@ -165,10 +198,22 @@ def test_inference_kernel_with_only_some_folds_and_a_full_fit(trained, tmp_path)
     for k in (0, 2):  # folds never uploaded (or not finished)
         shutil.rmtree(run / f"fold{k}")
     fathom(
-        "train", "default", f"competition={comp}", f"folds={work / 'folds' / 'mlskf5.csv'}",
-        f"cache_dir={work / 'cache'}", "device=cpu", "epochs=1", "img_size=32", "--full-fit",
-        "--name", "tiny", "--runs", tmp_path / "runs", "--no-progress", cwd=work,
-    )  # fmt: skip
+        "train",
+        "default",
+        f"competition={comp}",
+        f"folds={work / 'folds' / 'mlskf5.csv'}",
+        f"cache_dir={work / 'cache'}",
+        "device=cpu",
+        "epochs=1",
+        "img_size=32",
+        "--full-fit",
+        "--name",
+        "tiny",
+        "--runs",
+        tmp_path / "runs",
+        "--no-progress",
+        cwd=work,
+    )
     inp = tmp_path / "input"
     shutil.copytree(comp, inp / COMPETITION, ignore=shutil.ignore_patterns("hidden"))
     manifest = weights_dataset.stage(
@@ -180,15 +225,22 @@ def test_inference_kernel_with_only_some_folds_and_a_full_fit(trained, tmp_path)
     folder = kernels.build(spec, tmp_path / "kernels")
     result = subprocess.run(
         [sys.executable, str(folder / "fathom-predict.py")],
-        env=kernel_env(tmp_path, inp), cwd=tmp_path, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        env=kernel_env(tmp_path, inp),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     for name in ("fold1", "fold3", "fold4", "full"):
         assert f"{name}: predicted 16 images" in result.stdout
     out = fathom(
-        "validate", tmp_path / "working" / "submission.csv", "--eval",
-        comp / "object_detection" / "eval.json", cwd=work,
-    )  # fmt: skip
+        "validate",
+        tmp_path / "working" / "submission.csv",
+        "--eval",
+        comp / "object_detection" / "eval.json",
+        cwd=work,
+    )
     assert "valid (16 eval images)" in out
     used = json.loads((tmp_path / "working" / "submission-manifest.json").read_text())
     assert len(used["experiments"][0]["checkpoints"]) == 4
@@ -223,8 +275,12 @@ def test_training_kernel_for_one_fold_runs_here_with_images_from_another_dataset
     folder = kernels.build(spec, tmp_path / "kernels")
     result = subprocess.run(
         [sys.executable, str(folder / "fathom-train.py")],
-        env=kernel_env(tmp_path, inp), cwd=tmp_path, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        env=kernel_env(tmp_path, inp),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     fold = tmp_path / "working" / "runs" / "default" / "fold1"
     assert sorted(p.name for p in fold.iterdir()) == [

@@ -175,9 +175,21 @@ def settings(spec: KernelSpec) -> dict:
             for run in spec.runs
         ]
         todo.append(
-            ["submit", "{tune}", "--name", "kernel", "--comp", "{comp}", "--predictions", "{tmp}/preds",
-             "--out-dir", "{tmp}/submissions", "--overwrite", *spec.extra_args]
-        )  # fmt: skip
+            [
+                "submit",
+                "{tune}",
+                "--name",
+                "kernel",
+                "--comp",
+                "{comp}",
+                "--predictions",
+                "{tmp}/preds",
+                "--out-dir",
+                "{tmp}/submissions",
+                "--overwrite",
+                *spec.extra_args,
+            ]
+        )
         keep = {
             "submission.csv": "{tmp}/submissions/kernel.csv",
             "submission-manifest.json": "{tmp}/submissions/kernel.json",
@@ -185,10 +197,21 @@ def settings(spec: KernelSpec) -> dict:
         return base | {"image_splits": ["eval"], "tuning": True, "steps": todo, "keep": keep}
     exp = Path(spec.config).stem  # `fathom train` names a run after its config file
     todo = [
-        ["train", f"{{weights}}/configs/{spec.config}", "competition={comp}",
-         f"folds={{folds}}/{spec.folds_file}", *spec.extra_args, "--fold", str(spec.fold),
-         "--name", exp, "--runs", "{tmp}/runs", "--no-progress"]
-    ]  # fmt: skip
+        [
+            "train",
+            f"{{weights}}/configs/{spec.config}",
+            "competition={comp}",
+            f"folds={{folds}}/{spec.folds_file}",
+            *spec.extra_args,
+            "--fold",
+            str(spec.fold),
+            "--name",
+            exp,
+            "--runs",
+            "{tmp}/runs",
+            "--no-progress",
+        ]
+    ]
     keep = {
         f"runs/{exp}/config.json": f"{{tmp}}/runs/{exp}/config.json",
         **{

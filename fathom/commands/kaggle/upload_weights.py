@@ -47,9 +47,15 @@ def run(args: argparse.Namespace) -> int:
     from fathom.kaggle import weights as weights_dataset
 
     staged = weights_dataset.stage_for_upload(
-        args.runs, args.dataset, args.out, args.title, args.folds, args.tune, args.configs,
+        args.runs,
+        args.dataset,
+        args.out,
+        args.title,
+        args.folds,
+        args.tune,
+        args.configs,
         args.notes,
-    )  # fmt: skip
+    )
     print(staged.summary())
     if args.dry_run:
         print(
