@@ -62,8 +62,19 @@ def plot_category_frequency(counts: np.ndarray, out: Path) -> str:
 
 
 def plot_training_curves(histories: dict[str, pd.DataFrame], title: str, out: Path) -> str:
+    """Loss per fold (train solid, val dashed) and the validation score: MAP@20 for a
+    multi-label run, accuracy for a single-label one (whichever the history holds)."""
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    score = next(
+        # a single-label run logs MAP@20 too, but its score is the accuracy
+        (
+            c
+            for c in ("val_acc", "val_accuracy", "val_map20")
+            if any(c in h for h in histories.values())
+        ),
+        None,
+    )
     for k, (fold, h) in enumerate(histories.items()):
         x = h["epoch"] if "epoch" in h else np.arange(1, len(h) + 1)
         color = f"C{k}"
@@ -71,11 +82,13 @@ def plot_training_curves(histories: dict[str, pd.DataFrame], title: str, out: Pa
             axes[0].plot(x, h["train_loss"], color=color, label=f"{fold} train")
         if "val_loss" in h:
             axes[0].plot(x, h["val_loss"], color=color, ls="--", label=f"{fold} val")
-        if "val_map20" in h:
-            axes[1].plot(x, h["val_map20"], color=color, marker=".", label=fold)
+        if score in h:
+            axes[1].plot(x, h[score], color=color, marker=".", label=fold)
+    name = {"val_map20": "MAP@20"}.get(score, "accuracy" if score else "score")
     axes[0].set(xlabel="epoch", ylabel="loss", title=f"{title}: loss (solid train, dashed val)")
-    axes[1].set(xlabel="epoch", ylabel="val MAP@20", title=f"{title}: validation MAP@20")
-    axes[1].legend(fontsize=7)
+    axes[1].set(xlabel="epoch", ylabel=f"val {name}", title=f"{title}: validation {name}")
+    if score:
+        axes[1].legend(fontsize=7)
     return _save(fig, out)
 
 
@@ -105,19 +118,27 @@ def plot_per_category_ap(aps: dict[str, np.ndarray], counts: np.ndarray, out: Pa
 
 
 def plot_model_comparison(rows: pd.DataFrame, out: Path) -> str:
+    """Bars of the score column (MAP@20 or accuracy: the one that is not `name` or `kind`)."""
+    metric = next(c for c in rows.columns if c not in ("name", "kind"))
+    values = rows[metric].astype(float).fillna(0.0)  # a fitted ensemble that could not be held out
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 0.45 * len(rows) + 1.2))
     y = np.arange(len(rows))
-    ax.barh(
-        y, rows["MAP@20"], color=["#2b7bba" if k == "model" else "#e08a2c" for k in rows["kind"]]
-    )
-    for i, v in enumerate(rows["MAP@20"]):
-        ax.text(v, i, f" {v:.4f}", va="center", fontsize=8)
+    ax.barh(y, values, color=["#2b7bba" if k == "model" else "#e08a2c" for k in rows["kind"]])
+    for i, v in enumerate(rows[metric]):
+        ax.text(
+            0 if pd.isna(v) else v,
+            i,
+            " n/a" if pd.isna(v) else f" {v:.4f}",
+            va="center",
+            fontsize=8,
+        )
     ax.set_yticks(y, rows["name"])
     ax.invert_yaxis()
-    ax.set_xlim(0, min(1.0, rows["MAP@20"].max() * 1.2 + 0.02))
+    ax.set_xlim(0, min(1.0, values.max() * 1.2 + 0.02))
     ax.set(
-        xlabel="OOF MAP@20 (ensembles with fitted weights: fold-held-out)", title="Model comparison"
+        xlabel=f"OOF {metric} (ensembles with fitted weights: fold-held-out)",
+        title="Model comparison",
     )
     return _save(fig, out)
 

@@ -28,14 +28,22 @@ def prior_probabilities(train: pd.DataFrame, n_images: int, category_ids) -> np.
     return np.tile(category_frequency(train, category_ids), (n_images, 1))
 
 
-def fold_prior(targets: np.ndarray, fold: np.ndarray) -> np.ndarray:
+def fold_prior(
+    targets: np.ndarray, fold: np.ndarray, always_trained: np.ndarray | None = None
+) -> np.ndarray:
     """The frequency prior as OOF predictions: each fold's rows get the category frequencies
-    of the other folds' rows."""
+    of the images its model trained on: the other folds' rows, plus `always_trained` (the
+    targets of labelled images that no fold validates, e.g. a folder dataset's train/ when its
+    val/ is the one validation split)."""
     targets = np.asarray(targets, dtype=np.float64)
+    extra = np.zeros((0, targets.shape[1])) if always_trained is None else always_trained
     out = np.zeros_like(targets)
     for f in np.unique(fold):
         held = fold == f
-        out[held] = targets[~held].mean(axis=0)
+        trained = np.concatenate([targets[~held], np.asarray(extra, dtype=np.float64)])
+        if not len(trained):
+            raise ValueError(f"fold {f}: no training rows to take frequencies from")
+        out[held] = trained.mean(axis=0)
     return out
 
 

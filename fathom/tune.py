@@ -324,7 +324,9 @@ def tune_runs(experiments, holdout=(), comp=None, osd_name=None, prior=False) ->
     probs = [a["probs"] for a in oofs]
     members = [{"name": r.name, "path": str(r.path), "kind": "run"} for r in runs]
     if prior:
-        probs.append(fold_prior(targets, fold))
+        in_oof = set(ids)
+        never_validated = [c for uid, c in labels.items() if uid not in in_oof]
+        probs.append(fold_prior(targets, fold, label_matrix(never_validated, cats["id"])))
         members.append({"name": "frequency prior", "path": None, "kind": "prior"})
 
     ens = tune_ensemble(probs, targets, fold, metric)

@@ -179,7 +179,7 @@ def test_synthetic_folder_dataset(tmp_path):
 
 
 def test_folder_train_table_uses_val_as_fold_zero(fish, tmp_path):
-    from fathom.data.imagefolder import folder_train_table
+    from fathom.data import folder_train_table
 
     ds = open_folder(fish)
     table = folder_train_table(ds, read_classes(ds))
@@ -190,8 +190,8 @@ def test_folder_train_table_uses_val_as_fold_zero(fish, tmp_path):
 
 def test_folds_command_writes_stratified_folds_without_val(tmp_path, capsys):
     from fathom.cli import main
+    from fathom.data import folder_train_table
     from fathom.data.folds import read_folds
-    from fathom.data.imagefolder import folder_train_table
 
     root = make_dataset(tmp_path / "d", {"train": {"a": 4, "b": 6}})
     with pytest.raises(SystemExit) as code:

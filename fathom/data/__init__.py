@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from fathom.data import coco, imagefolder
+from fathom.data.folds import read_folds
 from fathom.errors import FathomError
 
 KINDS = ("kaggle", "folder")
@@ -83,7 +84,6 @@ class Dataset:
     def train_data(self, cfg, need_folds: bool = True):
         """The engine's `TrainData` for a config: the training table with its `fold` column
         (from `cfg.folds`, or a folder dataset's own val/ split), the eval table, class ids."""
-        from fathom.data.folds import read_folds
         from fathom.data.loader import TrainData
 
         if self.task != cfg.task:
@@ -100,7 +100,7 @@ class Dataset:
                     "set n_folds=1"
                 )
             folds = cfg.folds if need_folds and not has_val else None
-            train = imagefolder.folder_train_table(ds, imagefolder.read_classes(ds), folds)
+            train = folder_train_table(ds, imagefolder.read_classes(ds), folds)
             ev = self.split("eval")
         else:
             train = self.split("train", categories=cats)
@@ -111,6 +111,25 @@ class Dataset:
             else:
                 train = train.assign(fold=-1)
         return TrainData(train, ev, tuple(int(c) for c in cats["id"]), name=self.name)
+
+
+def folder_train_table(
+    ds: imagefolder.FolderDataset, classes: pd.DataFrame, folds_path: str | Path | None = None
+) -> pd.DataFrame:
+    """Train (and val) images with a `fold` column, the engine's training table.
+
+    With a val folder, the split is given: val images are fold 0 and train images fold -1
+    (they train in every fold and are never validated), so one fold covers it. Without one,
+    folds come from `folds_path` (`fathom folds` writes stratified folds there).
+    """
+    train = imagefolder.read_folder_split(ds, "train", classes)
+    val = imagefolder.read_folder_split(ds, "val", classes)
+    if not val.empty:
+        return pd.concat([train.assign(fold=-1), val.assign(fold=0)], ignore_index=True)
+    if folds_path is None:
+        return train.assign(fold=-1)
+    folds = read_folds(folds_path, train)
+    return train.merge(folds, on="id", how="left", validate="one_to_one")
 
 
 def coco_truth() -> Path:

@@ -199,24 +199,3 @@ def balanced_class_weights(labels: Sequence[int], n_classes: int) -> np.ndarray:
     weights = np.ones(n_classes, dtype=np.float32)
     weights[present] = compute_class_weight("balanced", classes=present, y=y)
     return weights
-
-
-def folder_train_table(
-    ds: FolderDataset, classes: pd.DataFrame, folds_path: str | Path | None = None
-) -> pd.DataFrame:
-    """Train (and val) images with a `fold` column, the engine's training table.
-
-    With a val folder, the split is given: val images are fold 0 and train images fold -1
-    (they train in every fold and are never validated), so one fold covers it. Without one,
-    folds come from `folds_path` (`fathom folds` writes stratified folds there).
-    """
-    train = read_folder_split(ds, "train", classes)
-    val = read_folder_split(ds, "val", classes)
-    if not val.empty:
-        return pd.concat([train.assign(fold=-1), val.assign(fold=0)], ignore_index=True)
-    if folds_path is None:
-        return train.assign(fold=-1)
-    from fathom.data.folds import read_folds
-
-    folds = read_folds(folds_path, train)
-    return train.merge(folds, on="id", how="left", validate="one_to_one")

@@ -78,6 +78,26 @@ def tuned_runs(tune: str | Path | None) -> tuple[str, ...]:
     return tuple(e["name"] for e in run_members(read_tuning(tune, need=("experiments",))))
 
 
+# the options of `fathom kernel build` that `specs` takes, by their argparse names
+SPEC_OPTIONS = (
+    "kind",
+    "owner",
+    "dataset",
+    "competition",
+    "images_dataset",
+    "runs",
+    "tune",
+    "config",
+    "folds_file",
+    "fold",
+    "n_folds",
+    "extra_args",
+    "cpu",
+    "machine_shape",
+    "public",
+)
+
+
 def specs(
     name: str,
     kind: str = "predict",

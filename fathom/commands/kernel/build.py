@@ -67,24 +67,7 @@ def run(args: argparse.Namespace) -> int:
 
     from fathom.kaggle import kernels
 
-    options = (
-        "kind",
-        "owner",
-        "dataset",
-        "competition",
-        "images_dataset",
-        "runs",
-        "tune",
-        "config",
-        "folds_file",
-        "fold",
-        "n_folds",
-        "extra_args",
-        "cpu",
-        "machine_shape",
-        "public",
-    )
-    specs = kernels.specs(args.name, **{key: getattr(args, key) for key in options})
+    specs = kernels.specs(args.name, **{k: getattr(args, k) for k in kernels.SPEC_OPTIONS})
     for spec in specs:
         folder = kernels.build(spec, Path(args.out))
         print(
