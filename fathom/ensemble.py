@@ -110,7 +110,7 @@ def prior_logits(probs: np.ndarray) -> np.ndarray:
     return np.log(p / (1 - p))
 
 
-def _fold_held_out(
+def fold_held_out(
     fit: Callable[[np.ndarray], object],
     apply: Callable[[object, np.ndarray], np.ndarray],
     fold: np.ndarray,
@@ -175,7 +175,7 @@ def tune_ensemble(
 
     full_w = fit(np.ones(len(targets), dtype=bool))
     if len(np.unique(fold)) > 1:
-        held_out, fold_w = _fold_held_out(fit, apply, fold, len(targets))
+        held_out, fold_w = fold_held_out(fit, apply, fold, len(targets))
         weighted = metric(held_out, targets)
     else:  # one validation split (a folder dataset's val/): fitted weights cannot be held out
         held_out, fold_w, weighted = mean, [], float("-inf")

@@ -246,11 +246,11 @@ def validate_for(path: str | Path, dataset) -> tuple[list[Problem], int]:
 def validate_eval_json(path: str | Path, eval_json: str | Path) -> tuple[list[Problem], int]:
     """(problems, number of eval images) of a multi-label submission against a COCO eval.json
     (its `categories` list gives the known category ids)."""
-    from fathom.data.coco import _coco_images, _read_coco
+    from fathom.data.coco import coco_images, read_coco
 
     eval_json = Path(eval_json)
-    data = _read_coco(eval_json)
-    eval_ids = set(_coco_images(eval_json, data)["id"])
+    data = read_coco(eval_json)
+    eval_ids = set(coco_images(eval_json, data)["id"])
     known = {int(float(c["id"])) for c in data.get("categories", [])}
     if not known:
         raise FathomError(f"{eval_json}: no `categories` list to check category ids against")

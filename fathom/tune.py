@@ -28,7 +28,7 @@ from fathom import fileio
 from fathom import osd as osd_lib
 from fathom.data import open_dataset
 from fathom.data.coco import label_matrix
-from fathom.ensemble import _fold_held_out, tune_ensemble, weighted_mean
+from fathom.ensemble import fold_held_out, tune_ensemble, weighted_mean
 from fathom.errors import FathomError
 from fathom.metrics import accuracy_matrix, map_at_k_matrix, sauc
 from fathom.prior import fold_prior
@@ -155,8 +155,8 @@ def tune_thresholds(probs: np.ndarray, targets: np.ndarray, fold: np.ndarray) ->
     def apply(thr, rows):
         return predict_sets(probs[rows], thr)
 
-    held_g, _ = _fold_held_out(fit_global, apply, fold, n)
-    held_c, _ = _fold_held_out(fit_per_cat, apply, fold, n)
+    held_g, _ = fold_held_out(fit_global, apply, fold, n)
+    held_c, _ = fold_held_out(fit_per_cat, apply, fold, n)
     everything = np.ones(n, dtype=bool)
     g = fit_global(everything)
     c = fit_category_thresholds(probs, targets, g)

@@ -613,8 +613,16 @@ def test_kernel_build_writes_metadata_and_script(tmp_path, monkeypatch):
     compile(text, "kernel", "exec")
     settings = _settings_of(text)
     assert settings["steps"][:2] == [
-        ["predict", "{runs}/effb0", "--comp", "{comp}", "--out", "{tmp}/preds/effb0"],
-        ["predict", "{runs}/r50", "--comp", "{comp}", "--out", "{tmp}/preds/r50"],
+        [
+            "predict",
+            "{runs}/effb0",
+            "--comp",
+            "{comp}",
+            "--out",
+            "{tmp}/preds/effb0",
+            "--overwrite",
+        ],
+        ["predict", "{runs}/r50", "--comp", "{comp}", "--out", "{tmp}/preds/r50", "--overwrite"],
     ]
     submit = settings["steps"][2]
     assert submit[:2] == ["submit", "{tune}"]

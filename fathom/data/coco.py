@@ -110,14 +110,14 @@ def parse_categories(text: str) -> tuple[int, ...]:
     return tuple(sorted(set(out)))
 
 
-def _read_coco(path: Path) -> dict:
+def read_coco(path: Path) -> dict:
     data = fileio.read_json(path, "missing")
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
         raise FathomError(f"{path}: no `images` list (not a COCO file?)")
     return data
 
 
-def _coco_images(path: Path, data: dict) -> pd.DataFrame:
+def coco_images(path: Path, data: dict) -> pd.DataFrame:
     rows = []
     seen: dict[str, int] = {}
     for i, image in enumerate(data["images"]):
@@ -175,7 +175,7 @@ def read_split(
     cats = read_categories(comp) if categories is None else categories
     supercat_of = dict(zip(cats["id"], cats["supercat_id"], strict=True))
     json_path = comp.coco_json(split)
-    table = _coco_images(json_path, _read_coco(json_path))
+    table = coco_images(json_path, read_coco(json_path))
     if split == "train":
         labels = _read_train_csv(comp, set(supercat_of))
         missing = sorted(set(labels) - set(table["id"]))

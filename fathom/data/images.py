@@ -433,9 +433,9 @@ def fetch_images(
 def _fetch_target(
     target: ImageTarget, cfg: DownloadConfig, limit: int | None, progress: bool
 ) -> SplitReport:
-    from fathom.data.coco import _read_coco
+    from fathom.data.coco import read_coco
 
-    images = _read_coco(target.json)["images"]
+    images = read_coco(target.json)["images"]
     for i, im in enumerate(images):
         if not isinstance(im, dict) or "file_name" not in im:
             raise FathomError(f"{target.json}, images[{i}]: no `file_name`")

@@ -153,12 +153,12 @@ def submission_message(submission: Path, manifest: dict, extra: str | None = Non
 
 def validate_for_upload(submission: Path, comp_dir: Path) -> int:
     """Validate against the competition's eval set; FathomError on the first problem. Returns rows."""
-    from fathom.data.coco import _coco_images, _read_coco, open_competition, read_categories
+    from fathom.data.coco import coco_images, read_coco, open_competition, read_categories
     from fathom.submission import read_submission, validate
 
     comp = open_competition(comp_dir)
     eval_json = comp.coco_json("eval")
-    eval_ids = set(_coco_images(eval_json, _read_coco(eval_json))["id"])
+    eval_ids = set(coco_images(eval_json, read_coco(eval_json))["id"])
     known = set(read_categories(comp)["id"])
     frame = read_submission(submission)
     problems = validate(frame, eval_ids, known)

@@ -190,8 +190,11 @@ def settings(spec: KernelSpec) -> dict:
             "keep": {"submission.csv": "{tmp}/prior.csv"},
         }
     if spec.kind == "predict":
+        # the kernel's own scratch folder: a rerun (a local one shares FATHOM_KAGGLE_TMP)
+        # replaces what the last run predicted
         todo = [
             ["predict", f"{{runs}}/{run}", "--comp", "{comp}", "--out", f"{{tmp}}/preds/{run}"]
+            + ["--overwrite"]
             for run in spec.runs
         ]
         todo.append(
