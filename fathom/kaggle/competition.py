@@ -153,7 +153,7 @@ def submission_message(submission: Path, manifest: dict, extra: str | None = Non
 
 def validate_for_upload(submission: Path, comp_dir: Path) -> int:
     """Validate against the competition's eval set; FathomError on the first problem. Returns rows."""
-    from fathom.data.coco import coco_images, read_coco, open_competition, read_categories
+    from fathom.data.coco import coco_images, open_competition, read_categories, read_coco
     from fathom.submission import read_submission, validate
 
     comp = open_competition(comp_dir)
