@@ -153,21 +153,16 @@ def submission_message(submission: Path, manifest: dict, extra: str | None = Non
 
 def validate_for_upload(submission: Path, comp_dir: Path) -> int:
     """Validate against the competition's eval set; FathomError on the first problem. Returns rows."""
-    from fathom.data.coco import coco_images, open_competition, read_categories, read_coco
-    from fathom.submission import read_submission, validate
+    from fathom.data import open_dataset
+    from fathom.submission import validate_for
 
-    comp = open_competition(comp_dir)
-    eval_json = comp.coco_json("eval")
-    eval_ids = set(coco_images(eval_json, read_coco(eval_json))["id"])
-    known = set(read_categories(comp)["id"])
-    frame = read_submission(submission)
-    problems = validate(frame, eval_ids, known)
+    problems, n_rows = validate_for(submission, open_dataset(comp_dir))
     if problems:
         raise FathomError(
             f"{submission}: not submitted, {len(problems)} problem(s); first: {problems[0]} "
             f"(`fathom validate` lists them all)"
         )
-    return len(frame)
+    return n_rows  # a valid file holds every eval image once
 
 
 def submit(
