@@ -31,6 +31,8 @@ from fathom import fileio
 from fathom.errors import FathomError
 
 FULL_FIT = -1
+# what one trained model leaves in its fold<k>/ or full/ folder (a training kernel keeps these)
+MODEL_FILES = ("best.pt", "history.csv", "oof.npz", "eval.npz")
 OOF_KEYS = ("ids", "fold", "probs", "logits", "features", "category_ids")
 EVAL_KEYS = ("ids", "probs", "logits", "category_ids")
 _FOLD_DIR = re.compile(r"fold(\d+)")

@@ -19,7 +19,7 @@ from typing import Any
 from fathom import fileio
 from fathom.errors import FathomError
 from fathom.kaggle.api import COMPETITION, CREDENTIALS_HINT, default_owner, kaggle_errors
-from fathom.runs import read_tuning, run_members
+from fathom.runs import MODEL_FILES, read_tuning, run_members
 
 KINDS = ("predict", "train", "prior")
 METADATA = "kernel-metadata.json"
@@ -239,7 +239,7 @@ def settings(spec: KernelSpec) -> dict:
         f"runs/{exp}/config.json": f"{{tmp}}/runs/{exp}/config.json",
         **{
             f"runs/{exp}/fold{spec.fold}/{name}": f"{{tmp}}/runs/{exp}/fold{spec.fold}/{name}"
-            for name in ("best.pt", "history.csv", "oof.npz", "eval.npz")
+            for name in MODEL_FILES
         },
     }
     return base | {"image_splits": ["train", "eval"], "tuning": False, "steps": todo, "keep": keep}

@@ -15,7 +15,6 @@ either `runs/` or `runs.zip` (fathom.kaggle.kernel_template).
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import shutil
@@ -174,13 +173,11 @@ def stage(
     if wheel:
         placed.append((None, build_wheel(out).relative_to(out)))
     cv = {}
-    for run in runs:
-        cv_file = run / "cv.json"
-        if cv_file.is_file():
-            try:
-                cv[run.name] = json.loads(cv_file.read_text()).get("map20")
-            except (ValueError, AttributeError):
-                cv[run.name] = None
+    for run in map(open_run, runs):
+        try:
+            cv[run.name] = run.cv().get("map20") if (run.path / "cv.json").is_file() else None
+        except (FathomError, AttributeError):  # a damaged cv.json must not stop an upload
+            cv[run.name] = None
     manifest = {
         "fathom_version": __version__,
         "dataset": dataset,
