@@ -175,7 +175,8 @@ def stage(
     cv = {}
     for run in map(open_run, runs):
         try:
-            cv[run.name] = run.cv().get("map20") if (run.path / "cv.json").is_file() else None
+            if run.cv():
+                cv[run.name] = run.cv().get("map20")
         except (FathomError, AttributeError):  # a damaged cv.json must not stop an upload
             cv[run.name] = None
     manifest = {
