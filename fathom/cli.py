@@ -38,6 +38,20 @@ COMMANDS = [
 ]
 
 
+class IntermixedParser(argparse.ArgumentParser):
+    """Lets key=value overrides come before or after the options (`--fold 0 lr=1e-3`):
+    plain argparse stops collecting positionals at the first option."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        if getattr(self, "_intermixing", False):  # the intermixed parser calls back in here
+            return super().parse_known_args(args, namespace)
+        self._intermixing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixing = False
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fathom",

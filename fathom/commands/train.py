@@ -19,22 +19,10 @@ examples:
   torchrun --nproc_per_node 4 -m fathom train configs/effb0.toml --fold 0   (4 GPUs, DDP)"""
 
 
-class _IntermixedParser(argparse.ArgumentParser):
-    """Lets key=value overrides come before or after the options (`--fold 0 lr=1e-3`):
-    plain argparse stops collecting positionals at the first option."""
-
-    def parse_known_args(self, args=None, namespace=None):
-        if getattr(self, "_intermixing", False):  # the intermixed parser calls back in here
-            return super().parse_known_args(args, namespace)
-        self._intermixing = True
-        try:
-            return self.parse_known_intermixed_args(args, namespace)
-        finally:
-            self._intermixing = False
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.__class__ = _IntermixedParser
+    from fathom.cli import IntermixedParser
+
+    p.__class__ = IntermixedParser  # overrides may come after the options
     p.add_argument("config", help="experiment config: a .toml path or a name (e.g. default)")
     p.add_argument(
         "overrides", nargs="*", metavar="key=value", help="config overrides, e.g. lr=1e-3 epochs=5"
