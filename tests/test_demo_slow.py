@@ -8,7 +8,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 @pytest.mark.slow
 def test_demo_runs_end_to_end_and_beats_the_prior(tmp_path):
     """The whole demo (minutes): the ensemble must beat the frequency prior and have sAUC > 0."""
-    from fathom.commands.demo import run_multilabel
+    from fathom.demo import run_multilabel
 
     table = run_multilabel(tmp_path / "demo").set_index("model")
     assert table.loc["ensemble", "eval MAP@20"] > table.loc["frequency prior", "eval MAP@20"]
