@@ -131,3 +131,32 @@ def test_write_synthetic_refuses_an_unknown_kind_or_field(tmp_path):
     with pytest.raises(TypeError, match="n_trian"):
         write_synthetic(tmp_path / "x", "fathomnet", n_trian=12)
     assert not (tmp_path / "x").exists()
+
+
+def test_realistic_mode_draws_small_occluded_organisms_in_a_wide_frame(tmp_path, run_cli):
+    import json
+
+    code, out, err = run_cli(
+        "synth", tmp_path / "r", "--realistic", "--n-train", 40, "--n-eval", 10
+    )
+    assert code == 0, err
+    assert "384x216, realistic" in out
+    coco = json.loads((tmp_path / "r" / "object_detection" / "train.json").read_text())
+    assert {(im["width"], im["height"]) for im in coco["images"]} == {(384, 216)}
+    share = np.array([a["area"] for a in coco["annotations"]]) / (384 * 216)
+    # a few percent of the frame at most, as an organism on a full-HD ROV frame
+    assert 0.002 < np.median(share) < 0.03 and share.max() < 0.05
+
+
+def test_realistic_categories_of_a_supercategory_look_more_alike():
+    import colorsys
+
+    from fathom.synth.fathomnet import SynthConfig, category_looks
+
+    supercat_of = np.repeat(np.arange(4), 15)
+
+    def spread(cfg):
+        hues = [colorsys.rgb_to_hsv(*look.rgb)[0] for look in category_looks(cfg, supercat_of)]
+        return np.ptp(hues[15:30])  # supercategory 1: its hues do not wrap around 0
+
+    assert spread(SynthConfig(realistic=True)) < 0.5 * spread(SynthConfig())

@@ -8,7 +8,7 @@ category_key.csv, multilabel_classification/train.csv, object_detection/{train,e
 sample_submission.csv and images/{train,eval}/<uuid>.png. 290 categories in 20
 supercategories, a long tail, about half never seen in training, and an eval split whose
 deep part is out-of-sample. The eval truth (id,categories,osd) goes to OUT/hidden/eval_truth.csv
-for `fathom score`; nothing else reads it.
+for `fathom score`; nothing else reads it. --realistic: small organisms in a wide frame.
 
 With --kind folder it writes a single-label folder dataset instead: 31 classes with an 11:1
 imbalance, OUT/train/<class>/*.png, OUT/val/<class>/*.png, a flat OUT/test/*.png and the test
@@ -30,10 +30,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--n-eval", type=int, default=d.n_eval, help=f"eval images (default {d.n_eval})")
     p.add_argument(
-        "--width", type=int, default=d.width, help=f"image width in px (default {d.width})"
+        "--width", type=int, help=f"image width in px (default {d.width}; 384 realistic)"
     )
+    p.add_argument("--height", type=int, help=f"image height (default {d.height}; 216 realistic)")
     p.add_argument(
-        "--height", type=int, default=d.height, help=f"image height in px (default {d.height})"
+        "--realistic",
+        action="store_true",
+        help="small organisms (0.5-2%% of a wide frame), look-alike species, occlusion",
     )
     p.add_argument(
         "--categories",
@@ -74,7 +77,9 @@ def run(args: argparse.Namespace) -> int:
     from fathom.synth import write_synthetic
 
     # the options' names are the config fields; write_synthetic skips the other kind's
-    fields = "n_train n_eval width height n_categories n_supercategories seed smallest size"
+    fields = (
+        "n_train n_eval width height n_categories n_supercategories seed realistic smallest size"
+    )
     lines = write_synthetic(args.out, args.kind, **{k: getattr(args, k) for k in fields.split()})
     print("\n".join(lines))
     return 0

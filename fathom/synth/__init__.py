@@ -34,11 +34,15 @@ def write_synthetic(
     known = {f.name for c in (SynthConfig, FolderSynthConfig) for f in dataclasses.fields(c)}
     if unknown := sorted(set(fields) - known):
         raise TypeError(f"write_synthetic() got unknown fields {unknown}")
+    fields = {k: v for k, v in fields.items() if v is not None}  # None: the kind's default
     if kind == "fathomnet":
+        if fields.get("realistic"):  # a wide frame unless the caller sets one
+            fields = {"width": 384, "height": 216, **fields}
         cfg = _config(SynthConfig, fields)
         out = generate(out, cfg, progress)
         return [
-            f"wrote a synthetic competition to {out} ({cfg.n_train} train, {cfg.n_eval} eval images)",
+            f"wrote a synthetic competition to {out} ({cfg.n_train} train, {cfg.n_eval} eval "
+            f"images, {cfg.width}x{cfg.height}{', realistic' if cfg.realistic else ''})",
             f"hidden eval truth: {out / TRUTH_FILE}",
         ]
     cfg = _config(FolderSynthConfig, fields)

@@ -121,6 +121,23 @@ def render_organism(img: np.ndarray, look: Look, cx, cy, radius, angle, light) -
     ]
 
 
+def occlude(img: np.ndarray, rng: np.random.Generator, cx, cy, radius, light) -> None:
+    """Paint a rock over part of the organism at (cx, cy): an ellipse of about its size,
+    centred near its edge, so between a quarter and a half of it stays hidden."""
+    h, w, _ = img.shape
+    angle = rng.uniform(0, 2 * np.pi)
+    ox, oy = cx + radius * 0.9 * np.cos(angle), cy + radius * 0.9 * np.sin(angle)
+    rx, ry = radius * rng.uniform(0.6, 1.0), radius * rng.uniform(0.4, 0.8)
+    x0, x1 = int(max(ox - rx, 0)), int(min(ox + rx + 1, w))
+    y0, y1 = int(max(oy - ry, 0)), int(min(oy + ry + 1, h))
+    if x0 >= x1 or y0 >= y1:
+        return
+    ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+    mask = ((xs - ox) / rx) ** 2 + ((ys - oy) / ry) ** 2 <= 1
+    rock = np.array([0.32, 0.28, 0.24], dtype=np.float32) * rng.uniform(0.6, 1.1) * light
+    img[y0:y1, x0:x1][mask] = rock
+
+
 def background(
     rng: np.random.Generator, w: int, h: int, depth: float
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -8,7 +8,13 @@ part is out-of-sample (other background and lighting, unseen or rare categories)
 
 Each supercategory has its own shape and hue; its categories differ by hue shade and
 texture (solid, stripes, spots), so categories of one supercategory look alike and a small
-CNN can still tell them apart. The eval truth goes to `hidden/eval_truth.csv`, which no
+CNN can still tell them apart.
+
+`realistic=True` makes the levers that only pay on real frames (box crops, tiled prediction)
+able to matter: a wide frame (384x216 unless set) where each organism covers about 0.5-2% of
+it, as on a full-HD ROV frame; look-alike categories within a supercategory (shades 2.5x
+closer); partial occlusion by rocks. The deep out-of-sample shift stays. The default mode is
+unchanged, byte for byte. The eval truth goes to `hidden/eval_truth.csv`, which no
 stage of fathom reads except `score`.
 
 This module owns what goes into the competition (categories, splits, labels, files); how an
@@ -34,6 +40,7 @@ from fathom.synth.draw import (
     TRAIN_MAX_DEPTH,
     Look,
     background,
+    occlude,
     render_organism,
     to_pixels,
     write_png,
@@ -58,6 +65,7 @@ class SynthConfig:
     seen_fraction: float = 0.5  # share of categories that occur in training at all
     out_of_sample_fraction: float = 0.4  # share of eval images from below TRAIN_MAX_DEPTH
     seed: int = 0
+    realistic: bool = False  # small organisms in a wide frame, look-alikes, occlusion
 
     def check(self) -> None:
         if self.n_train < 10 or self.n_eval < 10:
@@ -80,7 +88,8 @@ def category_looks(cfg: SynthConfig, supercat_of: np.ndarray) -> list[Look]:
         rank_in_super[int(s)] = j + 1
         base_hue = (int(s) * 0.618034) % 1.0
         shade = (j // 3) % 5 - 2  # five hue shades around the supercategory's hue
-        hue = (base_hue + 0.055 * shade) % 1.0
+        # realistic: look-alike species, told apart by a slight shade and the texture
+        hue = (base_hue + (0.022 if cfg.realistic else 0.055) * shade) % 1.0
         value = 0.95 if (j // 15) % 2 == 0 else 0.7
         looks.append(Look(int(s) % len(SHAPES), colorsys.hsv_to_rgb(hue, 0.85, value), j % 3))
     return looks
@@ -169,10 +178,13 @@ def generate(out: str | Path, cfg: SynthConfig = SynthConfig(), progress: bool =
         ]
         scale = min(cfg.width, cfg.height)
         for c in owners:
-            radius = scale * rng.uniform(0.11, 0.2)
+            # realistic: an organism covers ~0.5-2% of the frame, as on a full-HD ROV frame
+            radius = scale * (rng.uniform(0.05, 0.1) if cfg.realistic else rng.uniform(0.11, 0.2))
             cx = rng.uniform(radius * 0.6, cfg.width - radius * 0.6)
             cy = rng.uniform(radius * 0.6, cfg.height - radius * 0.6)
             bbox = render_organism(img, looks[c], cx, cy, radius, rng.uniform(0, 2 * np.pi), light)
+            if cfg.realistic and rng.random() < 0.5:  # a rock hides part of it; its box stays
+                occlude(img, rng, cx, cy, radius, light)
             if split == "train":
                 annotations.append(
                     {
