@@ -11,6 +11,7 @@ import errno
 import json
 import os
 import tempfile
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -181,7 +182,11 @@ def load_torch(path: str | os.PathLike, what: str = "checkpoint") -> Any:
     if not path.is_file():
         raise FathomError(f"{path}: missing ({what})")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            # torch warns about a pickle protocol it may not handle, two lines before the one
+            # this function says about the same file
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=True)
     except OSError as exc:
         raise os_error(exc, path) from None
     except Exception:  # torch raises several types: RuntimeError, UnpicklingError, EOFError

@@ -206,9 +206,11 @@ def cache_dataset(data_dir, size: int, cache_dir="cache", workers: int | None = 
         raise FathomError(f"--size {size}: too small (at least 8)")
     ds = open_dataset(data_dir)
     cats = ds.categories()
+    fileio.check_writable(cache_dir, "cache folder")
     out = {}
-    for split in ("train", "eval"):
-        table = ds.split(split, categories=cats)
+    # both tables read (and checked) before any image is decoded: a bad eval.json fails fast
+    tables = {split: ds.split(split, categories=cats) for split in ("train", "eval")}
+    for split, table in tables.items():
         if table.empty:
             continue
         out[split] = (
