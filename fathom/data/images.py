@@ -428,6 +428,7 @@ def _fetch_target(
         if not isinstance(im, dict) or "file_name" not in im:
             raise FathomError(f"{target.json}, images[{i}]: no `file_name`")
     jobs = jobs_from_coco(images[:limit] if limit else images)
+    fileio.check_writable(target.out, "images folder")  # before hours of downloading
     report = download(jobs, target.out, cfg, progress=progress, desc=target.name)
     return SplitReport(target, report, write_failed(target.out / "failed.csv", report))
 
