@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+import traceback
 
 from fathom import __version__
 from fathom.errors import FathomError
@@ -63,6 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"fathom {__version__}")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="show the full traceback of an unexpected error (or set FATHOM_DEBUG=1)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="<command>")
     for name in COMMANDS:
         add_command(sub, name, f"fathom.commands.{name.replace('-', '_')}")
@@ -82,6 +89,11 @@ def add_command(sub, name: str, module_name: str) -> None:
     verbs = getattr(module, "VERBS", None)
     if verbs is None:
         module.add_arguments(p)
+        # also accepted after the command (`fathom train ... --debug`); SUPPRESS keeps the
+        # top-level flag's value when it is not given here
+        p.add_argument(
+            "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+        )
         p.set_defaults(_run=module.run)
         return
     group = p.add_subparsers(dest=f"{name}_command", metavar="<action>", required=True)
@@ -95,12 +107,50 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         sys.exit(0)
+    debug = args.debug or os.environ.get("FATHOM_DEBUG", "") not in ("", "0")
+    prefix = f"fathom {args.command}"
     try:
         code = args._run(args)
     except FathomError as exc:
-        print(f"fathom {args.command}: error: {exc}", file=sys.stderr)
+        print(f"{prefix}: error: {one_line(exc)}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
-        print(f"fathom {args.command}: interrupted; finished outputs are kept", file=sys.stderr)
+        print(
+            f"{prefix}: interrupted; finished outputs are kept: run the same command again "
+            "to resume",
+            file=sys.stderr,
+        )
         sys.exit(130)
+    except OSError as exc:
+        # a full disk or a folder without write permission, met outside fileio's writers
+        from fathom.fileio import os_error
+
+        known = os_error(exc)
+        if isinstance(known, FathomError):
+            print(f"{prefix}: error: {known}", file=sys.stderr)
+            sys.exit(2)
+        unexpected(prefix, exc, debug)
+    except Exception as exc:  # a bug, or a fault no reader checks yet: one line, no traceback
+        unexpected(prefix, exc, debug)
     sys.exit(code or 0)
+
+
+def one_line(exc: BaseException) -> str:
+    """An error's message on one line: a second line would read as another error."""
+    return " ".join(str(exc).split("\n")).strip() or type(exc).__name__
+
+
+def unexpected(prefix: str, exc: BaseException, debug: bool) -> None:
+    """Exit 1 with one line that says what broke and how to report it; the traceback only
+    when asked (--debug or FATHOM_DEBUG=1), since to a user it reads as their own mistake."""
+    if debug:
+        traceback.print_exc()
+    text = one_line(exc)[:300]
+    print(
+        f"{prefix}: unexpected error ({type(exc).__name__}: {text}); this is a bug in fathom: "
+        f"please report it "
+        "(an issue in fathom's repository) with the output of the same command run with "
+        "--debug (or FATHOM_DEBUG=1), which shows the traceback",
+        file=sys.stderr,
+    )
+    sys.exit(1)

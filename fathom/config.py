@@ -9,6 +9,7 @@ with a default. The resolved config is saved beside the run and inside every che
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -34,6 +35,36 @@ SCHEDULERS = ("cosine", "plateau", "none")
 # keys that may differ when a run is resumed or continued: they change how it executes, or
 # (tta) only how its checkpoints are used to predict, never the weights it trains
 RUNTIME_KEYS = frozenset({"num_workers", "cache_dir", "data_on_device", "device", "compile", "tta"})
+DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?|mps")
+# (low, high, low_closed, high_closed) of each number field: a value torch or timm would only
+# reject epochs later (lr=nan, drop_rate=1.5, hflip=5) is refused before anything starts
+RANGES: dict[str, tuple[float, float, bool, bool]] = {
+    "num_workers": (0, 256, True, True),
+    "drop_rate": (0, 1, True, False),
+    "drop_path_rate": (0, 1, True, False),
+    "lr": (0, math.inf, False, False),
+    "stage1_lr": (0, math.inf, False, False),
+    "min_lr": (0, math.inf, True, False),
+    "weight_decay": (0, math.inf, True, False),
+    "momentum": (0, 1, True, False),
+    "warmup_epochs": (0, math.inf, True, False),
+    "plateau_patience": (0, math.inf, True, False),
+    "unfreeze_stages": (-1, math.inf, True, False),
+    "grad_clip": (0, math.inf, True, False),
+    "ema_decay": (0, 1, False, False),
+    "patience": (0, math.inf, True, False),
+    "focal_gamma": (0, math.inf, True, False),
+    "asl_gamma_neg": (0, math.inf, True, False),
+    "asl_gamma_pos": (0, math.inf, True, False),
+    "asl_clip": (0, 1, True, False),
+    "label_smoothing": (0, 1, True, False),
+    "hflip": (0, 1, True, True),
+    "vflip": (0, 1, True, True),
+    "rotate": (0, 180, True, True),
+    "shift": (0, 1, True, True),
+    "shear": (0, 90, True, False),
+    "seed": (0, 2**31, True, False),
+}
 
 
 @dataclass(frozen=True)
@@ -103,8 +134,20 @@ class TrainConfig:
     tta: bool = False  # average with the horizontal flip when predicting (`fathom predict --tta`)
 
     def check(self) -> None:
-        """Raise FathomError on values that cannot work together."""
+        """Raise FathomError on values that are out of range or cannot work together."""
+        from fathom.fileio import plain_name
+
         problems = []
+        try:
+            plain_name(self.name, "run name")
+        except FathomError as exc:
+            problems.append(str(exc))
+        for key in ("competition", "folds", "cache_dir", "model"):
+            if not str(getattr(self, key)).strip():
+                problems.append(f"{key} is empty")
+        problems += self._range_problems()
+        if not DEVICE.fullmatch(self.device):
+            problems.append(f"device must be auto, cpu, cuda, cuda:N or mps, not {self.device!r}")
         if self.task not in TASKS:
             problems.append(f"task must be one of {', '.join(TASKS)}, not {self.task!r}")
         elif self.loss not in LOSSES[self.task]:
@@ -131,8 +174,37 @@ class TrainConfig:
             or self.brightness[0] > self.brightness[1]
         ):
             problems.append("zoom and brightness are (low, high) ranges with 0 < low <= high")
+        if self.brightness[0] < 0:
+            problems.append("brightness is a (low, high) range of factors >= 0")
         if problems:
             raise FathomError(f"config {self.name}: " + "; ".join(problems))
+
+    def _range_problems(self) -> list[str]:
+        problems = []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            values = value if isinstance(value, tuple) else (value,)
+            if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+                problems.append(f"{f.name} = {value!r} is not a finite number")
+                continue
+            if f.name not in RANGES:
+                continue
+            low, high, low_closed, high_closed = RANGES[f.name]
+            inside = (value > low or (low_closed and value == low)) and (
+                value < high or (high_closed and value == high)
+            )
+            if not inside:
+                if high == math.inf:
+                    span = f"{'>=' if low_closed else '>'} {low:g}"
+                else:
+                    span = (
+                        f"in {'[' if low_closed else '('}{low:g}, {high:.0f}"
+                        if high > 1e6
+                        else (f"in {'[' if low_closed else '('}{low:g}, {high:g}")
+                    )
+                    span += "]" if high_closed else ")"
+                problems.append(f"{f.name} = {value!r} must be {span}")
+        return problems
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}

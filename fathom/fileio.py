@@ -1,14 +1,17 @@
 """Atomic file writes: every output is written to a temp file beside it, then renamed.
 
 A reader (or a resumed job) therefore sees either the old file or the complete new one,
-never a half-written file, even if the writer is killed mid-write.
+never a half-written file, even if the writer is killed mid-write. A write that fails (a full
+disk, a read-only folder) leaves the old file as it was and says which path and why.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,16 +22,74 @@ from typing import Any
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temp path in the target's folder; rename it onto `path` if the block succeeds."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise os_error(exc, path) from None
+    # mkstemp makes the file 0600 whatever the umask: give it the mode open() would have, so
+    # that teammates, a web server or a container with another uid can read what is written
+    os.fchmod(fd, 0o666 & ~_umask())
     os.close(fd)
     tmp_path = Path(tmp)
     try:
-        yield tmp_path
-        os.replace(tmp_path, path)
+        try:
+            yield tmp_path
+            os.replace(tmp_path, path)
+        except OSError as exc:
+            raise os_error(exc, path) from None
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def _umask() -> int:
+    try:  # Linux says it without changing it: setting it, even briefly, races other threads
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere the only way to read it is to set it: put it back
+    os.umask(mask)
+    return mask
+
+
+def os_error(exc: OSError, path: str | os.PathLike | None = None):
+    """A FathomError naming the path and the reason, for the faults a user can fix (a full
+    disk, a read-only or foreign folder); other OSErrors are returned unchanged."""
+    from fathom.errors import FathomError
+
+    where = exc.filename or path or "?"
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return FathomError(f"{where}: no space left on the disk (free some, then run again)")
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return FathomError(f"{where}: permission denied (choose a folder you can write to)")
+    if exc.errno == errno.EROFS:
+        return FathomError(f"{where}: the file system is read-only (choose another folder)")
+    return exc
+
+
+def check_writable(folder: str | os.PathLike, what: str = "output folder") -> Path:
+    """Create `folder` if needed and prove a file can be written in it, before long work
+    rather than after it: FathomError naming the folder and why otherwise."""
+    from fathom.errors import FathomError
+
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise FathomError(f"{folder}: the {what} is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".fathom-write-test.", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        err = os_error(exc, folder)
+        if isinstance(err, FathomError):
+            raise FathomError(f"{err} (the {what})") from None
+        raise
+    return folder
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:
@@ -41,6 +102,24 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
     return Path(path)
+
+
+def plain_name(name: str, what: str = "name") -> str:
+    """`name` if it is one plain file-name part, else FathomError: a name such as `../../x`
+    or `/tmp/x` that becomes part of a path (runs/<name>) must never lead outside its folder.
+    (A leading dot is refused too: `.` and `..` are the folder itself and its parent.)"""
+    from fathom.errors import FathomError
+
+    if (
+        not isinstance(name, str)
+        or not name.strip()
+        or name.startswith(".")
+        or any(ch in name for ch in "/\\\x00")
+    ):
+        raise FathomError(
+            f"{what} {name!r} must be a plain name (no '/', no leading '.'), not a path"
+        )
+    return name
 
 
 def read_json(path: str | os.PathLike, missing: str = "no such file") -> Any:
@@ -73,9 +152,48 @@ def write_csv(path: str | os.PathLike, frame, **kwargs) -> Path:
 def save_torch(path: str | os.PathLike, obj: Any) -> Path:
     import torch
 
+    from fathom.errors import FathomError
+
     with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+        try:
+            torch.save(obj, tmp)
+        except RuntimeError as exc:
+            # torch's zip writer turns a failed write (ENOSPC above all) into a RuntimeError;
+            # the previous file is untouched, since only the temp file was being written
+            if "write" not in str(exc).lower():
+                raise
+            raise FathomError(
+                f"{path}: cannot write (the disk is probably full: free some space, then run "
+                "again; the previous file is kept)"
+            ) from None
     return Path(path)
+
+
+def load_torch(path: str | os.PathLike, what: str = "checkpoint") -> Any:
+    """A torch file's content, tensors and plain containers only (weights_only: a checkpoint
+    from a Kaggle dataset is untrusted input). A truncated, random or pickled-object file is a
+    one-line FathomError; torch's own message would advise the unsafe weights_only=False."""
+
+    import torch
+
+    from fathom.errors import FathomError
+
+    path = Path(path)
+    if not path.is_file():
+        raise FathomError(f"{path}: missing ({what})")
+    try:
+        with warnings.catch_warnings():
+            # torch warns about a pickle protocol it may not handle, two lines before the one
+            # this function says about the same file
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except OSError as exc:
+        raise os_error(exc, path) from None
+    except Exception:  # torch raises several types: RuntimeError, UnpicklingError, EOFError
+        raise FathomError(
+            f"{path}: cannot read as a {what} (truncated, not a torch file, or holding "
+            "objects other than tensors, which fathom never loads)"
+        ) from None
 
 
 def save_npz(path: str | os.PathLike, **arrays) -> Path:

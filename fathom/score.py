@@ -13,15 +13,23 @@ import pandas as pd
 
 from fathom.errors import FathomError
 from fathom.metrics import K, competition_score, map_at_k, sauc
-from fathom.submission import LABEL_HEADER, read_submission
+from fathom.submission import HEADER, LABEL_HEADER, read_submission
 
 
-def score_frames(sub, truth) -> dict:
+def score_frames(sub, truth, sub_name: str = "submission", truth_name: str = "truth") -> dict:
     """Both frames hold strings; truth ids missing from the submission score AP 0 and osd 0."""
-    for name, frame in (("submission", sub), ("truth", truth)):
-        missing = {"id", "categories", "osd"} - set(frame.columns)
+    for name, frame in ((sub_name, sub), (truth_name, truth)):
+        missing = set(HEADER) - set(frame.columns)
         if missing:
-            raise FathomError(f"{name} lacks column(s) {', '.join(sorted(missing))}")
+            raise FathomError(
+                f"{name}: lacks column(s) {', '.join(sorted(missing))} (a multi-label file is "
+                f"`{','.join(HEADER)}`; header here `{','.join(map(str, frame.columns))}`)"
+            )
+    check_truth(truth, sub, truth_name, sub_name)
+    for line, flag in enumerate(truth["osd"], start=2):
+        if str(flag).strip() not in ("0", "1", "0.0", "1.0"):
+            # sAUC needs 0/1 flags: another value would be truncated to one of them silently
+            raise FathomError(f"{truth_name}, line {line}: osd {flag!r} is not 0 or 1")
     by_id = dict(zip(sub["id"], zip(sub["categories"], sub["osd"], strict=True), strict=False))
     predicted, actual, flags, osd = [], [], [], []
     for uid, cats, flag in zip(truth["id"], truth["categories"], truth["osd"], strict=True):
@@ -39,6 +47,21 @@ def score_frames(sub, truth) -> dict:
     except ValueError as exc:
         raise FathomError(str(exc)) from None
     return {"map20": map20, "sauc": s, "score": competition_score(map20, s)}
+
+
+def check_truth(truth: pd.DataFrame, sub: pd.DataFrame, truth_name: str, sub_name: str) -> None:
+    """A truth that cannot score this submission: duplicate ids (which row counts?), or no id
+    in common (every image would score 0, printed as if it were a real result)."""
+    ids = truth["id"].astype(str)
+    dup = ids.duplicated()
+    if dup.any():
+        i = int(np.flatnonzero(dup.to_numpy())[0])
+        raise FathomError(f"{truth_name}, line {i + 2}: id {ids.iloc[i]} appears again")
+    if len(ids) and not set(ids) & set(sub["id"].astype(str)):
+        raise FathomError(
+            f"{sub_name}: shares no id with the truth {truth_name} (a submission for another "
+            "competition or split?)"
+        )
 
 
 def score_labels(submission: pd.DataFrame, truth: pd.DataFrame) -> dict[str, float]:
@@ -70,8 +93,24 @@ def score_files(submission: str | Path, truth: str | Path) -> dict:
                 f"{submission}: the truth is single-label (`id,label`) but the submission lacks "
                 f"column(s) {', '.join(sorted(missing))}"
             )
+        if not len(true):
+            raise FathomError(f"{truth}: the truth holds no images")
+        check_truth(true, sub, str(truth), str(submission))
         return score_labels(sub, true)
-    return score_frames(sub, true)
+    if set(HEADER) - set(true.columns):
+        raise FathomError(
+            f"{truth}: header `{','.join(map(str, true.columns))}` is not a truth file's: "
+            f"`{','.join(HEADER)}` (multi-label, e.g. a synthetic competition's "
+            "hidden/eval_truth.csv) or `id,label` (single-label, a folder dataset's "
+            "hidden/test_truth.csv)"
+        )
+    if list(sub.columns) == LABEL_HEADER:
+        raise FathomError(
+            f"{submission}: a single-label submission (`id,label`) but the truth {truth} is "
+            f"multi-label (`{','.join(HEADER)}`): score it against its folder dataset's "
+            "hidden/test_truth.csv"
+        )
+    return score_frames(sub, true, str(submission), str(truth))
 
 
 def format_scores(result: dict) -> str:

@@ -79,6 +79,30 @@ def read_submission(path: str | Path) -> pd.DataFrame:
         raise FathomError(f"{path}: cannot read as CSV ({exc})") from None
 
 
+def official_reader_problems(path: str | Path) -> list[Problem]:
+    """What the competition's own metric trips on before it compares anything: it reads the
+    CSV with pandas' default types, and then splits `categories` as text. A file in which every
+    row lists exactly one category (or none) is read as numbers there, and the metric crashes;
+    fathom reads every column as text, so only this second read sees it."""
+    try:
+        frame = pd.read_csv(path)
+    except Exception:  # read_submission has already named what is wrong with the file
+        return []
+    problems = []
+    if "categories" in frame.columns and pd.api.types.is_numeric_dtype(frame["categories"]):
+        problems.append(
+            Problem(
+                0,
+                "every row lists exactly one category, so the official metric (which reads the "
+                "file with pandas' default types) reads `categories` as numbers and fails: list "
+                "a second guess in at least one row (more guesses never lower MAP@20)",
+            )
+        )
+    if "osd" in frame.columns and not pd.api.types.is_numeric_dtype(frame["osd"]):
+        problems.append(Problem(0, "the official metric reads `osd` as text, not numbers"))
+    return problems
+
+
 def validate(
     frame: pd.DataFrame, eval_ids: Collection[str], known_categories: Collection[int], k: int = K
 ) -> list[Problem]:
@@ -240,18 +264,31 @@ def validate_for(path: str | Path, dataset) -> tuple[list[Problem], int]:
         raise FathomError(f"{dataset.root}: no eval (test) images to check the submission against")
     if dataset.task == "singlelabel":
         return validate_labels(frame, ev["id"], cats["name"]), len(ev)
-    return validate(frame, ev["id"], cats["id"]), len(ev)
+    problems = validate(frame, ev["id"], cats["id"])
+    return problems + (official_reader_problems(path) if not problems else []), len(ev)
 
 
 def validate_eval_json(path: str | Path, eval_json: str | Path) -> tuple[list[Problem], int]:
-    """(problems, number of eval images) of a multi-label submission against a COCO eval.json
-    (its `categories` list gives the known category ids)."""
-    from fathom.data.coco import coco_images, read_coco
+    """(problems, number of eval images) of a multi-label submission against a COCO eval.json.
+    The known category ids are its `categories` list or, where it has none, the competition's
+    category_key.csv (beside its object_detection/ folder)."""
+    from fathom.data.coco import coco_images, open_competition, read_categories, read_coco
 
     eval_json = Path(eval_json)
     data = read_coco(eval_json)
     eval_ids = set(coco_images(eval_json, data)["id"])
-    known = {int(float(c["id"])) for c in data.get("categories", [])}
+    known = set()
+    for i, cat in enumerate(data.get("categories") or []):
+        try:
+            known.add(int(float(cat["id"])))
+        except (TypeError, KeyError, ValueError):
+            raise FathomError(f"{eval_json}, categories[{i}]: no integer `id`") from None
     if not known:
-        raise FathomError(f"{eval_json}: no `categories` list to check category ids against")
-    return validate(read_submission(path), eval_ids, known), len(eval_ids)
+        key = eval_json.resolve().parent.parent / "category_key.csv"
+        if not key.is_file():
+            raise FathomError(
+                f"{eval_json}: no `categories` list, and no {key} to take the category ids from"
+            )
+        known = set(read_categories(open_competition(key.parent))["id"])
+    problems = validate(read_submission(path), eval_ids, known)
+    return problems + (official_reader_problems(path) if not problems else []), len(eval_ids)

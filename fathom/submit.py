@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fathom import fileio
 from fathom import osd as osd_lib
 from fathom.data import open_dataset
 from fathom.ensemble import combine, weighted_mean
@@ -131,6 +132,7 @@ def make(
 ):
     """Write the CSV and manifest; return (csv path, manifest dict)."""
     out_dir = Path(out_dir)
+    fileio.plain_name(name, "--name")  # a file name in out_dir, never a path out of it
     csv_path, json_path = out_dir / f"{name}.csv", out_dir / f"{name}.json"
     if not overwrite:  # check both before writing either: never half a submission
         for path in (csv_path, json_path):

@@ -701,10 +701,12 @@ def test_kernel_build_one_training_kernel_per_fold(tmp_path):
 
 def test_kernel_build_rejects_bad_specs():
     with pytest.raises(FathomError, match="needs its runs"):
-        kernels.build(kernels.KernelSpec(name="fathom-predict", owner="a", weights_dataset="a/w"))
+        kernels.build(
+            kernels.KernelSpec(name="fathom-predict", owner="a", weights_dataset="a/weights")
+        )
     with pytest.raises(FathomError, match="kernel name"):
         kernels.build(
-            kernels.KernelSpec(name="Bad Name", owner="a", weights_dataset="a/w", runs=("x",))
+            kernels.KernelSpec(name="Bad Name", owner="a", weights_dataset="a/weights", runs=("x",))
         )
 
 

@@ -91,6 +91,14 @@ class Dataset:
                 f'{self.root}: a {self.kind} dataset is {self.task}; set task = "{self.task}"'
             )
         cats = self.categories()
+        unknown = sorted(set(cfg.holdout_categories) - {int(c) for c in cats["id"]})
+        if unknown:
+            # a held-out id that is no category would hold out nothing, silently
+            raise FathomError(
+                f"config {cfg.name}: holdout_categories {', '.join(map(str, unknown))} "
+                f"{'is not a category' if len(unknown) == 1 else 'are not categories'} "
+                f"of {self.root} (ids {int(cats['id'].min())}..{int(cats['id'].max())})"
+            )
         if self.kind == "folder":
             ds = imagefolder.open_folder(self.root)
             has_val = ds.val_dir is not None

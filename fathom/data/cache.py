@@ -4,7 +4,8 @@ Why: decoding a 1920x1080 frame costs ~40 ms on one core (a PNG far more), which
 that trains on thousands of images a second. A uint8 array of small images is read at memory
 speed, can be memory-mapped by loader workers, or held whole on the GPU.
 
-Files, under the cache folder, for a table of images (keyed by a hash of its ids and paths):
+Files, under the cache folder, for a table of images (keyed by a hash of its ids, paths and
+each file's size and modification time, so that an image replaced after caching is noticed):
 
     <label>-<size>px-<hash>.npy        (N, size, size, 3) uint8, rows in the table's order
     <label>-<size>px-<hash>.ids.txt    the N ids, one a line; written last: marks the cache done
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -37,8 +39,28 @@ def cache_path(
 ) -> Path:
     digest = hashlib.sha1()
     for uid, path in zip(table["id"], table["path"], strict=True):
-        digest.update(f"{uid}\t{os.path.abspath(path)}\n".encode())
+        digest.update(f"{uid}\t{os.path.abspath(path)}{_stamp(path)}\n".encode())
     return Path(cache_dir) / f"{label}-{size}px-{digest.hexdigest()[:12]}.npy"
+
+
+def _stamp(path: str) -> str:
+    """Size and modification time of an image file: part of the cache key, so that a file
+    replaced after caching gets a new cache instead of the old pixels ("" while missing)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return ""
+    return f"\t{st.st_size}\t{st.st_mtime_ns}"
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """An image as 8-bit RGB. 16-bit grayscale (PNG "I;16", or "I") is scaled to 8 bit:
+    PIL's convert would clip every value above 255, leaving the image mostly white."""
+    if img.mode.startswith("I;16") or img.mode == "I":
+        wide = np.asarray(img, dtype=np.float64)
+        gray = np.clip(np.rint(wide / 257.0), 0, 255).astype(np.uint8)
+        return Image.fromarray(gray, "L").convert("RGB")
+    return img.convert("RGB")
 
 
 def load_image(path: str, size: int) -> np.ndarray:
@@ -46,12 +68,18 @@ def load_image(path: str, size: int) -> np.ndarray:
     try:
         with Image.open(path) as img:
             img.draft("RGB", (size, size))  # JPEG: decode at the smallest scale >= size
-            img = img.convert("RGB")
+            img = to_rgb(img)
             # reducing_gap: shrink by an integer factor first (fast), then resample
             return np.asarray(img.resize((size, size), Image.BILINEAR, reducing_gap=3.0))
     except FileNotFoundError:
         raise FathomError(f"{path}: image missing") from None
-    except OSError as exc:
+    except Image.DecompressionBombError:
+        # a header that claims, say, 20000x20000 pixels: decoding it would take gigabytes
+        raise FathomError(
+            f"{path}: image too large to decode safely (its header claims more than "
+            f"{2 * Image.MAX_IMAGE_PIXELS:,} pixels; corrupt or not a photo?)"
+        ) from None
+    except (OSError, SyntaxError, ValueError) as exc:  # PIL's types for a broken file
         raise FathomError(f"{path}: cannot read image ({exc})") from None
 
 
@@ -87,6 +115,14 @@ def build_cache(
     else:
         images, done = None, None
     if images is None:
+        # a memory-mapped write into a full disk dies with SIGBUS, not an error: check first
+        need = n * size * size * 3
+        free = shutil.disk_usage(path.parent).free
+        if free < need:
+            raise FathomError(
+                f"{path}: the cache needs {need / 1e9:.2f} GB but the disk has {free / 1e9:.2f} GB "
+                "free (free some space, or choose another --cache-dir / cache_dir)"
+            )
         images = np.lib.format.open_memmap(
             path, mode="w+", dtype=np.uint8, shape=(n, size, size, 3)
         )
@@ -170,9 +206,11 @@ def cache_dataset(data_dir, size: int, cache_dir="cache", workers: int | None = 
         raise FathomError(f"--size {size}: too small (at least 8)")
     ds = open_dataset(data_dir)
     cats = ds.categories()
+    fileio.check_writable(cache_dir, "cache folder")
     out = {}
-    for split in ("train", "eval"):
-        table = ds.split(split, categories=cats)
+    # both tables read (and checked) before any image is decoded: a bad eval.json fails fast
+    tables = {split: ds.split(split, categories=cats) for split in ("train", "eval")}
+    for split, table in tables.items():
         if table.empty:
             continue
         out[split] = (

@@ -20,7 +20,7 @@ from __future__ import annotations
 import ast
 import math
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pandas as pd
@@ -84,6 +84,14 @@ def read_categories(comp: Competition) -> pd.DataFrame:
     if dup.any():
         row = int(np.flatnonzero(dup.to_numpy())[0]) + 2
         raise FathomError(f"{path}, line {row}: duplicate category id {frame['id'].iloc[row - 2]}")
+    for col in ("name", "supercat"):
+        empty = frame[col].isna() | (frame[col].astype(str).str.strip() == "")
+        if empty.any():
+            row = int(np.flatnonzero(empty.to_numpy())[0]) + 2
+            # an empty supercategory would silently become one more (unnamed) supercategory
+            raise FathomError(
+                f"{path}, line {row}: category {frame['id'].iloc[row - 2]} has no {col}"
+            )
     codes = {name: i for i, name in enumerate(dict.fromkeys(frame["supercat"]))}
     frame["supercat_id"] = frame["supercat"].map(codes).astype(int)
     return frame[["id", "name", "supercat", "supercat_id"]].reset_index(drop=True)
@@ -110,6 +118,41 @@ def parse_categories(text: str) -> tuple[int, ...]:
     return tuple(sorted(set(out)))
 
 
+def safe_target(root: Path, file_name: str) -> Path:
+    """`root / file_name`, or FathomError if the name could land outside `root`.
+
+    COCO file names come from a downloaded json, i.e. untrusted input: an absolute path,
+    a `..` part or a backslash (a separator on Windows) is refused, by every reader and by
+    the downloader alike (one path rule everywhere).
+    """
+    if not file_name or "\\" in file_name or "\x00" in file_name:
+        raise FathomError(f"file name {file_name!r} is not a plain relative path")
+    pure = PurePosixPath(file_name)
+    if (
+        pure.is_absolute()
+        or any(part in ("..", "") for part in pure.parts)
+        or pure.name in (".", "")
+    ):
+        raise FathomError(f"file name {file_name!r} escapes the images folder")
+    return root / pure
+
+
+def _integer(image: dict, key: str, where: str, default=None) -> int:
+    """A COCO image's integer field (`id`, `width`, `height`): 12 and 12.0 pass, "x" does not."""
+    value = image.get(key)
+    if value is None and default is not None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise FathomError(f"{where}: `{key}` {value!r} is not an integer")
+    try:
+        number = float(value)
+    except ValueError:
+        raise FathomError(f"{where}: `{key}` {value!r} is not an integer") from None
+    if not math.isfinite(number) or number != int(number) or number < 0:
+        raise FathomError(f"{where}: `{key}` {value!r} is not a whole number >= 0")
+    return int(number)
+
+
 def read_coco(path: Path) -> dict:
     data = fileio.read_json(path, "missing")
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
@@ -124,7 +167,13 @@ def coco_images(path: Path, data: dict) -> pd.DataFrame:
         where = f"{path}, images[{i}]"
         if not isinstance(image, dict) or "file_name" not in image or "id" not in image:
             raise FathomError(f"{where}: needs `id` and `file_name`")
-        file_name = str(image["file_name"])
+        if not isinstance(image["file_name"], str):
+            raise FathomError(f"{where}: `file_name` {image['file_name']!r} is not a string")
+        file_name = image["file_name"]
+        try:
+            safe_target(Path("."), file_name)
+        except FathomError as exc:
+            raise FathomError(f"{where}: {exc}") from None
         uid = Path(file_name).stem
         if uid in seen:
             raise FathomError(f"{where}: duplicate image {file_name!r} (also images[{seen[uid]}])")
@@ -132,10 +181,10 @@ def coco_images(path: Path, data: dict) -> pd.DataFrame:
         rows.append(
             {
                 "id": uid,
-                "image_id": int(image["id"]),
+                "image_id": _integer(image, "id", where),
                 "file_name": file_name,
-                "width": int(image.get("width") or 0),
-                "height": int(image.get("height") or 0),
+                "width": _integer(image, "width", where, default=0),
+                "height": _integer(image, "height", where, default=0),
                 "coco_url": str(image.get("coco_url") or ""),
             }
         )
@@ -159,6 +208,9 @@ def _read_train_csv(comp: Competition, known: set[int]) -> dict[str, tuple[int, 
             cats = parse_categories(text)
         except ValueError as exc:
             raise FathomError(f"{path}, line {line}: {exc}") from None
+        if not cats:
+            # an image without a category would train as "none of them" and score nothing
+            raise FathomError(f"{path}, line {line}: image {uid} has an empty category list")
         unknown = [c for c in cats if c not in known]
         if unknown:
             raise FathomError(f"{path}, line {line}: unknown category id {unknown[0]}")

@@ -137,7 +137,7 @@ def write_folds(
     else:
         table = ds.split("train", require_images=False)
         default, scheme = f"mlskf{n_splits}", "MultilabelStratifiedKFold"
-    path = Path(out_dir) / f"{name or default}.csv"
+    path = Path(out_dir) / f"{fileio.plain_name(name, '--name') if name else default}.csv"
     if path.exists() and not overwrite:
         raise FathomError(
             f"{path}: already exists (runs may depend on it; pass --overwrite to replace)"

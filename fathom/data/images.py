@@ -29,9 +29,10 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from fathom import fileio
+from fathom.data import coco
 from fathom.errors import FathomError
 
 RETRY_STATUS = {408, 429, 500, 502, 503, 504}
@@ -105,22 +106,9 @@ class _Final(Exception):
 
 
 def safe_target(root: Path, file_name: str) -> Path:
-    """`root / file_name`, or FathomError if the name could land outside `root`.
-
-    COCO file names come from a downloaded json, i.e. untrusted input: an absolute path,
-    a `..` part or a backslash (a separator on Windows) is refused.
-    """
-    if not file_name or "\\" in file_name or "\x00" in file_name:
-        raise FathomError(f"file name {file_name!r} is not a plain relative path")
-    pure = PurePosixPath(file_name)
-    if (
-        pure.is_absolute()
-        or any(part in ("..", "") for part in pure.parts)
-        or pure.name in (".", "")
-    ):
-        raise FathomError(f"file name {file_name!r} escapes the images folder")
-    target = root / pure
-    # A symlinked sub-folder could still point outside: compare resolved paths.
+    """`coco.safe_target` (one path rule for every reader), and here also against a
+    symlinked sub-folder: the downloader writes, so resolved paths must stay inside."""
+    target = coco.safe_target(root, file_name)
     if not target.resolve().is_relative_to(root.resolve()):
         raise FathomError(f"file name {file_name!r} escapes the images folder")
     return target
@@ -440,6 +428,7 @@ def _fetch_target(
         if not isinstance(im, dict) or "file_name" not in im:
             raise FathomError(f"{target.json}, images[{i}]: no `file_name`")
     jobs = jobs_from_coco(images[:limit] if limit else images)
+    fileio.check_writable(target.out, "images folder")  # before hours of downloading
     report = download(jobs, target.out, cfg, progress=progress, desc=target.name)
     return SplitReport(target, report, write_failed(target.out / "failed.csv", report))
 

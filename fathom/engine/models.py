@@ -197,9 +197,13 @@ def create_backbone(
             pretrained_cfg_overlay={"file": str(path), "num_classes": -1},
             **args,
         )
-    except (RuntimeError, OSError, ValueError, KeyError) as exc:
+    except Exception as exc:  # torch and timm raise many types for a file that is not weights
+        text = str(exc)
+        # torch's message for a pickle it refuses advises weights_only=False, the unsafe way
+        if "weights only" in text.lower() or not isinstance(exc, RuntimeError | KeyError):
+            text = "truncated, not a weights file, or holding objects other than tensors"
         raise FathomError(
-            f"{path}: cannot load as {name} weights ({str(exc).splitlines()[0][:200]})"
+            f"{path}: cannot load as {name} weights ({text.splitlines()[0][:200]})"
         ) from None
 
 

@@ -12,6 +12,7 @@ from fathom import fileio, runs
 from fathom.data.augment import Preprocess
 from fathom.data.loader import ImageSource, shard
 from fathom.engine import distributed
+from fathom.errors import FathomError
 from fathom.runs import FULL_FIT
 
 
@@ -84,7 +85,14 @@ def load_for_prediction(checkpoint: Path, device: torch.device):
     from fathom.config import from_dict
     from fathom.engine.models import build_model
 
-    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)  # untrusted input
+    ckpt = fileio.load_torch(checkpoint, "checkpoint")  # untrusted input: tensors only
+    missing = [
+        k for k in ("config", "model", "class_ids") if not isinstance(ckpt, dict) or k not in ckpt
+    ]
+    if missing:
+        raise FathomError(f"{checkpoint}: not a fathom checkpoint (lacks {', '.join(missing)})")
+    if not isinstance(ckpt["config"], dict):
+        raise FathomError(f"{checkpoint}: not a fathom checkpoint (its config is not a table)")
     cfg = from_dict(ckpt["config"], where=str(checkpoint)).replace(pretrained=False)
     model = build_model(cfg, len(ckpt["class_ids"]))
     model.load_state_dict(ckpt["model"])
@@ -123,7 +131,10 @@ def run_config(run_dir: Path, checkpoints: dict[int, Path]) -> dict:
     if path.is_file():
         return fileio.read_json(path)
     first = next(iter(checkpoints.values()))
-    return torch.load(first, map_location="cpu", weights_only=True)["config"]
+    ckpt = fileio.load_torch(first, "checkpoint")
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("config"), dict):
+        raise FathomError(f"{first}: not a fathom checkpoint (no config)")
+    return ckpt["config"]
 
 
 def predict_run(
@@ -149,12 +160,13 @@ def predict_run(
     from fathom.data.cache import build_cache
     from fathom.data.loader import fits_on_device
     from fathom.engine.models import data_config
-    from fathom.errors import FathomError
 
     run_dir = Path(run_dir)
     out = Path(out) if out is not None else default_predictions_path(run_dir, comp_dir)
     if out.exists() and not overwrite:
         raise FathomError(f"{out}: already exists; pass --overwrite to replace it")
+    fileio.check_writable(out.parent, "predictions folder")  # before the long work
+    fileio.check_writable(cache_dir, "cache folder")
     checkpoints = runs.open_run(run_dir).checkpoints()
     if not checkpoints:
         raise FathomError(f"{run_dir}: no fold<k>/best.pt or full/best.pt (train first)")

@@ -147,19 +147,34 @@ def train_run(
     folds: list[int | None],
     progress: bool = True,
 ) -> Path:
-    """Train the given folds (None = full fit) of the run `runs_dir/<cfg.name>` in turn."""
+    """Train the given folds (None = full fit) of the run `runs_dir/<cfg.name>` in turn.
+
+    runs/<exp>/config.json is written only once a fold has really started (model built, data
+    read): a start that fails (a mistyped model name) must not freeze a config that would
+    then refuse the corrected command as "another config"."""
     ctx = distributed.from_env()
-    run_dir = Path(runs_dir) / cfg.name
-    check_run_config(run_dir, cfg, ctx)
+    run_dir = Path(runs_dir) / fileio.plain_name(cfg.name, "run name")
+    check_run_config(run_dir, cfg)
+    if ctx.is_main:  # before the long work, not after its first epoch
+        fileio.check_writable(run_dir if run_dir.is_dir() else Path(runs_dir), "runs folder")
+        fileio.check_writable(cfg.cache_dir, "cache folder")
     for fold in folds:
-        train_fold(cfg, data, run_dir, fold, progress)
+        train_fold(
+            cfg, data, run_dir, fold, progress, on_start=lambda: write_run_config(run_dir, cfg, ctx)
+        )
     return run_dir
 
 
 def train_fold(
-    cfg: TrainConfig, data: TrainData, run_dir: str | Path, fold: int | None, progress: bool = True
+    cfg: TrainConfig,
+    data: TrainData,
+    run_dir: str | Path,
+    fold: int | None,
+    progress: bool = True,
+    on_start: Callable[[], None] | None = None,
 ) -> Path:
-    """Train one fold (None: a full fit on every row), then write its predictions. Returns its folder."""
+    """Train one fold (None: a full fit on every row), then write its predictions. Returns its
+    folder. `on_start` is called once the fold's model and data are set up."""
     ctx = distributed.from_env()
     device = distributed.pick_device(cfg.device, ctx)
     distributed.init(ctx, device)
@@ -168,37 +183,41 @@ def train_fold(
     if fold_is_done(out, full=fold is None):
         say(f"{out}: already done (delete the folder to train it again)")
         return out
+    with fold_lock(out, ctx):
+        f = set_up_fold(cfg, data, fold, out, ctx, device, say)
+        if on_start is not None:
+            on_start()
+        state, resume = start_or_resume(f)
+        stage = None
+        while not state.finished:
+            number = stage_of(cfg, state.epoch)
+            if stage is None or stage.number != number:
+                stage = begin_stage(f, number, state, resume)
+                resume = None  # its optimizer state belongs to the stage it was saved in only
 
-    f = set_up_fold(cfg, data, fold, out, ctx, device, say)
-    state, resume = start_or_resume(f)
-    stage = None
-    while not state.finished:
-        number = stage_of(cfg, state.epoch)
-        if stage is None or stage.number != number:
-            stage = begin_stage(f, number, state, resume)
-            resume = None  # its optimizer state belongs to the stage it was saved in only
+            t0 = time.perf_counter()
+            train_loss, seen = train_one_epoch(f, stage, state, progress)
+            train_seconds = time.perf_counter() - t0
+            lr = stage.opt.param_groups[0]["lr"]
+            scores = {} if f.full else validate(f)
+            # a full fit has nothing to validate on, so its latest epoch counts as its best
+            score = (
+                float(state.epoch) if f.full else distributed.all_agree(ctx, scores["val_map20"])
+            )
+            row = {"epoch": state.epoch + 1, "stage": stage.number, "train_loss": train_loss}
+            row |= scores | {
+                "lr": lr,
+                "seconds": round(time.perf_counter() - t0, 3),
+                "images_per_s": round(seen * ctx.world / train_seconds, 1),
+            }
+            # the schedule counts epochs within its stage: stage 2 started its own at zero
+            stage.sched.step(row["epoch"] - (cfg.stage1_epochs if stage.number == 2 else 0), score)
+            improved, early_stop = state.end_epoch(row, score, cfg, f.full)
+            save_state(f, stage, state, improved)
+            say(_epoch_line(fold, cfg.epochs, row) + ("  early stop" if early_stop else ""))
 
-        t0 = time.perf_counter()
-        train_loss, seen = train_one_epoch(f, stage, state, progress)
-        train_seconds = time.perf_counter() - t0
-        lr = stage.opt.param_groups[0]["lr"]
-        scores = {} if f.full else validate(f)
-        # a full fit has nothing to validate on, so its latest epoch counts as its best
-        score = float(state.epoch) if f.full else distributed.all_agree(ctx, scores["val_map20"])
-        row = {"epoch": state.epoch + 1, "stage": stage.number, "train_loss": train_loss}
-        row |= scores | {
-            "lr": lr,
-            "seconds": round(time.perf_counter() - t0, 3),
-            "images_per_s": round(seen * ctx.world / train_seconds, 1),
-        }
-        # the schedule counts epochs within its stage: stage 2 started its own at zero
-        stage.sched.step(row["epoch"] - (cfg.stage1_epochs if stage.number == 2 else 0), score)
-        improved, early_stop = state.end_epoch(row, score, cfg, f.full)
-        save_state(f, stage, state, improved)
-        say(_epoch_line(fold, cfg.epochs, row) + ("  early stop" if early_stop else ""))
-
-    write_fold_predictions(f, state)
-    return out
+        write_fold_predictions(f, state)
+        return out
 
 
 # --- the steps of train_fold, in order
@@ -274,7 +293,7 @@ def start_or_resume(f: Fold) -> tuple[TrainState, dict | None]:
     cfg, last = f.cfg, f.out / "last.pt"
     state, resume = TrainState(), None
     if last.is_file():
-        resume = load_checkpoint(last)
+        resume = load_checkpoint(last, RESUME_KEYS)
         diff = config_differences(resume["config"], cfg.to_dict())
         if diff:
             raise FathomError(f"{last}: made with another config (differs in {', '.join(diff)})")
@@ -431,7 +450,7 @@ def write_fold_predictions(f: Fold, state: TrainState) -> None:
     last epoch: with early stopping or a noisy fold the two differ."""
     cfg, ctx = f.cfg, f.ctx
     distributed.barrier(ctx)  # rank 0 has written best.pt
-    f.model.load_state_dict(load_checkpoint(f.out / "best.pt")["model"])
+    f.model.load_state_dict(load_checkpoint(f.out / "best.pt", ("model",))["model"])
     class_ids, batch = f.data.class_ids, cfg.batch_size * 2
     if not f.full:
         logits, feats = predict(
@@ -481,13 +500,45 @@ def one_hot(y: np.ndarray, n_classes: int, task: str) -> np.ndarray:
     return y if task == "multilabel" else np.eye(n_classes, dtype=np.float32)[y]
 
 
-def check_run_config(run_dir: Path, cfg: TrainConfig, ctx: distributed.Dist) -> None:
-    """Write runs/<exp>/config.json, or check that the existing one describes the same run."""
+@contextlib.contextmanager
+def fold_lock(out: Path, ctx: distributed.Dist):
+    """Hold an exclusive lock on the fold while it trains: a second process training the same
+    fold at once would interleave its checkpoints with this one's (rank 0 holds it for all
+    ranks). The lock file stays; the lock dies with its process, so kill -9 never leaves a
+    stale one."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: no flock, no guard
+        fcntl = None
+    if not ctx.is_main or fcntl is None:
+        yield
+        return
+    lock_path = out.parent / f".{out.name}.lock"
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(lock_path, "a")  # noqa: SIM115 - held open for the whole fold
+    except OSError as exc:
+        raise fileio.os_error(exc, lock_path) from None
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise FathomError(
+                f"{out}: another process is training this fold now (it holds {lock_path}); "
+                "wait for it to finish or stop it, then run again"
+            ) from None
+        yield
+    finally:
+        fh.close()  # releases the lock
+
+
+def check_run_config(run_dir: Path, cfg: TrainConfig) -> None:
+    """Check that an existing runs/<exp>/config.json describes the same run (reads only)."""
     path = run_dir / "config.json"
     if path.is_file():
-        import json
-
-        saved = json.loads(path.read_text(encoding="utf-8"))
+        saved = fileio.read_json(path)
+        if not isinstance(saved, dict):
+            raise FathomError(f"{path}: not a config (expected a JSON object)")
         diff = config_differences(saved, cfg.to_dict())
         if diff:
             shown = ", ".join(
@@ -497,8 +548,14 @@ def check_run_config(run_dir: Path, cfg: TrainConfig, ctx: distributed.Dist) -> 
                 f"{path}: this run was made with another config ({shown}); "
                 "give the new one another name (--name NEW) or delete the run folder"
             )
+
+
+def write_run_config(run_dir: Path, cfg: TrainConfig, ctx: distributed.Dist) -> None:
+    """Freeze runs/<exp>/config.json once a fold has started (checked again: another process
+    may have frozen a different one meanwhile)."""
+    check_run_config(run_dir, cfg)
     if ctx.is_main:
-        fileio.write_json(path, cfg.to_dict())
+        fileio.write_json(run_dir / "config.json", cfg.to_dict())
 
 
 class NoSchedule:
@@ -586,9 +643,20 @@ def open_images(
     return sources
 
 
-def load_checkpoint(path: Path) -> dict:
-    # weights_only: a checkpoint from a Kaggle dataset is untrusted input
-    return torch.load(path, map_location="cpu", weights_only=True)
+RESUME_KEYS = ("config", "model", "ema", "optimizer", "scheduler", "state", "rng")
+
+
+def load_checkpoint(path: Path, keys: tuple[str, ...] = ("model",)) -> dict:
+    """A checkpoint holding `keys`; a damaged or foreign file is a one-line FathomError.
+    (fileio.load_torch reads with weights_only: a checkpoint from a Kaggle dataset is
+    untrusted input.)"""
+    ckpt = fileio.load_torch(path, "checkpoint")
+    missing = [k for k in keys if not isinstance(ckpt, dict) or k not in ckpt]
+    if missing:
+        raise FathomError(
+            f"{path}: not a fathom checkpoint (lacks {', '.join(missing)}; delete it to start over)"
+        )
+    return ckpt
 
 
 def write_history(out: Path, history: list[dict]) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,44 @@ def add_slug_argument(parser) -> None:
     """The `--competition` option every Kaggle-facing command takes."""
     parser.add_argument(
         "--competition", default=COMPETITION, help=f"Kaggle slug (default {COMPETITION})"
+    )
+
+
+# Kaggle's naming rules, checked here before Kaggle refuses (or, worse, renames) anything.
+# A slug is lowercase words joined by single dashes: Kaggle derives it from the title (the slug
+# with spaces), and a `--` or a trailing dash would not survive that round trip.
+_SLUG = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
+_OWNER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,49}")
+KERNEL_SLUG_LENGTH = (5, 50)  # a kernel title: 5-50 characters
+DATASET_SLUG_LENGTH = (6, 50)  # a dataset title: 6-50 characters
+
+
+def check_owner(owner: str, what: str = "owner") -> str:
+    """A Kaggle user name: letters, digits, `_` and `-` (never a path such as me/../x)."""
+    if not _OWNER.fullmatch(owner or ""):
+        raise FathomError(
+            f"{what} {owner!r}: not a Kaggle user name (letters, digits, '_' and '-')"
+        )
+    return owner
+
+
+def check_slug(slug: str, what: str, length: tuple[int, int]) -> str:
+    low, high = length
+    if not (_SLUG.fullmatch(slug or "") and low <= len(slug) <= high):
+        raise FathomError(
+            f"{what} {slug!r}: want {low}-{high} lowercase letters and digits, words joined by "
+            "single dashes (no '--', no leading or trailing dash)"
+        )
+    return slug
+
+
+def check_ref(ref: str, what: str = "dataset", length=DATASET_SLUG_LENGTH) -> tuple[str, str]:
+    """OWNER/SLUG of a Kaggle dataset (or kernel), both parts checked."""
+    owner, sep, slug = (ref or "").partition("/")
+    if not sep:
+        raise FathomError(f"{what} {ref!r}: want OWNER/SLUG")
+    return check_owner(owner, f"{what} {ref!r}: owner"), check_slug(
+        slug, f"{what} {ref!r}: slug", length
     )
 
 

@@ -18,12 +18,23 @@ from typing import Any
 
 from fathom import fileio
 from fathom.errors import FathomError
-from fathom.kaggle.api import COMPETITION, CREDENTIALS_HINT, default_owner, kaggle_errors
+from fathom.kaggle.api import (
+    COMPETITION,
+    CREDENTIALS_HINT,
+    KERNEL_SLUG_LENGTH,
+    check_owner,
+    check_ref,
+    check_slug,
+    default_owner,
+    kaggle_errors,
+)
 from fathom.runs import MODEL_FILES, read_tuning, run_members
 
 KINDS = ("predict", "train", "prior")
 METADATA = "kernel-metadata.json"
-_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{4,49}$")
+# the accelerators a kernel's metadata may name (kagglesdk's documented machine shapes; the TPU
+# is left out: fathom trains with torch on CUDA)
+MACHINE_SHAPES = ("NvidiaTeslaT4", "NvidiaTeslaP100")
 _SETTINGS_LINE = re.compile(
     r"^SETTINGS: dict = \{.*?^\}  # `fathom kernel build` writes the real settings here$",
     re.S | re.M,
@@ -48,16 +59,19 @@ class KernelSpec:
     private: bool = True
 
     def check(self) -> None:
-        if not _SLUG.match(self.name):
-            raise FathomError(
-                f"kernel name {self.name!r}: want 5-50 lowercase letters, digits and dashes"
-            )
+        check_slug(self.name, "kernel name", KERNEL_SLUG_LENGTH)
         if not self.owner:
             raise FathomError("kernel owner (your Kaggle user name) is empty: pass --owner")
+        check_owner(self.owner, "kernel owner")
         if self.kind not in KINDS:
             raise FathomError(f"kernel kind {self.kind!r}: choose from {', '.join(KINDS)}")
-        if "/" not in self.weights_dataset:
-            raise FathomError(f"weights dataset {self.weights_dataset!r}: want OWNER/SLUG")
+        check_ref(self.weights_dataset, "weights dataset")
+        if self.images_dataset:
+            check_ref(self.images_dataset, "images dataset")
+        if self.gpu and self.machine_shape and self.machine_shape not in MACHINE_SHAPES:
+            raise FathomError(
+                f"--machine-shape {self.machine_shape!r}: choose from {', '.join(MACHINE_SHAPES)}"
+            )
         if self.kind == "predict" and not self.runs:
             raise FathomError("a predict kernel needs its runs (--tune FILE, or --run EXP)")
         if self.kind == "train" and (not self.config or self.fold is None or not self.folds_file):
@@ -121,7 +135,9 @@ def specs(
     The owner defaults to your Kaggle user name, the weights dataset to
     <owner>/fathom-weights, a predict kernel's runs to the experiments of `tune`.
     """
-    owner = owner or default_owner()
+    # the owner of a --dataset OWNER/SLUG is a Kaggle user name too: the kernel's, when no
+    # other is known
+    owner = owner or default_owner() or (dataset or "").partition("/")[0]
     if not owner:
         raise FathomError(f"--owner needed (your Kaggle user name); or {CREDENTIALS_HINT}")
     common = dict(

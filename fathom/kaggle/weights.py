@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -27,21 +26,22 @@ from typing import Any
 
 from fathom import __version__, fileio
 from fathom.errors import FathomError
-from fathom.kaggle.api import CREDENTIALS_HINT, default_owner, http_status, kaggle_errors
+from fathom.kaggle.api import (
+    CREDENTIALS_HINT,
+    check_ref,
+    default_owner,
+    http_status,
+    kaggle_errors,
+)
 from fathom.runs import open_run, read_tuning, run_members
 
 MANIFEST = "fathom-weights.json"
 TUNE_FILE = "tune.json"  # the `fathom tune` file a predict kernel's `fathom submit` reads
-_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{4,49}$")
 
 
 def check_dataset_id(dataset: str) -> tuple[str, str]:
-    owner, _, slug = dataset.partition("/")
-    if not owner or not _SLUG.match(slug):
-        raise FathomError(
-            f"dataset {dataset!r}: want OWNER/SLUG with a slug of 5-50 lowercase letters, digits and dashes"
-        )
-    return owner, slug
+    """(owner, slug) of OWNER/SLUG, by Kaggle's rules (a slug of at least 6 characters)."""
+    return check_ref(dataset, "dataset")
 
 
 def default_dataset(dataset: str | None = None) -> str:

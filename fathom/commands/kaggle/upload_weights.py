@@ -46,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
     from fathom.kaggle import api as kaggle_api
     from fathom.kaggle import weights as weights_dataset
 
+    # credentials first: staging copies gigabytes, which a missing kaggle.json would waste
+    api = None if args.dry_run else kaggle_api.connect()
     staged = weights_dataset.stage_for_upload(
         args.runs,
         args.dataset,
@@ -63,7 +65,5 @@ def run(args: argparse.Namespace) -> int:
             f"with notes: {staged.notes}"
         )
         return 0
-    weights_dataset.upload(
-        kaggle_api.connect(), staged.folder, staged.dataset, staged.notes, args.public
-    )
+    weights_dataset.upload(api, staged.folder, staged.dataset, staged.notes, args.public)
     return 0

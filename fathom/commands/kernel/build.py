@@ -56,7 +56,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--machine-shape",
         default="NvidiaTeslaT4",
-        help="Kaggle accelerator (default NvidiaTeslaT4)",
+        help="Kaggle accelerator: NvidiaTeslaT4 (default) or NvidiaTeslaP100",
     )
     p.add_argument("--public", action="store_true", help="make the kernel public (default private)")
     p.add_argument("--out", default="kernels", help="parent folder (default kernels)")
