@@ -43,7 +43,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         nargs="?",
         const="true",
         metavar="FILE",
-        help="start from pretrained weights: the HF cache (no FILE) or a weights FILE (offline)",
+        help="start from pretrained weights: timm's default (no FILE; the HF cache, downloaded into it when online) or a weights FILE",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
