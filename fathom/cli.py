@@ -26,6 +26,7 @@ COMMANDS = [
     "validate",
     "prior",
     "cache",
+    "weights",
     "train",
     "oof",
     "predict",

@@ -131,3 +131,52 @@ def test_train_with_weights_it_cannot_have_exits_2_with_one_line(tiny_comp, tmp_
     assert code == 2
     assert err.strip().count("\n") == 0 and "no.pth: no such weights file for fathom_cnn" in err
     assert not (tmp_path / "runs" / "default" / "fold0" / "best.pt").exists()
+
+
+def test_weights_fetch_fills_a_folder_that_serves_as_an_offline_hf_cache(
+    hub, hub_env, source, tmp_path, monkeypatch, run_cli
+):
+    (tmp_path / "r10.toml").write_text('model = "resnet10t"\npretrained = true\n')
+    (tmp_path / "scratch.toml").write_text('model = "resnet10t"\n')
+    code, out, err = run_cli(
+        "weights", "fetch", tmp_path / "r10.toml", tmp_path / "scratch.toml", "--out", tmp_path / "pre"
+    )  # fmt: skip
+    assert code == 0, err
+    assert "resnet10t (r10): timm/resnet10t.c3_in1k" in out
+    files = [p for p in (tmp_path / "pre").rglob("*") if p.is_file() or p.is_symlink()]
+    assert not any(p.is_symlink() for p in files)  # survives a Kaggle dataset's zip
+    # a machine without internet and with another (empty) cache, as a kernel is
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "elsewhere"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "pre"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    model = create_backbone("resnet10t", 5, True)
+    torch.testing.assert_close(model.layer4[0].conv2.weight, source.layer4[0].conv2.weight)
+
+
+def test_weights_fetch_with_no_pretrained_config_says_so(tmp_path, run_cli):
+    (tmp_path / "scratch.toml").write_text('model = "resnet10t"\n')
+    code, _, err = run_cli("weights", "fetch", tmp_path / "scratch.toml", "--out", tmp_path / "p")
+    assert code == 2 and "no config asks for pretrained=true" in err
+
+
+def test_upload_weights_ships_the_pretrained_folder(hub, tmp_path):
+    from fathom.engine.pretrained import export
+    from fathom.kaggle import weights as weights_dataset
+
+    (tmp_path / "r10.toml").write_text('model = "resnet10t"\npretrained = true\n')
+    export([str(tmp_path / "r10.toml")], tmp_path / "pre")
+    manifest = weights_dataset.stage(
+        [], "me/fathom-weights", tmp_path / "ds", configs=[tmp_path / "r10.toml"],
+        wheel=False, pretrained=tmp_path / "pre",
+    )  # fmt: skip
+    shipped = {f["path"] for f in manifest["files"]}
+    assert "pretrained/fathom-pretrained.json" in shipped
+    assert any(
+        p.endswith("/model.safetensors") and p.startswith("pretrained/models--timm--")
+        for p in shipped
+    )
+    with pytest.raises(FathomError, match="fathom weights fetch"):
+        weights_dataset.stage(
+            [], "me/fathom-weights", tmp_path / "ds2", wheel=False, pretrained=tmp_path
+        )

@@ -218,3 +218,58 @@ def _head_prefix(backbone: nn.Module) -> str:
 def _first_line(exc: Exception) -> str:
     text = str(exc).strip()
     return (text.splitlines()[0] if text else type(exc).__name__)[:200]
+
+
+# --- a folder of pretrained files for machines without internet (Kaggle kernels)
+
+EXPORT_MANIFEST = "fathom-pretrained.json"
+
+
+def export(configs: list[str], out: str | Path) -> list[dict]:
+    """Put the pretrained files that `configs` need into `out`, laid out as a Hugging Face hub
+    cache (plain files, no symbolic links, so it survives a Kaggle dataset's zip). A machine
+    with `HF_HUB_CACHE=out HF_HUB_OFFLINE=1` then finds them as `pretrained=true` looks for
+    them: the training kernels do exactly that. Returns (and writes to `out/fathom-pretrained.json`)
+    one entry per model: model, repo, file (relative to out), bytes."""
+    import shutil
+
+    from fathom import fileio
+    from fathom.config import load_config
+
+    out = Path(out)
+    models: dict[str, list[str]] = {}
+    for name in configs:
+        cfg = load_config(name)
+        if cfg.pretrained is True:
+            models.setdefault(cfg.model, []).append(cfg.name)
+    if not models:
+        raise FathomError(
+            f"{', '.join(configs)}: no config asks for pretrained=true; nothing to fetch"
+        )
+    entries = []
+    for model, users in models.items():
+        hub = hub_weights(model)
+        if hub is None:
+            raise FathomError(
+                f"model {model}: timm's weights are not on the Hugging Face hub; give the "
+                "kernel a weights file instead (pretrained=PATH)"
+            )
+        source = fetch(model)
+        # the cache's own layout: snapshots/<commit>/<file> and refs/<revision> -> commit
+        commit = source.parent.name if source.parent.parent.name == "snapshots" else "local"
+        repo_dir = f"models--{hub.repo_id.replace('/', '--')}"
+        rel = Path(repo_dir) / "snapshots" / commit / source.name
+        with fileio.atomic_path(out / rel) as tmp:
+            shutil.copyfile(source, tmp)  # follows the cache's link to the blob
+        fileio.write_text(out / repo_dir / "refs" / (hub.revision or "main"), commit)
+        entries.append(
+            {
+                "model": model,
+                "configs": users,
+                "repo": hub.repo_id,
+                "file": rel.as_posix(),
+                "bytes": (out / rel).stat().st_size,
+            }
+        )
+    fileio.write_json(out / EXPORT_MANIFEST, {"models": entries})
+    return entries
