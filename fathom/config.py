@@ -31,6 +31,9 @@ LOSSES = {
 }
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULERS = ("cosine", "plateau", "none")
+AMP = ("auto", "bf16", "fp16", "off")
+# values older configs and checkpoints hold, read as what they meant then (amp was a bool)
+LEGACY = {"amp": {True: "auto", False: "off", "true": "auto", "false": "off"}}
 # keys that may differ when a run is resumed or continued: they change how it executes, or
 # (tta) only how its checkpoints are used to predict, never the weights it trains
 RUNTIME_KEYS = frozenset({"num_workers", "cache_dir", "data_on_device", "device", "compile", "tta"})
@@ -53,7 +56,9 @@ class TrainConfig:
     num_workers: int = 4  # DataLoader workers when the cache is not held on the device
     # --- model
     model: str = "fathom_cnn"  # any timm name, or fathom_cnn (the scratch baseline)
-    pretrained: bool | str = False  # true: timm weights from the HF cache; or a weights file
+    pretrained: bool | str = (
+        False  # true: timm's default weights (HF hub, cached); or a weights file
+    )
     img_size: int = 32  # training and prediction side; 0 = the model's own (timm data config)
     drop_rate: float = 0.2
     drop_path_rate: float = 0.0
@@ -97,7 +102,7 @@ class TrainConfig:
     # --- runtime
     seed: int = 42
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    amp: bool = True  # bf16 autocast on GPU (ignored on CPU)
+    amp: str = "auto"  # auto (bf16 on GPUs >= 8.0, fp16 + GradScaler on older; float32 on CPU) | bf16 | fp16 | off
     channels_last: bool = True  # on GPU
     compile: bool = False  # torch.compile the model
     tta: bool = False  # average with the horizontal flip when predicting (`fathom predict --tta`)
@@ -115,6 +120,8 @@ class TrainConfig:
             problems.append(f"optimizer must be one of {', '.join(OPTIMIZERS)}")
         if self.scheduler not in SCHEDULERS:
             problems.append(f"scheduler must be one of {', '.join(SCHEDULERS)}")
+        if self.amp not in AMP:
+            problems.append(f"amp must be one of {', '.join(AMP)}")
         if self.data_on_device not in ("auto", "yes", "no"):
             problems.append("data_on_device must be auto, yes or no")
         if self.epochs < 1 or self.batch_size < 1 or self.accumulate < 1:
@@ -149,8 +156,17 @@ def field_types() -> dict[str, Any]:
     return typing.get_type_hints(TrainConfig)
 
 
+def _legacy(key: str, value: Any) -> Any:
+    """An old spelling of a value (`amp = true`) as today's (`amp = "auto"`)."""
+    old = LEGACY.get(key)
+    if old is None or not isinstance(value, bool | str):
+        return value
+    return old.get(value.lower() if isinstance(value, str) else value, value)
+
+
 def _coerce(key: str, value: Any, kind: Any, where: str) -> Any:
     """`value` (from TOML, JSON or a command-line string) as the field's type, or FathomError."""
+    value = _legacy(key, value)
     text = isinstance(value, str)
     bad = FathomError(f"{where}: {key} = {value!r} is not {_describe(kind)}")
     if kind is bool:
@@ -296,7 +312,7 @@ def apply_overrides(cfg: TrainConfig, overrides: list[str]) -> TrainConfig:
 def config_differences(a: dict[str, Any], b: dict[str, Any], ignore=RUNTIME_KEYS) -> list[str]:
     """Keys whose values differ between two config dicts (runtime-only keys ignored)."""
     keys = sorted((set(a) | set(b)) - set(ignore))
-    return [k for k in keys if _plain(a.get(k)) != _plain(b.get(k))]
+    return [k for k in keys if _plain(_legacy(k, a.get(k))) != _plain(_legacy(k, b.get(k)))]
 
 
 __all__ = [

@@ -48,7 +48,7 @@ from fathom.data.loader import (
     targets,
     train_batches,
 )
-from fathom.engine import distributed
+from fathom.engine import distributed, precision
 from fathom.engine.losses import build_loss
 from fathom.engine.models import (
     FathomModel,
@@ -102,7 +102,8 @@ class Fold:
     out: Path
     ctx: distributed.Dist
     device: torch.device
-    amp: bool
+    amp: torch.dtype | None  # the autocast dtype (precision.autocast_dtype); None: float32
+    scaler: torch.amp.GradScaler  # loss scaling under fp16; disabled (a pass-through) otherwise
     train_rows: np.ndarray
     val_rows: np.ndarray
     y_all: np.ndarray  # targets of every training-table row, host side for the metrics
@@ -237,6 +238,7 @@ def set_up_fold(
     size = cfg.img_size or int(dcfg["input_size"][-1])
     on_gpu = device.type == "cuda"
     channels_last = cfg.channels_last and on_gpu
+    amp = precision.autocast_dtype(cfg.amp, device)
     train_src, eval_src = open_images(data, cfg, cfg.cache_size or size, device, ctx)
     model.to(device)
     if channels_last:
@@ -251,7 +253,8 @@ def set_up_fold(
         out=out,
         ctx=ctx,
         device=device,
-        amp=cfg.amp and on_gpu,
+        amp=amp,
+        scaler=precision.grad_scaler(device, amp),
         train_rows=train_rows,
         val_rows=val_rows,
         y_all=y_all,
@@ -279,6 +282,8 @@ def start_or_resume(f: Fold) -> tuple[TrainState, dict | None]:
         if diff:
             raise FathomError(f"{last}: made with another config (differs in {', '.join(diff)})")
         f.model.load_state_dict(resume["model"])
+        if resume.get("scaler") and f.scaler.is_enabled():  # fp16's loss scale goes on
+            f.scaler.load_state_dict(resume["scaler"])
         if f.ema is not None:
             f.ema.module.load_state_dict(resume["ema"])
         state = TrainState(**resume["state"])
@@ -347,16 +352,19 @@ def train_one_epoch(f: Fold, stage: Stage, state: TrainState, progress: bool) ->
             contextlib.nullcontext() if step_now or not ctx.active else stage.step_model.no_sync()
         )
         with sync:
-            with torch.autocast(f.device.type, dtype=torch.bfloat16, enabled=f.amp):
+            with precision.autocast(f.device, f.amp):
                 logits = stage.step_model(x)["logits"]
-            loss = f.loss_fn(logits, y)
-            (loss / cfg.accumulate).backward()
+            loss = f.loss_fn(logits.float(), y)  # the loss in float32 whatever the autocast
+            f.scaler.scale(loss / cfg.accumulate).backward()
         if step_now:
             if cfg.grad_clip > 0:
+                f.scaler.unscale_(stage.opt)  # clip the true gradients, not the scaled ones
                 torch.nn.utils.clip_grad_norm_(
                     [p for p in model.parameters() if p.requires_grad], cfg.grad_clip
                 )
-            stage.opt.step()
+            # under fp16 a step with inf/nan gradients is skipped and the scale lowered
+            f.scaler.step(stage.opt)
+            f.scaler.update()
             stage.opt.zero_grad(set_to_none=True)
             state.updates += 1
             state.total_updates += 1
@@ -417,6 +425,7 @@ def save_state(f: Fold, stage: Stage, state: TrainState, improved: bool) -> None
             "ema": f.ema.module.state_dict() if f.ema is not None else None,
             "optimizer": stage.opt.state_dict(),
             "scheduler": stage.sched.state_dict(),
+            "scaler": f.scaler.state_dict(),  # {} unless fp16
             "state": asdict(state),
             # the RNG after this epoch, so that a resumed run's dropout draws what this one would
             "rng": torch.get_rng_state(),
