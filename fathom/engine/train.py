@@ -46,6 +46,7 @@ from fathom.data.loader import (
     fits_on_device,
     fold_rows,
     targets,
+    to_device,
     train_batches,
 )
 from fathom.engine import distributed, precision
@@ -239,10 +240,11 @@ def set_up_fold(
     on_gpu = device.type == "cuda"
     channels_last = cfg.channels_last and on_gpu
     amp = precision.autocast_dtype(cfg.amp, device)
-    train_src, eval_src = open_images(data, cfg, cfg.cache_size or size, device, ctx)
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
+    # after the model: whether the cache fits is judged on what the model leaves free
+    train_src, eval_src = open_images(data, cfg, cfg.cache_size or size, device, ctx)
     batches_per_epoch = len(
         train_batches(len(train_rows), cfg.batch_size, cfg.seed, 0, ctx.rank, ctx.world)
     )
@@ -333,6 +335,12 @@ def train_one_epoch(f: Fold, stage: Stage, state: TrainState, progress: bool) ->
             len(f.train_rows), cfg.batch_size, cfg.seed, epoch, ctx.rank, ctx.world
         )
     ]
+    # the epoch's rows and augmentation in one upload each (pinned, non-blocking), sliced per
+    # step on the device: a step never waits for a small host-to-device copy
+    sizes = [len(b) for b in batches]
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    aug = f.prep.draw(sizes, gen).to(f.device)
+    rows_dev = to_device(np.concatenate(batches), f.device)
     loss_sum = torch.zeros((), device=f.device)
     seen = 0
     stage.opt.zero_grad(set_to_none=True)
@@ -344,8 +352,9 @@ def train_one_epoch(f: Fold, stage: Stage, state: TrainState, progress: bool) ->
         desc=f"{f.name} epoch {epoch + 1}/{cfg.epochs}",
     )
     for i, (rows, images) in enumerate(bar):
-        x = f.prep.train(images, gen)
-        y = f.y_dev[torch.from_numpy(rows).to(f.device)]
+        part = slice(int(starts[i]), int(starts[i + 1]))
+        x = f.prep.train(images, aug[part])
+        y = f.y_dev[rows_dev[part]]
         step_now = (i + 1) % cfg.accumulate == 0 or i + 1 == len(batches)
         # accumulating under DDP: skip the gradient all-reduce until the step
         sync = (
@@ -452,9 +461,11 @@ def write_fold_predictions(f: Fold, state: TrainState) -> None:
             write_predictions(f.out / "oof.npz", ids, logits, feats, class_ids, cfg.task, truth)
     n_eval = len(f.data.eval)
     if f.eval_src is not None:
-        logits, feats = predict(
-            f.model, f.eval_src, np.arange(n_eval), f.prep, batch, f.amp, cfg.tta, ctx
-        )
+        # the eval images take device memory only now, while they are predicted
+        with f.eval_src.held(cfg.data_on_device):
+            logits, feats = predict(
+                f.model, f.eval_src, np.arange(n_eval), f.prep, batch, f.amp, cfg.tta, ctx
+            )
     else:  # a competition without eval images still gets an (empty) eval.npz
         logits = np.zeros((0, len(class_ids)), np.float32)
         feats = np.zeros((0, f.model.backbone.num_features), np.float32)
@@ -588,8 +599,10 @@ def open_images(
             continue
         path = build_cache(table, cfg.cache_dir, size, f"{data.name}-{label}", progress=False)
         n_bytes = len(table) * size * size * 3
-        on_device = cfg.data_on_device == "yes" or (
-            cfg.data_on_device == "auto" and fits_on_device(n_bytes, device)
+        # the eval images go to the device only while predicting (ImageSource.held)
+        on_device = label == "train" and (
+            cfg.data_on_device == "yes"
+            or (cfg.data_on_device == "auto" and fits_on_device(n_bytes, device))
         )
         sources.append(ImageSource(path, device, on_device, cfg.num_workers))
     return sources
