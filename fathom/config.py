@@ -258,19 +258,39 @@ def _suggest(key: str) -> str:
 
 
 def resolve_config_path(name_or_path: str) -> Path:
-    """A TOML path as given, else configs/<name>.toml, else fathom's packaged configs/<name>.toml."""
+    """A TOML path as given, else configs/<name>.toml, else fathom's packaged configs/<name>.toml
+    (a name ending in .toml is looked up in those folders as it is, not with another .toml)."""
     path = Path(name_or_path)
-    candidates = [path] if path.suffix == ".toml" else []
-    candidates += [
-        Path("configs") / f"{name_or_path}.toml",
-        PACKAGED_CONFIGS / f"{name_or_path}.toml",
-    ]
+    file_name = path.name if path.suffix == ".toml" else f"{path.name}.toml"
+    candidates = [path] if path.suffix == ".toml" or len(path.parts) > 1 else []
+    if len(path.parts) == 1:  # a bare name: the project's configs/, then fathom's own
+        candidates += [Path("configs") / file_name, PACKAGED_CONFIGS / file_name]
     for candidate in candidates:
         if candidate.is_file():
             return candidate
+    packaged = ", ".join(name for name, _, _ in list_configs(local=False))
     raise FathomError(
-        f"{name_or_path}: no such experiment config (tried {', '.join(map(str, candidates))})"
+        f"{name_or_path}: no such experiment config (tried {', '.join(map(str, candidates))}; "
+        f"packaged: {packaged}; `fathom train --list`)"
     )
+
+
+def list_configs(local: bool = True) -> list[tuple[str, Path, str]]:
+    """(name, path, first comment line) of every config `fathom train NAME` finds by name: the
+    project's configs/*.toml (when `local`), then fathom's packaged ones that they do not hide."""
+    found: dict[str, tuple[str, Path, str]] = {}
+    folders = ([Path("configs")] if local else []) + [PACKAGED_CONFIGS]
+    for folder in folders:
+        for path in sorted(folder.glob("*.toml")) if folder.is_dir() else []:
+            if path.stem in found:
+                continue
+            first = next(
+                (line.lstrip("# ").strip() for line in path.read_text(encoding="utf-8").splitlines()
+                 if line.startswith("#")),
+                "",
+            )  # fmt: skip
+            found[path.stem] = (path.stem, path, first)
+    return list(found.values())
 
 
 def load_config(
@@ -322,4 +342,5 @@ __all__ = [
     "from_dict",
     "config_differences",
     "resolve_config_path",
+    "list_configs",
 ]

@@ -23,7 +23,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from fathom.cli import IntermixedParser
 
     p.__class__ = IntermixedParser  # overrides may come after the options
-    p.add_argument("config", help="experiment config: a .toml path or a name (e.g. default)")
+    p.add_argument(
+        "config", nargs="?", help="experiment config: a .toml path or a name (e.g. default)"
+    )
     p.add_argument(
         "overrides", nargs="*", metavar="key=value", help="config overrides, e.g. lr=1e-3 epochs=5"
     )
@@ -46,14 +48,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="start from pretrained weights: timm's default (no FILE; the HF cache, downloaded into it when online) or a weights FILE",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--list", action="store_true", help="list the configs NAME finds, and stop")
 
 
 def run(args: argparse.Namespace) -> int:
-    from fathom.config import load_config
+    from fathom.config import list_configs, load_config
     from fathom.data import read_data
     from fathom.engine import distributed
     from fathom.engine.train import train_run
+    from fathom.errors import FathomError
 
+    if args.list:
+        for name, path, about in list_configs():
+            print(f"{name:<22} {about[:70]:<70}  {path}")
+        return 0
+    if not args.config:
+        raise FathomError("give an experiment config (a .toml path or a name; --list shows them)")
     overrides = list(args.overrides)
     if args.pretrained is not None:
         overrides.append(f"pretrained={args.pretrained}")
