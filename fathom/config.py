@@ -260,6 +260,9 @@ def _suggest(key: str) -> str:
 def resolve_config_path(name_or_path: str) -> Path:
     """A TOML path as given, else configs/<name>.toml, else fathom's packaged configs/<name>.toml
     (a name ending in .toml is looked up in those folders as it is, not with another .toml)."""
+    if not str(name_or_path).strip():
+        packaged = ", ".join(name for name, _, _ in list_configs(local=False))
+        raise FathomError(f"no experiment config given: a .toml path or a name ({packaged})")
     path = Path(name_or_path)
     file_name = path.name if path.suffix == ".toml" else f"{path.name}.toml"
     candidates = [path] if path.suffix == ".toml" or len(path.parts) > 1 else []
