@@ -1,11 +1,13 @@
 # fathom: the two commands a fresh machine needs.
 #   make demo   installs everything into .venv and runs the whole flow on a synthetic competition
 #   make test   installs everything into .venv and runs the test suite
+#   make gpu-check  the CUDA path's tests (pytest -m gpu), then the training-step benchmark of
+#               resnet50, densenet121 and efficientnet_b0 at 224 px; CPU-sized parts without a GPU
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test lint install clean-demo
+.PHONY: demo test lint install clean-demo gpu-check
 
 install: $(VENV)/.installed
 
@@ -24,3 +26,18 @@ test: install
 lint: install
 	$(VENV)/bin/ruff check fathom tests scripts
 	$(VENV)/bin/ruff format --check fathom tests scripts
+
+BENCH_MODELS := resnet50 densenet121 efficientnet_b0
+
+gpu-check: install
+	@if $(PY) -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; then \
+		$(PY) -m pytest -m gpu -q -p no:cacheprovider || exit 1; \
+		for m in $(BENCH_MODELS); do \
+			$(PY) scripts/bench_train.py --model $$m --img-size 224 --batch 128 || exit 1; \
+		done; \
+	else \
+		echo "gpu-check: no CUDA device on this machine: the gpu tests skip, and the benchmark runs CPU-sized"; \
+		$(PY) -m pytest -m gpu -q -p no:cacheprovider || exit 1; \
+		$(PY) scripts/bench_train.py --model fathom_cnn --img-size 32 --batch 32 --n-images 96 \
+			--source-size 128x96 --epochs 1 --steps 3 --warmup 1 --workers 2 || exit 1; \
+	fi

@@ -28,6 +28,7 @@ COMMANDS = [
     "validate",
     "prior",
     "cache",
+    "weights",
     "train",
     "oof",
     "predict",

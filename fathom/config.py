@@ -32,6 +32,9 @@ LOSSES = {
 }
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULERS = ("cosine", "plateau", "none")
+AMP = ("auto", "bf16", "fp16", "off")
+# values older configs and checkpoints hold, read as what they meant then (amp was a bool)
+LEGACY = {"amp": {True: "auto", False: "off", "true": "auto", "false": "off"}}
 # keys that may differ when a run is resumed or continued: they change how it executes, or
 # (tta) only how its checkpoints are used to predict, never the weights it trains
 RUNTIME_KEYS = frozenset({"num_workers", "cache_dir", "data_on_device", "device", "compile", "tta"})
@@ -84,7 +87,9 @@ class TrainConfig:
     num_workers: int = 4  # DataLoader workers when the cache is not held on the device
     # --- model
     model: str = "fathom_cnn"  # any timm name, or fathom_cnn (the scratch baseline)
-    pretrained: bool | str = False  # true: timm weights from the HF cache; or a weights file
+    pretrained: bool | str = (
+        False  # true: timm's default weights (HF hub, cached); or a weights file
+    )
     img_size: int = 32  # training and prediction side; 0 = the model's own (timm data config)
     drop_rate: float = 0.2
     drop_path_rate: float = 0.0
@@ -128,7 +133,7 @@ class TrainConfig:
     # --- runtime
     seed: int = 42
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    amp: bool = True  # bf16 autocast on GPU (ignored on CPU)
+    amp: str = "auto"  # auto (bf16 on GPUs >= 8.0, fp16 + GradScaler on older; float32 on CPU) | bf16 | fp16 | off
     channels_last: bool = True  # on GPU
     compile: bool = False  # torch.compile the model
     tta: bool = False  # average with the horizontal flip when predicting (`fathom predict --tta`)
@@ -158,6 +163,8 @@ class TrainConfig:
             problems.append(f"optimizer must be one of {', '.join(OPTIMIZERS)}")
         if self.scheduler not in SCHEDULERS:
             problems.append(f"scheduler must be one of {', '.join(SCHEDULERS)}")
+        if self.amp not in AMP:
+            problems.append(f"amp must be one of {', '.join(AMP)}")
         if self.data_on_device not in ("auto", "yes", "no"):
             problems.append("data_on_device must be auto, yes or no")
         if self.epochs < 1 or self.batch_size < 1 or self.accumulate < 1:
@@ -221,8 +228,17 @@ def field_types() -> dict[str, Any]:
     return typing.get_type_hints(TrainConfig)
 
 
+def _legacy(key: str, value: Any) -> Any:
+    """An old spelling of a value (`amp = true`) as today's (`amp = "auto"`)."""
+    old = LEGACY.get(key)
+    if old is None or not isinstance(value, bool | str):
+        return value
+    return old.get(value.lower() if isinstance(value, str) else value, value)
+
+
 def _coerce(key: str, value: Any, kind: Any, where: str) -> Any:
     """`value` (from TOML, JSON or a command-line string) as the field's type, or FathomError."""
+    value = _legacy(key, value)
     text = isinstance(value, str)
     bad = FathomError(f"{where}: {key} = {value!r} is not {_describe(kind)}")
     if kind is bool:
@@ -314,19 +330,42 @@ def _suggest(key: str) -> str:
 
 
 def resolve_config_path(name_or_path: str) -> Path:
-    """A TOML path as given, else configs/<name>.toml, else fathom's packaged configs/<name>.toml."""
+    """A TOML path as given, else configs/<name>.toml, else fathom's packaged configs/<name>.toml
+    (a name ending in .toml is looked up in those folders as it is, not with another .toml)."""
+    if not str(name_or_path).strip():
+        packaged = ", ".join(name for name, _, _ in list_configs(local=False))
+        raise FathomError(f"no experiment config given: a .toml path or a name ({packaged})")
     path = Path(name_or_path)
-    candidates = [path] if path.suffix == ".toml" else []
-    candidates += [
-        Path("configs") / f"{name_or_path}.toml",
-        PACKAGED_CONFIGS / f"{name_or_path}.toml",
-    ]
+    file_name = path.name if path.suffix == ".toml" else f"{path.name}.toml"
+    candidates = [path] if path.suffix == ".toml" or len(path.parts) > 1 else []
+    if len(path.parts) == 1:  # a bare name: the project's configs/, then fathom's own
+        candidates += [Path("configs") / file_name, PACKAGED_CONFIGS / file_name]
     for candidate in candidates:
         if candidate.is_file():
             return candidate
+    packaged = ", ".join(name for name, _, _ in list_configs(local=False))
     raise FathomError(
-        f"{name_or_path}: no such experiment config (tried {', '.join(map(str, candidates))})"
+        f"{name_or_path}: no such experiment config (tried {', '.join(map(str, candidates))}; "
+        f"packaged: {packaged}; `fathom train --list`)"
     )
+
+
+def list_configs(local: bool = True) -> list[tuple[str, Path, str]]:
+    """(name, path, first comment line) of every config `fathom train NAME` finds by name: the
+    project's configs/*.toml (when `local`), then fathom's packaged ones that they do not hide."""
+    found: dict[str, tuple[str, Path, str]] = {}
+    folders = ([Path("configs")] if local else []) + [PACKAGED_CONFIGS]
+    for folder in folders:
+        for path in sorted(folder.glob("*.toml")) if folder.is_dir() else []:
+            if path.stem in found:
+                continue
+            first = next(
+                (line.lstrip("# ").strip() for line in path.read_text(encoding="utf-8").splitlines()
+                 if line.startswith("#")),
+                "",
+            )  # fmt: skip
+            found[path.stem] = (path.stem, path, first)
+    return list(found.values())
 
 
 def load_config(
@@ -368,7 +407,7 @@ def apply_overrides(cfg: TrainConfig, overrides: list[str]) -> TrainConfig:
 def config_differences(a: dict[str, Any], b: dict[str, Any], ignore=RUNTIME_KEYS) -> list[str]:
     """Keys whose values differ between two config dicts (runtime-only keys ignored)."""
     keys = sorted((set(a) | set(b)) - set(ignore))
-    return [k for k in keys if _plain(a.get(k)) != _plain(b.get(k))]
+    return [k for k in keys if _plain(_legacy(k, a.get(k))) != _plain(_legacy(k, b.get(k)))]
 
 
 __all__ = [
@@ -378,4 +417,5 @@ __all__ = [
     "from_dict",
     "config_differences",
     "resolve_config_path",
+    "list_configs",
 ]

@@ -88,6 +88,7 @@ def test_each_stage_lives_in_a_module_named_after_its_subcommand():
         "cache": "data/cache.py",
         "train": "engine/train.py",
         "predict": "engine/predict.py",
+        "weights": "engine/pretrained.py",
         "synth": "synth/__init__.py",
         "kaggle": "kaggle/__init__.py",
         "kernel": "kaggle/kernels.py",

@@ -246,8 +246,31 @@ def test_inference_kernel_with_only_some_folds_and_a_full_fit(trained, tmp_path)
     assert len(used["experiments"][0]["checkpoints"]) == 4
 
 
-def test_training_kernel_for_one_fold_runs_here_with_images_from_another_dataset(trained, tmp_path):
+def test_training_kernel_for_one_fold_runs_here_with_images_from_another_dataset(
+    trained, tmp_path, monkeypatch
+):
+    """...and from ImageNet weights with no internet: the dataset's pretrained/ folder
+    (`fathom weights fetch`, here from a stand-in hub) is the kernel's HF cache."""
+    import timm
+    from hub_server import HubServer
+    from safetensors.torch import save
+
+    from fathom.engine.pretrained import export
+
     work, comp, _ = trained
+    config = tmp_path / "r10.toml"
+    config.write_text('model = "resnet10t"\npretrained = true\n')
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setenv("HF_HUB_DISABLE_XET", "1")
+    weights = save(timm.create_model("resnet10t").state_dict())
+    with HubServer({("timm/resnet10t.c3_in1k", "model.safetensors"): weights}) as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        export([str(config)], tmp_path / "pretrained")
+    # the kernel has no internet and an empty cache of its own
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "kernel-hf"))
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
     inp = tmp_path / "input"
     # Kaggle's newer mount layout, the archive without images, the images in a dataset of their own.
     shutil.copytree(
@@ -259,7 +282,8 @@ def test_training_kernel_for_one_fold_runs_here_with_images_from_another_dataset
         "alice/fathom-weights",
         inp / "datasets" / "alice" / "fathom-weights",
         folds=[work / "folds" / "mlskf5.csv"],
-        configs=[ROOT / "fathom" / "configs" / "default.toml"],
+        configs=[config],
+        pretrained=tmp_path / "pretrained",
     )
     spec = kernels.KernelSpec(
         name="fathom-train",
@@ -267,7 +291,7 @@ def test_training_kernel_for_one_fold_runs_here_with_images_from_another_dataset
         kind="train",
         weights_dataset="alice/fathom-weights",
         images_dataset="bob/fathom-images",
-        config="default.toml",
+        config="r10.toml",
         fold=1,
         folds_file="mlskf5.csv",
         extra_args=("epochs=1", "img_size=32", "device=cpu"),
@@ -282,7 +306,8 @@ def test_training_kernel_for_one_fold_runs_here_with_images_from_another_dataset
         timeout=600,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    fold = tmp_path / "working" / "runs" / "default" / "fold1"
+    assert "fathom kernel: pretrained weights from" in result.stdout
+    fold = tmp_path / "working" / "runs" / "r10" / "fold1"
     assert sorted(p.name for p in fold.iterdir()) == [
         "best.pt",
         "eval.npz",
@@ -290,4 +315,4 @@ def test_training_kernel_for_one_fold_runs_here_with_images_from_another_dataset
         "oof.npz",
     ]
     assert len((fold / "history.csv").read_text().strip().splitlines()) == 2  # header + 1 epoch
-    assert (tmp_path / "working" / "runs" / "default" / "config.json").is_file()
+    assert (tmp_path / "working" / "runs" / "r10" / "config.json").is_file()

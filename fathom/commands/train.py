@@ -16,6 +16,7 @@ examples:
   fathom train default competition=demo/competition folds=demo/folds/mlskf5.csv
   fathom train configs/effb0.toml --fold 0 model=efficientnet_b0 img_size=256 ema=true
   fathom train configs/effb0.toml --full-fit
+  fathom train fathomnet_effb0 --gpus 0,1,2,3                  (4 folds at once, one per GPU)
   torchrun --nproc_per_node 4 -m fathom train configs/effb0.toml --fold 0   (4 GPUs, DDP)"""
 
 
@@ -23,7 +24,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from fathom.cli import IntermixedParser
 
     p.__class__ = IntermixedParser  # overrides may come after the options
-    p.add_argument("config", help="experiment config: a .toml path or a name (e.g. default)")
+    p.add_argument(
+        "config", nargs="?", help="experiment config: a .toml path or a name (e.g. default)"
+    )
     p.add_argument(
         "overrides", nargs="*", metavar="key=value", help="config overrides, e.g. lr=1e-3 epochs=5"
     )
@@ -43,30 +46,37 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         nargs="?",
         const="true",
         metavar="FILE",
-        help="start from pretrained weights: the HF cache (no FILE) or a weights FILE (offline)",
+        help="start from pretrained weights: timm's default (no FILE; the HF cache, downloaded into it when online) or a weights FILE",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--gpus", help="e.g. 0,1,2,3: folds at once, one process per GPU")
+    p.add_argument("--list", action="store_true", help="list the configs NAME finds, and stop")
 
 
 def run(args: argparse.Namespace) -> int:
-    from fathom.config import load_config
+    from fathom.config import list_configs, load_config
     from fathom.data import read_data
-    from fathom.engine import distributed
+    from fathom.engine import distributed, multigpu
     from fathom.engine.train import train_run
 
+    if args.list:
+        for name, path, about in list_configs():
+            print(f"{name:<22} {about[:70]:<70}  {path}")
+        return 0
     overrides = list(args.overrides)
     if args.pretrained is not None:
         overrides.append(f"pretrained={args.pretrained}")
-    cfg = load_config(args.config, overrides, name=args.name)
+    cfg = load_config(args.config or "", overrides, name=args.name)  # none: the configs named
     data = read_data(cfg, need_folds=not args.full_fit)
-    if args.full_fit:
-        folds = [None]
-    elif args.fold is not None:
-        folds = [args.fold]
-    else:
-        folds = list(range(cfg.n_folds))
+    folds = [None] if args.full_fit else [args.fold] if args.fold is not None else None
+    folds = folds or list(range(cfg.n_folds))
     try:
-        run_dir = train_run(cfg, data, args.runs, folds, progress=not args.no_progress)
+        if args.gpus:  # each fold its own `fathom train --fold K` process on one GPU
+            run_dir = multigpu.train_config_on_gpus(
+                args.config, overrides, cfg.name, args.runs, folds, args.gpus
+            )
+        else:
+            run_dir = train_run(cfg, data, args.runs, folds, progress=not args.no_progress)
     finally:
         distributed.finish()
     if args.fold is None and not args.full_fit:

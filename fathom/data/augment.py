@@ -8,15 +8,37 @@ whole cache can live on the GPU and the loader leaves the critical path. On CPU 
 code runs unchanged.
 
 Random parameters are drawn on the CPU from an explicit `torch.Generator`, so an epoch's
-augmentation is the same on any device and a resumed run repeats it.
+augmentation is the same on any device and a resumed run repeats it. The training loop draws a
+whole epoch's at once (`Preprocess.draw`, batch by batch in the same order as one call per batch
+would) and uploads them in one copy, so no step waits on a host-to-device transfer.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class AugParams:
+    """Random augmentation of N images: affine matrices (N, 2, 3) and brightness gains (N,)."""
+
+    theta: torch.Tensor
+    gain: torch.Tensor | None
+
+    def __getitem__(self, part: slice) -> AugParams:
+        return AugParams(self.theta[part], None if self.gain is None else self.gain[part])
+
+    def to(self, device: torch.device) -> AugParams:
+        from fathom.data.loader import to_device
+
+        return AugParams(
+            to_device(self.theta, device),
+            None if self.gain is None else to_device(self.gain, device),
+        )
 
 
 class Preprocess:
@@ -48,16 +70,36 @@ class Preprocess:
             x = x.flip(-1)
         return self._finish(x)
 
-    def train(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def draw(self, sizes: list[int], generator: torch.Generator) -> AugParams:
+        """The random parameters of batches of `sizes` images, concatenated (on the CPU):
+        the same numbers as drawing batch by batch, since they are drawn in that order."""
+        thetas, gains = [], []
+        for n in sizes:
+            thetas.append(random_affine(n, self.cfg, generator))
+            if self._brightness:
+                lo, hi = self.cfg.brightness
+                gains.append(lo + (hi - lo) * torch.rand(n, generator=generator))
+        theta = torch.cat(thetas) if thetas else torch.zeros(0, 2, 3)
+        return AugParams(theta, torch.cat(gains) if gains else None)
+
+    @property
+    def _brightness(self) -> bool:
+        lo, hi = self.cfg.brightness
+        return hi > lo or lo != 1.0
+
+    def train(self, images: torch.Tensor, params: AugParams | torch.Generator) -> torch.Tensor:
+        """Augmented batch: with `params` for its images (a slice of an epoch's `draw`, best
+        already on the device), or drawn here from a generator."""
         x = self._to_float(images)
         n = x.shape[0]
-        theta = random_affine(n, self.cfg, generator).to(x.device)
+        if isinstance(params, torch.Generator):
+            params = self.draw([n], params)
+        theta = params.theta.to(x.device, non_blocking=True)  # no copy when already there
         grid = F.affine_grid(theta, [n, 3, self.size, self.size], align_corners=False)
         x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-        lo, hi = self.cfg.brightness
-        if hi > lo or lo != 1.0:
-            gain = lo + (hi - lo) * torch.rand(n, generator=generator)
-            x = (x * gain.to(x.device).view(n, 1, 1, 1)).clamp_(0.0, 1.0)
+        if params.gain is not None:
+            gain = params.gain.to(x.device, non_blocking=True)
+            x = (x * gain.view(n, 1, 1, 1)).clamp_(0.0, 1.0)
         return self._finish(x)
 
 

@@ -15,6 +15,7 @@ Either way the batch arrives as uint8 NHWC and is augmented on the device (fatho
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,8 +121,36 @@ class _BatchDataset(torch.utils.data.Dataset):
         return 0
 
 
+def to_device(array: np.ndarray | torch.Tensor, device: torch.device) -> torch.Tensor:
+    """One host-to-device copy that does not make the host wait: from pinned memory,
+    non-blocking (on a CPU, the array itself, no copy)."""
+    t = torch.from_numpy(np.ascontiguousarray(array)) if isinstance(array, np.ndarray) else array
+    if device.type != "cuda":
+        return t.to(device)
+    return t.pin_memory().to(device, non_blocking=True)
+
+
+class _Batches(torch.utils.data.Sampler):
+    """The index batches of the current pass; a persistent DataLoader reads them anew each time
+    it is iterated, so its workers outlive the pass."""
+
+    def __init__(self):
+        self.batches: list[np.ndarray] = []
+
+    def __iter__(self):
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
 class ImageSource:
-    """Batches of cached uint8 images (B, H, W, 3) on `device`, from the device or a DataLoader."""
+    """Batches of cached uint8 images (B, H, W, 3) on `device`, from the device or a DataLoader.
+
+    `on_device`: the whole cache is copied to the device now and stays there. Otherwise a
+    DataLoader serves it, made once with persistent workers (not rebuilt every epoch), and
+    `held()` puts the cache on the device for one block only (the eval images while predicting,
+    so they do not take GPU memory during training)."""
 
     def __init__(self, path: Path, device: torch.device, on_device: bool, num_workers: int = 0):
         self.path = Path(path)
@@ -129,31 +158,64 @@ class ImageSource:
         self.num_workers = num_workers
         array = np.load(self.path, mmap_mode="r")
         self.shape = array.shape
-        self.tensor = (
-            torch.from_numpy(np.array(array)).to(device) if on_device else None
-        )  # a RAM copy
+        self.tensor = self._load() if on_device else None  # a RAM copy on a CPU
+        self._sampler = _Batches()
+        self._loader = None
+
+    def _load(self) -> torch.Tensor:
+        return to_device(np.array(np.load(self.path, mmap_mode="r")), self.device)
+
+    @property
+    def n_bytes(self) -> int:
+        return int(np.prod(self.shape))
 
     def __len__(self) -> int:
         return self.shape[0]
 
+    @contextlib.contextmanager
+    def held(self, data_on_device: str = "auto"):
+        """The cache on the device for the block when `data_on_device` allows it (auto: when it
+        fits now), released after; a source already held stays as it is."""
+        hold = self.tensor is None and (
+            data_on_device == "yes"
+            or (data_on_device == "auto" and fits_on_device(self.n_bytes, self.device))
+        )
+        if hold:
+            self.tensor = self._load()
+        try:
+            yield self
+        finally:
+            if hold:
+                self.tensor = None
+
     def batches(self, index_batches: list[np.ndarray]) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
         if self.tensor is not None:
+            # every batch's indices in one upload, sliced on the device
+            flat = to_device(np.concatenate(index_batches or [np.zeros(0, np.int64)]), self.device)
+            start = 0
             for rows in index_batches:
-                yield rows, self.tensor[torch.from_numpy(rows).to(self.device)]
+                yield rows, self.tensor[flat[start : start + len(rows)]]
+                start += len(rows)
             return
-        loader = torch.utils.data.DataLoader(
-            _BatchDataset(self.path),
-            sampler=index_batches,
-            batch_size=None,
-            num_workers=self.num_workers,
-            pin_memory=self.device.type == "cuda",
-            prefetch_factor=4 if self.num_workers else None,
-            # its own generator: worker seeding must not draw from the global RNG (dropout's),
-            # or a run would differ between the two paths and fail to repeat
-            generator=torch.Generator().manual_seed(0),
-        )
-        for rows, batch in zip(index_batches, loader, strict=True):
+        self._sampler.batches = list(index_batches)
+        for rows, batch in zip(index_batches, self._data_loader(), strict=True):
             yield rows, batch.to(self.device, non_blocking=True)
+
+    def _data_loader(self) -> torch.utils.data.DataLoader:
+        if self._loader is None:
+            self._loader = torch.utils.data.DataLoader(
+                _BatchDataset(self.path),
+                sampler=self._sampler,
+                batch_size=None,
+                num_workers=self.num_workers,
+                persistent_workers=self.num_workers > 0,
+                pin_memory=self.device.type == "cuda",
+                prefetch_factor=4 if self.num_workers else None,
+                # its own generator: worker seeding must not draw from the global RNG (dropout's),
+                # or a run would differ between the two paths and fail to repeat
+                generator=torch.Generator().manual_seed(0),
+            )
+        return self._loader
 
 
 def fits_on_device(n_bytes: int, device: torch.device) -> bool:

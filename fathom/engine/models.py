@@ -8,7 +8,6 @@ apart for two-stage fine-tuning.
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.models import group_parameters, register_model
 from torch import nn
 
+from fathom.engine import pretrained as pretrained_weights
 from fathom.errors import FathomError
 
 
@@ -127,84 +127,38 @@ def warn(message: str) -> None:
     print(f"fathom: warning: {message}", file=sys.stderr)
 
 
-def _hub_cache_dir() -> Path:
-    """The Hugging Face hub cache, read from the environment at call time."""
-    if os.environ.get("HF_HUB_CACHE"):
-        return Path(os.environ["HF_HUB_CACHE"])
-    home = os.environ.get("HF_HOME") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", "~/.cache"), "huggingface"
-    )
-    return Path(home).expanduser() / "hub"
-
-
-def cached_pretrained_file(name: str) -> Path | None:
-    """The local file of a timm model's default pretrained weights, if present: the HF hub cache
-    (model.safetensors or pytorch_model.bin), else torch hub's checkpoint folder. Never downloads."""
-    from huggingface_hub import try_to_load_from_cache
-
-    try:
-        cfg = timm.models.get_pretrained_cfg(name)
-    except Exception:  # no pretrained cfg registered for this name
-        return None
-    if cfg is None:
-        return None
-    if cfg.hf_hub_id:
-        names = (
-            [cfg.hf_hub_filename]
-            if cfg.hf_hub_filename
-            else ["model.safetensors", "pytorch_model.bin"]
-        )
-        for filename in names:
-            hit = try_to_load_from_cache(cfg.hf_hub_id, filename, cache_dir=_hub_cache_dir())
-            if isinstance(hit, str):
-                return Path(hit)
-    if cfg.url:
-        local = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(cfg.url)
-        if local.is_file():
-            return local
-    return None
-
-
 def create_backbone(
     name: str, n_classes: int, pretrained: bool | str = False, **kwargs
 ) -> nn.Module:
-    """timm.create_model with offline pretrained weights: from the HF cache (True) or a file (path).
+    """timm.create_model, then pretrained weights if asked for: timm's default weights (True:
+    the Hugging Face cache, downloaded into it when online) or a weights file (a path).
 
-    Weights that cannot be found give a plain warning and a random init, never a download
-    (Kaggle kernels and CI have no network; a hub lookup would hang on its timeouts).
+    Weights that were asked for and cannot be had are a FathomError (fathom/engine/pretrained.py),
+    never a random init: only pretrained=false starts from random weights.
     """
     if not timm.is_model(name):
         close = timm.list_models(f"*{name[:5]}*")[:5]
         hint = f" (similar: {', '.join(close)})" if close else ""
         raise FathomError(f"model {name!r} is not a timm model name{hint}")
-    args = dict(num_classes=n_classes, **kwargs)
+    # the model is built without timm's loader and the file loaded by ours: timm's drops the
+    # head with strict=False, so a file that fits nothing would load nothing without a word
+    model = timm.create_model(name, pretrained=False, num_classes=n_classes, **kwargs)
     if pretrained is False or pretrained == "":
-        return timm.create_model(name, pretrained=False, **args)
-    path = (
-        cached_pretrained_file(name) if pretrained is True else Path(str(pretrained)).expanduser()
-    )
-    where = "in the Hugging Face or torch hub cache" if pretrained is True else f"at {path}"
-    if path is None or not path.is_file():
-        warn(f"no pretrained weights for {name} found offline ({where}); training from random init")
-        return timm.create_model(name, pretrained=False, **args)
-    try:
-        # timm loads a local file through the pretrained-cfg overlay; num_classes=-1 never equals
-        # n_classes, so timm always drops the file's classifier and the head is new: a file
-        # with another head size (or none, as `fathom demo --kind folder` exports) loads too
-        return timm.create_model(
-            name,
-            pretrained=True,
-            pretrained_cfg_overlay={"file": str(path), "num_classes": -1},
-            **args,
-        )
-    except Exception as exc:  # torch and timm raise many types for a file that is not weights
-        text = str(exc)
-        # torch's message for a pickle it refuses advises weights_only=False, the unsafe way
-        if "weights only" in text.lower() or not isinstance(exc, RuntimeError | KeyError):
-            text = "truncated, not a weights file, or holding objects other than tensors"
-        raise FathomError(
-            f"{path}: cannot load as {name} weights ({text.splitlines()[0][:200]})"
-        ) from None
+        return model
+    path = pretrained_file(name, pretrained)
+    pretrained_weights.load_weights_file(model, path, name)
+    return model
+
+
+def pretrained_file(name: str, pretrained: bool | str) -> Path:
+    """The weights file `pretrained` names for model `name`: timm's default (True), fetched into
+    the Hugging Face cache if need be, or the path given."""
+    if pretrained is True:
+        return pretrained_weights.fetch(name)
+    path = Path(str(pretrained)).expanduser()
+    if not path.is_file():
+        raise FathomError(f"pretrained={pretrained}: no such weights file for {name}")
+    return path
 
 
 def build_model(cfg, n_classes: int) -> FathomModel:

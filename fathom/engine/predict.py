@@ -11,7 +11,7 @@ import torch
 from fathom import fileio, runs
 from fathom.data.augment import Preprocess
 from fathom.data.loader import ImageSource, shard
-from fathom.engine import distributed
+from fathom.engine import distributed, precision
 from fathom.errors import FathomError
 from fathom.runs import FULL_FIT
 
@@ -30,12 +30,13 @@ def predict(
     rows: np.ndarray,
     prep: Preprocess,
     batch_size: int,
-    amp: bool = False,
+    amp: torch.dtype | None = None,
     tta: bool = False,
     ctx: distributed.Dist | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(logits, features) of source rows `rows`, in that order; with TTA, the mean of the plain
-    and flipped passes. Under torchrun each rank predicts a shard and all get the whole."""
+    and flipped passes, under autocast to `amp` (precision.autocast_dtype; None: float32), the
+    precision the model trained in. Under torchrun each rank predicts a shard and all get the whole."""
     ctx = ctx or distributed.Dist()
     was_training = model.training
     model.eval()
@@ -47,7 +48,7 @@ def predict(
         views = [False, True] if tta else [False]
         out_l, out_f = 0.0, 0.0
         for flip in views:
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            with precision.autocast(device, amp):
                 out = model(prep.eval(images, hflip=flip))
             out_l = out_l + out["logits"].float()
             out_f = out_f + out["features"].float()
@@ -188,7 +189,8 @@ def predict_run(
         prep = Preprocess(cfg, size, dcfg["mean"], dcfg["std"], dev, cfg.channels_last and gpu)
         batch = batch_size or cfg.batch_size * 2
         rows = np.arange(len(table))
-        logits, feats = predict(model, source, rows, prep, batch, cfg.amp and gpu, tta)
+        amp = precision.autocast_dtype(cfg.amp, dev)
+        logits, feats = predict(model, source, rows, prep, batch, amp, tta)
         parts[k] = {
             "ids": table["id"].to_numpy().astype(str),
             "probs": probabilities(logits, cfg.task),

@@ -46,9 +46,10 @@ from fathom.data.loader import (
     fits_on_device,
     fold_rows,
     targets,
+    to_device,
     train_batches,
 )
-from fathom.engine import distributed
+from fathom.engine import distributed, precision
 from fathom.engine.losses import build_loss
 from fathom.engine.models import (
     FathomModel,
@@ -102,7 +103,8 @@ class Fold:
     out: Path
     ctx: distributed.Dist
     device: torch.device
-    amp: bool
+    amp: torch.dtype | None  # the autocast dtype (precision.autocast_dtype); None: float32
+    scaler: torch.amp.GradScaler  # loss scaling under fp16; disabled (a pass-through) otherwise
     train_rows: np.ndarray
     val_rows: np.ndarray
     y_all: np.ndarray  # targets of every training-table row, host side for the metrics
@@ -256,10 +258,12 @@ def set_up_fold(
     size = cfg.img_size or int(dcfg["input_size"][-1])
     on_gpu = device.type == "cuda"
     channels_last = cfg.channels_last and on_gpu
-    train_src, eval_src = open_images(data, cfg, cfg.cache_size or size, device, ctx)
+    amp = precision.autocast_dtype(cfg.amp, device)
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
+    # after the model: whether the cache fits is judged on what the model leaves free
+    train_src, eval_src = open_images(data, cfg, cfg.cache_size or size, device, ctx)
     batches_per_epoch = len(
         train_batches(len(train_rows), cfg.batch_size, cfg.seed, 0, ctx.rank, ctx.world)
     )
@@ -270,7 +274,8 @@ def set_up_fold(
         out=out,
         ctx=ctx,
         device=device,
-        amp=cfg.amp and on_gpu,
+        amp=amp,
+        scaler=precision.grad_scaler(device, amp),
         train_rows=train_rows,
         val_rows=val_rows,
         y_all=y_all,
@@ -298,6 +303,8 @@ def start_or_resume(f: Fold) -> tuple[TrainState, dict | None]:
         if diff:
             raise FathomError(f"{last}: made with another config (differs in {', '.join(diff)})")
         f.model.load_state_dict(resume["model"])
+        if resume.get("scaler") and f.scaler.is_enabled():  # fp16's loss scale goes on
+            f.scaler.load_state_dict(resume["scaler"])
         if f.ema is not None:
             f.ema.module.load_state_dict(resume["ema"])
         state = TrainState(**resume["state"])
@@ -347,6 +354,12 @@ def train_one_epoch(f: Fold, stage: Stage, state: TrainState, progress: bool) ->
             len(f.train_rows), cfg.batch_size, cfg.seed, epoch, ctx.rank, ctx.world
         )
     ]
+    # the epoch's rows and augmentation in one upload each (pinned, non-blocking), sliced per
+    # step on the device: a step never waits for a small host-to-device copy
+    sizes = [len(b) for b in batches]
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    aug = f.prep.draw(sizes, gen).to(f.device)
+    rows_dev = to_device(np.concatenate(batches), f.device)
     loss_sum = torch.zeros((), device=f.device)
     seen = 0
     stage.opt.zero_grad(set_to_none=True)
@@ -358,24 +371,28 @@ def train_one_epoch(f: Fold, stage: Stage, state: TrainState, progress: bool) ->
         desc=f"{f.name} epoch {epoch + 1}/{cfg.epochs}",
     )
     for i, (rows, images) in enumerate(bar):
-        x = f.prep.train(images, gen)
-        y = f.y_dev[torch.from_numpy(rows).to(f.device)]
+        part = slice(int(starts[i]), int(starts[i + 1]))
+        x = f.prep.train(images, aug[part])
+        y = f.y_dev[rows_dev[part]]
         step_now = (i + 1) % cfg.accumulate == 0 or i + 1 == len(batches)
         # accumulating under DDP: skip the gradient all-reduce until the step
         sync = (
             contextlib.nullcontext() if step_now or not ctx.active else stage.step_model.no_sync()
         )
         with sync:
-            with torch.autocast(f.device.type, dtype=torch.bfloat16, enabled=f.amp):
+            with precision.autocast(f.device, f.amp):
                 logits = stage.step_model(x)["logits"]
-            loss = f.loss_fn(logits, y)
-            (loss / cfg.accumulate).backward()
+            loss = f.loss_fn(logits.float(), y)  # the loss in float32 whatever the autocast
+            f.scaler.scale(loss / cfg.accumulate).backward()
         if step_now:
             if cfg.grad_clip > 0:
+                f.scaler.unscale_(stage.opt)  # clip the true gradients, not the scaled ones
                 torch.nn.utils.clip_grad_norm_(
                     [p for p in model.parameters() if p.requires_grad], cfg.grad_clip
                 )
-            stage.opt.step()
+            # under fp16 a step with inf/nan gradients is skipped and the scale lowered
+            f.scaler.step(stage.opt)
+            f.scaler.update()
             stage.opt.zero_grad(set_to_none=True)
             state.updates += 1
             state.total_updates += 1
@@ -436,6 +453,7 @@ def save_state(f: Fold, stage: Stage, state: TrainState, improved: bool) -> None
             "ema": f.ema.module.state_dict() if f.ema is not None else None,
             "optimizer": stage.opt.state_dict(),
             "scheduler": stage.sched.state_dict(),
+            "scaler": f.scaler.state_dict(),  # {} unless fp16
             "state": asdict(state),
             # the RNG after this epoch, so that a resumed run's dropout draws what this one would
             "rng": torch.get_rng_state(),
@@ -462,9 +480,11 @@ def write_fold_predictions(f: Fold, state: TrainState) -> None:
             write_predictions(f.out / "oof.npz", ids, logits, feats, class_ids, cfg.task, truth)
     n_eval = len(f.data.eval)
     if f.eval_src is not None:
-        logits, feats = predict(
-            f.model, f.eval_src, np.arange(n_eval), f.prep, batch, f.amp, cfg.tta, ctx
-        )
+        # the eval images take device memory only now, while they are predicted
+        with f.eval_src.held(cfg.data_on_device):
+            logits, feats = predict(
+                f.model, f.eval_src, np.arange(n_eval), f.prep, batch, f.amp, cfg.tta, ctx
+            )
     else:  # a competition without eval images still gets an (empty) eval.npz
         logits = np.zeros((0, len(class_ids)), np.float32)
         feats = np.zeros((0, f.model.backbone.num_features), np.float32)
@@ -636,8 +656,10 @@ def open_images(
             continue
         path = build_cache(table, cfg.cache_dir, size, f"{data.name}-{label}", progress=False)
         n_bytes = len(table) * size * size * 3
-        on_device = cfg.data_on_device == "yes" or (
-            cfg.data_on_device == "auto" and fits_on_device(n_bytes, device)
+        # the eval images go to the device only while predicting (ImageSource.held)
+        on_device = label == "train" and (
+            cfg.data_on_device == "yes"
+            or (cfg.data_on_device == "auto" and fits_on_device(n_bytes, device))
         )
         sources.append(ImageSource(path, device, on_device, cfg.num_workers))
     return sources

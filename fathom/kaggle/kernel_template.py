@@ -188,6 +188,12 @@ def main() -> int:
         subs["tune"] = kernel_tuning(paths["weights"], subs["runs"], subs["comp"], paths["tmp"])
     subs = {key: str(value) for key, value in subs.items()}
     env = dict(os.environ)
+    pretrained = unpacked(paths["weights"], "pretrained", paths["tmp"])
+    if (pretrained / "fathom-pretrained.json").is_file():
+        # `fathom weights fetch`'s folder is an HF hub cache: pretrained=true reads it, offline
+        env["HF_HUB_CACHE"] = str(pretrained)
+        env["HF_HUB_OFFLINE"] = "1"
+        print(f"fathom kernel: pretrained weights from {pretrained}", flush=True)
     env["PYTHONPATH"] = os.pathsep.join(
         [str(paths["site"])] + [p for p in [env.get("PYTHONPATH")] if p]
     )

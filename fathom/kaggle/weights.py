@@ -7,6 +7,9 @@ The staged folder (default `kernels/datasets/<slug>/`):
     fathom-<version>-py3-none-any.whl
     runs/<exp>/config.json, cv.json and other run-level JSON, fold<k>/best.pt, full/best.pt
     folds/<name>.csv                 when given (training kernels need the same folds)
+    configs/<name>.toml              when given (what training kernels train)
+    pretrained/                      when given: `fathom weights fetch`'s folder, an HF hub
+                                     cache that training kernels read offline
 
 Kaggle uploads sub-folders as zip archives (`dir_mode="zip"`); the kernel script accepts
 either `runs/` or `runs.zip` (fathom.kaggle.kernel_template).
@@ -129,13 +132,14 @@ def stage(
     configs: list[Path] = (),
     wheel: bool = True,
     license_name: str = "CC0-1.0",
+    pretrained: Path | None = None,
 ) -> dict:
     """Write the dataset folder (see the module docstring); returns the manifest."""
     owner, slug = check_dataset_id(dataset)
     title = title or f"fathom weights {slug}"[:50]
     if not 6 <= len(title) <= 50:
         raise FathomError(f"dataset title {title!r}: Kaggle wants 6-50 characters")
-    if not runs and not configs:
+    if not runs and not configs and pretrained is None:
         raise FathomError(
             "nothing to upload: give run folders, or --config files for training kernels"
         )
@@ -154,6 +158,15 @@ def stage(
         if not config.is_file():
             raise FathomError(f"{config}: no such config file")
         placed.append((config, Path("configs") / config.name))
+    if pretrained is not None:
+        from fathom.engine.pretrained import EXPORT_MANIFEST
+
+        if not (pretrained / EXPORT_MANIFEST).is_file():
+            raise FathomError(
+                f"{pretrained}: no {EXPORT_MANIFEST}; fill it with `fathom weights fetch CONFIG... --out {pretrained}`"
+            )
+        for src in sorted(p for p in pretrained.rglob("*") if p.is_file()):
+            placed.append((src, Path("pretrained") / src.relative_to(pretrained)))
     if tune is not None:
         tuning = read_tuning(tune, need=("experiments",))
         wanted = [e["name"] for e in run_members(tuning)]
@@ -163,7 +176,12 @@ def stage(
                 f"{tune}: experiment {missing[0]!r} is not among the uploaded runs ({', '.join(names)})"
             )
         placed.append((tune, Path(TUNE_FILE)))
-    for stale in ("runs", "folds", "configs"):  # what was dropped from the list must not linger
+    for stale in (
+        "runs",
+        "folds",
+        "configs",
+        "pretrained",
+    ):  # what was dropped from the list must not linger
         if (out / stale).exists():
             shutil.rmtree(out / stale)
     if (out / TUNE_FILE).exists():
@@ -240,6 +258,7 @@ def stage_for_upload(
     tune: str | Path | None = None,
     configs: list = (),
     notes: str = "",
+    pretrained: str | Path | None = None,
 ) -> Staged:
     """`stage` with the command's defaults: the dataset (`default_dataset`), the folder
     (kernels/datasets/<slug>) and the notes (`default_notes`)."""
@@ -254,6 +273,7 @@ def stage_for_upload(
         folds=[Path(f) for f in folds],
         tune=Path(tune) if tune else None,
         configs=[Path(c) for c in configs],
+        pretrained=Path(pretrained) if pretrained else None,
     )
     return Staged(dataset, folder, manifest, notes or default_notes(manifest))
 

@@ -32,6 +32,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         dest="configs",
         help="an experiment config a training kernel trains from (stored in configs/; repeatable)",
     )
+    p.add_argument(
+        "--pretrained",
+        metavar="DIR",
+        help="`fathom weights fetch`'s folder: ImageNet weights training kernels use offline",
+    )
     p.add_argument("--notes", default="", help="version notes (default: the runs and their CV)")
     p.add_argument(
         "--public", action="store_true", help="make a new dataset public (default private)"
@@ -57,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
         args.tune,
         args.configs,
         args.notes,
+        args.pretrained,
     )
     print(staged.summary())
     if args.dry_run:

@@ -1,0 +1,115 @@
+"""Folds on several GPUs at once: `fathom train CONFIG --gpus 0,1,2,3`.
+
+One process per GPU (`python -m fathom train CONFIG --fold K` with CUDA_VISIBLE_DEVICES set to
+that GPU), each taking the next fold when its last one ends. Every child is the ordinary
+command, so each fold is resumable on its own and a rerun skips finished folds. A child's
+output goes to runs/<exp>/logs/fold<k>.log; its epoch lines, tagged with the GPU, are the
+progress shown here. Independent folds scale with no communication at all; torchrun (DDP)
+remains the way to spread one large fold over several GPUs.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from fathom.errors import FathomError
+
+
+def parse_gpus(text: str) -> list[str]:
+    """'0,1,3' -> ['0', '1', '3']; FathomError on anything but distinct device numbers."""
+    gpus = [g.strip() for g in str(text).split(",") if g.strip()]
+    if not gpus or not all(g.isdigit() for g in gpus) or len(set(gpus)) != len(gpus):
+        raise FathomError(
+            f"--gpus {text!r}: want distinct GPU numbers separated by commas, e.g. 0,1"
+        )
+    return gpus
+
+
+def _popen(argv: list[str], env: dict[str, str]):
+    return subprocess.Popen(
+        argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+    )
+
+
+def train_on_gpus(
+    fold_argv: Callable[[int], list[str]],
+    folds: list[int],
+    gpus: list[str],
+    log_dir: Path,
+    launch: Callable = _popen,
+    say: Callable[[str], None] = print,
+) -> None:
+    """Run `fold_argv(k)` for every fold, at most one per GPU at a time; FathomError naming the
+    folds whose process failed (the others still run to the end)."""
+    todo: queue.Queue[int] = queue.Queue()
+    for k in folds:
+        todo.put(k)
+    failed: dict[int, int] = {}
+    lock = threading.Lock()
+
+    def tell(line: str) -> None:
+        with lock:
+            say(line)
+
+    def worker(gpu: str) -> None:
+        while True:
+            try:
+                k = todo.get_nowait()
+            except queue.Empty:
+                return
+            log = log_dir / f"fold{k}.log"
+            log.parent.mkdir(parents=True, exist_ok=True)
+            env = {**os.environ, "CUDA_VISIBLE_DEVICES": gpu, "PYTHONUNBUFFERED": "1"}
+            tell(f"[gpu {gpu}] fold{k}: started (log {log})")
+            with open(log, "a", encoding="utf-8") as out:
+                proc = launch(fold_argv(k), env)
+                for line in proc.stdout:
+                    out.write(line)
+                    out.flush()
+                    # one line per epoch and per finished fold: the fold's progress
+                    if line.startswith(f"fold{k} epoch") or "best epoch" in line:
+                        tell(f"[gpu {gpu}] {line.rstrip()}")
+                code = proc.wait()
+            if code != 0:
+                with lock:
+                    failed[k] = code
+                tell(f"[gpu {gpu}] fold{k}: failed (exit {code}); see {log}")
+
+    threads = [threading.Thread(target=worker, args=(g,), daemon=True) for g in gpus]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if failed:
+        named = ", ".join(f"fold{k} (exit {c})" for k, c in sorted(failed.items()))
+        raise FathomError(f"{named} failed; logs in {log_dir}; the same command resumes them")
+
+
+def train_config_on_gpus(
+    config: str,
+    overrides: list[str],
+    name: str,
+    runs_dir: str | Path,
+    folds: list[int],
+    gpus: str,
+    launch: Callable = _popen,
+    say: Callable[[str], None] = print,
+) -> Path:
+    """`fathom train config overrides --fold k` for each fold, spread over `gpus`."""
+    run_dir = Path(runs_dir) / name
+    if None in folds:
+        raise FathomError("--gpus trains folds; a full fit (--full-fit) runs on one GPU")
+
+    def fold_argv(k: int) -> list[str]:
+        return [sys.executable, "-m", "fathom", "train", config, *overrides]+[
+            "--fold", str(k), "--name", name, "--runs", str(runs_dir), "--no-progress"
+        ]  # fmt: skip
+
+    train_on_gpus(fold_argv, folds, parse_gpus(gpus), run_dir / "logs", launch, say)
+    return run_dir
