@@ -96,7 +96,7 @@ def test_a_missing_or_unfitting_weights_file_is_refused(tmp_path):
     with pytest.raises(FathomError, match="r18.pth: not resnet10t weights"):
         create_backbone("resnet10t", 7, str(tmp_path / "r18.pth"))
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
-    with pytest.raises(FathomError, match="junk.pth: cannot read as resnet10t weights"):
+    with pytest.raises(FathomError, match="junk.pth: cannot load as resnet10t weights"):
         create_backbone("resnet10t", 7, str(tmp_path / "junk.pth"))
 
 

@@ -177,8 +177,12 @@ def load_weights_file(backbone: nn.Module, path: Path, name: str) -> None:
         # timm's reader: safetensors or torch files, `state_dict`/`model` wrappers, `module.`
         # prefixes; weights_only, since a weights file is untrusted input
         state = timm.models.load_state_dict(str(path), weights_only=True)
-    except Exception as exc:
-        raise FathomError(f"{path}: cannot read as {name} weights ({_first_line(exc)})") from None
+    except Exception as exc:  # torch and timm raise many types for a file that is not weights
+        text = _first_line(exc)
+        # torch's message for a pickle it refuses advises weights_only=False, the unsafe way
+        if "weights_only" in text or "weights only" in text.lower():
+            text = "truncated, not a weights file, or holding objects other than tensors"
+        raise FathomError(f"{path}: cannot load as {name} weights ({text})") from None
     head = {n for n, _ in _named_tensors(backbone.get_classifier())}
     head_prefix = _head_prefix(backbone)
     heads = {f"{head_prefix}{n}" for n in head}
