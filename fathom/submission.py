@@ -118,14 +118,8 @@ def validate(
     known = {str(int(c)) for c in known_categories}
     seen: dict[str, int] = {}
     for i, (uid, cats, osd) in enumerate(frame[HEADER].itertuples(index=False, name=None)):
-        line = i + 2
-        uid = str(uid)
-        if uid in seen:
-            problems.append(Problem(line, f"id {uid} appears again (first on line {seen[uid]})"))
-        else:
-            seen[uid] = line
-        if uid not in expected:
-            problems.append(Problem(line, f"id {uid!r} is not an eval image"))
+        line, uid = i + 2, str(uid)
+        problems += _id_problems(uid, line, seen, expected, "an eval image")
         problems += [Problem(line, m) for m in _category_problems(str(cats), known, k)]
         try:
             value = float(osd)
@@ -138,6 +132,18 @@ def validate(
         example = sorted(missing)[0]
         problems.append(Problem(0, f"{len(missing)} eval image(s) missing, e.g. {example}"))
     return problems
+
+
+def _id_problems(uid: str, line: int, seen: dict, expected: set, what: str) -> list[Problem]:
+    """A row's id: seen before (a duplicate), or not one of the images to predict."""
+    out = []
+    if uid in seen:
+        out.append(Problem(line, f"id {uid} appears again (first on line {seen[uid]})"))
+    else:
+        seen[uid] = line
+    if uid not in expected:
+        out.append(Problem(line, f"id {uid!r} is not {what}"))
+    return out
 
 
 def _category_problems(cats: str, known: set[str], k: int) -> list[str]:
@@ -212,12 +218,7 @@ def validate_labels(
     seen: dict[str, int] = {}
     for i, (uid, label) in enumerate(frame[LABEL_HEADER].itertuples(index=False, name=None)):
         line, uid, label = i + 2, str(uid), str(label)
-        if uid in seen:
-            problems.append(Problem(line, f"id {uid} appears again (first on line {seen[uid]})"))
-        else:
-            seen[uid] = line
-        if uid not in expected:
-            problems.append(Problem(line, f"id {uid!r} is not a test image"))
+        problems += _id_problems(uid, line, seen, expected, "a test image")
         if label == "":
             problems.append(Problem(line, "label is empty"))
         elif label not in known:
