@@ -76,6 +76,8 @@ def fit_weights(
     w = np.full(m, 1.0 / m)
     if m == 1:
         return w
+    # float64 once, not in each of the hundreds of `weighted_mean` calls below (same values)
+    prob_list = [np.asarray(p, dtype=np.float64) for p in prob_list]
     best = metric(weighted_mean(prob_list, w), targets)
     shares = np.round(np.arange(0.0, 1.0 + step / 2, step), 10)
     for _ in range(passes):

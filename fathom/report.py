@@ -247,6 +247,22 @@ def build_report(run_paths, out_dir, tune_path=None, comp=None, progress=True) -
     return write_html(out_dir, title, sections)
 
 
+def stored_osd_scores(tuning: dict) -> dict | None:
+    """The simulated osd scores `fathom tune` stored beside its file (`ids` and one array per
+    scorer), or None when there are none to read."""
+    name = tuning["osd"].get("scores_file")
+    if not name or not tuning.get("path"):
+        return None
+    path = Path(tuning["path"]).with_name(name)
+    if not path.is_file():
+        return None
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    arrays.pop("unseen", None)
+    arrays["ids"] = arrays["ids"].astype(str)
+    return {k: arrays[k] for k in ["ids", *(n for n in osd_lib.SCORERS if n in arrays)]}
+
+
 def _osd_section(tuning: dict | None, labels: dict, out_dir: Path) -> str:
     """Histograms of every osd scorer on the tuning's held-out-category runs."""
     if not (tuning and tuning["osd"].get("holdout_runs")):
@@ -257,10 +273,14 @@ def _osd_section(tuning: dict | None, labels: dict, out_dir: Path) -> str:
     h_arrays = [align_rows(a, h_ids, str(r.path)) for a, r in zip(h_arrays, held, strict=True)]
     held_cats = set(tuning["osd"]["holdout_categories"])
     unseen = np.array([bool(set(labels[uid]) & held_cats) for uid in h_ids])
-    models = [
-        osd_lib.ModelRows(a["probs"], a["logits"], a["features"], a["fold"]) for a in h_arrays
-    ]
-    scores = osd_lib.simulate_scores(models, unseen)
+    stored = stored_osd_scores(tuning)
+    if stored is not None and np.array_equal(stored.pop("ids"), h_ids):
+        scores = stored
+    else:  # a tuning file from before the scores were stored, or other runs since
+        models = [
+            osd_lib.ModelRows(a["probs"], a["logits"], a["features"], a["fold"]) for a in h_arrays
+        ]
+        scores = osd_lib.simulate_scores(models, unseen)
     png = plots.plot_osd_histograms(
         scores, unseen, tuning["osd"]["simulated_sauc"], out_dir / "osd_histograms.png"
     )

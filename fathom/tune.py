@@ -210,9 +210,13 @@ def read_oofs(runs, category_ids) -> list[dict]:
 
 
 def eval_shift(runs, oofs) -> dict:
-    """The label-free shift test: how well each fold model's features tell the eval images from
-    that fold's OOF (training) images, as a cross-validated AUC averaged over folds and runs.
-    A full fit (fold FULL_FIT) has no OOF rows and takes no part."""
+    """The label-free shift test: how well a fold model's features tell the eval images from
+    that fold's OOF (training) images, as a cross-validated AUC averaged over runs.
+
+    One fold model per run (the first with OOF rows; a full fit, fold FULL_FIT, has none):
+    a run's fold models measure the same shift to within the test's noise (their AUCs differ
+    by about one standard error at FathomNet's size), and the decision's standard error is
+    that of one fold model's sets anyway; testing all five took most of `fathom tune`."""
     aucs, n_ref, n_query = [], 0, 0
     for run, oof in zip(runs, oofs, strict=True):
         ev = run.eval()
@@ -225,6 +229,7 @@ def eval_shift(runs, oofs) -> dict:
                 continue
             aucs.append(osd_lib.shift_auc(ref, ev["fold_features"][k]))
             n_ref, n_query = len(ref), len(ev["fold_features"][k])
+            break
     if not aucs:
         return {"auc": None, "n_reference": 0, "n_query": 0}
     return {"auc": float(np.mean(aucs)), "n_reference": n_ref, "n_query": n_query}
@@ -257,6 +262,12 @@ def tune_osd(runs, oofs, held_runs, labels, osd_name=None) -> dict:
             osd_lib.ModelRows(a["probs"], a["logits"], a["features"], a["fold"]) for a in h_arrays
         ]
         scores = osd_lib.simulate_scores(models, unseen)
+        # for `fathom report`'s histograms, which would otherwise rerun the simulation
+        info["_scores"] = {
+            "ids": h_ids,
+            "unseen": unseen,
+            **{name: s for name, s in scores.items() if s is not None},
+        }
         info["simulated_sauc"] = {
             name: None if s is None else sauc(unseen, s) for name, s in scores.items()
         }
@@ -368,10 +379,22 @@ def tune_runs(experiments, holdout=(), comp=None, osd_name=None, prior=False) ->
     return result
 
 
+def osd_scores_path(tune_path) -> Path:
+    """Where a tuning file's simulated osd scores lie: <name>.osd.npz beside it."""
+    tune_path = Path(tune_path)
+    return tune_path.with_name(f"{tune_path.stem}.osd.npz")
+
+
 def write_tuning(path, result: dict, overwrite: bool = False) -> Path:
+    """The tuning as JSON, and the simulated osd scores (if any) beside it as .npz, named in
+    the JSON's `osd.scores_file` (the JSON is written last)."""
     path = Path(path)
     if path.exists() and not overwrite:
         raise FathomError(f"{path}: already exists (pass --overwrite, or choose another --out)")
+    scores = result.get("osd", {}).pop("_scores", None)
+    if scores is not None:
+        fileio.save_npz(osd_scores_path(path), **scores)
+        result["osd"]["scores_file"] = osd_scores_path(path).name
     result["path"] = str(path)
     return fileio.write_json(path, result)
 

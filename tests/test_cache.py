@@ -73,3 +73,24 @@ def test_cache_command_writes_train_and_eval(tiny_comp, tmp_path, capsys):  # no
         and files[0].startswith("comp-eval-20px")
         and files[1].startswith("comp-train-20px")
     )
+
+
+def test_a_moved_competition_keeps_its_cache(tiny_comp, tmp_path):  # noqa: F811
+    import shutil
+
+    before = tmp_path / "before"
+    shutil.copytree(tiny_comp[0], before)
+    table = read_split(open_competition(before), "train").head(6)
+    path = build_cache(table, tmp_path / "cache", 16, "t", workers=1, progress=False)
+    stamp = path.stat().st_mtime_ns
+    after = tmp_path / "elsewhere" / "after"
+    shutil.move(before, after)
+    moved = read_split(open_competition(after), "train").head(6)
+    assert moved["path"][0] != table["path"][0]
+    assert cache_path(moved, tmp_path / "cache", 16, "t") == path
+    assert build_cache(moved, tmp_path / "cache", 16, "t", workers=1, progress=False) == path
+    assert path.stat().st_mtime_ns == stamp  # reused, not rebuilt
+    # other images (another file name) are another cache
+    renamed = moved.copy()
+    renamed.loc[0, "path"] = renamed["path"][0].replace(".png", "-x.png")
+    assert cache_path(renamed, tmp_path / "cache", 16, "t") != path

@@ -71,3 +71,55 @@ def test_sauc_and_score():
     assert competition_score(0.4, 0.2) == pytest.approx(0.3)
     with pytest.raises(ValueError):
         sauc([1, 1], [0.2, 0.3])
+
+
+def _full_sort_ap(scores, targets, k=20):
+    """AP@k by a stable sort of every column: the reference the fast paths must equal."""
+    scores = np.asarray(scores, dtype=np.float64)
+    targets = np.asarray(targets) > 0
+    k = min(k, scores.shape[1])
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    hits = np.take_along_axis(targets, top, axis=1).astype(np.float64)
+    precision = np.cumsum(hits, axis=1) / np.arange(1, k + 1)
+    n_true = targets.sum(axis=1)
+    denom = np.maximum(np.minimum(n_true, k), 1).astype(np.float64)
+    return np.where(n_true > 0, (precision * hits).sum(axis=1) / denom, 0.0)
+
+
+@pytest.mark.parametrize("density", [0.005, 0.03, 0.3])  # 1-3 labels a row, and > 8 (top-k)
+def test_fast_map_equals_the_full_sort_exactly_with_ties(density):
+    rng = np.random.default_rng(int(density * 1000))
+    for trial in range(60):
+        n, c, k = int(rng.integers(1, 80)), int(rng.integers(2, 300)), int(rng.integers(1, 30))
+        if trial % 3 == 0:  # heavy ties: a few distinct values, zeros of both signs
+            scores = rng.integers(0, 4, (n, c)) * 0.25 * rng.choice([1.0, -1.0])
+        elif trial % 3 == 1:  # ties at the k-th place: a constant block in every row
+            scores = rng.random((n, c))
+            scores[:, c // 3 :] = 0.01
+        else:
+            scores = rng.random((n, c)).astype(np.float32)
+        targets = rng.random((n, c)) < density
+        targets[0, : min(c, 3)] = True
+        np.testing.assert_array_equal(
+            ap_at_k_matrix(scores, targets, k), _full_sort_ap(scores, targets, k)
+        )
+        assert map_at_k_matrix(scores, targets, k) == float(
+            _full_sort_ap(scores, targets, k).mean()
+        )
+
+
+def test_top_k_columns_is_the_stable_sort_cut_at_k():
+    from fathom.metrics import top_k_columns
+
+    rng = np.random.default_rng(7)
+    for _ in range(100):
+        n, c, k = int(rng.integers(1, 40)), int(rng.integers(1, 120)), int(rng.integers(0, 30))
+        scores = rng.integers(0, int(rng.integers(1, 6)), (n, c)).astype(float)
+        expected = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        np.testing.assert_array_equal(top_k_columns(scores, k), expected)
+    with_nan = np.array([[0.5, np.nan, 0.7, 0.1, 0.2, 0.3]])
+    np.testing.assert_array_equal(top_k_columns(with_nan, 2), [[2, 0]])
+    targets = np.array([[0, 1, 0, 0, 0, 1]])
+    assert ap_at_k_matrix(with_nan, targets, 3) == pytest.approx(
+        _full_sort_ap(with_nan, targets, 3)
+    )

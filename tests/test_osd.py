@@ -198,3 +198,69 @@ def test_combined_scorer_is_the_mean_of_ranks():
     b = osd.eval_scores("entropy", probs, logits)
     both = osd.eval_scores("max_prob+entropy", probs, logits)
     assert np.allclose(both, osd.to_unit((a + b) / 2))
+
+
+def test_mahalanobis_equals_scikit_learn_ledoit_wolf():
+    from sklearn.covariance import LedoitWolf
+
+    rng = np.random.default_rng(8)
+    # fewer rows than features (the Gram route), more (the covariance route), pooled-CNN-like
+    for n, d in [(40, 120), (300, 64), (64, 64), (3, 10)]:
+        x = np.maximum(rng.normal(0, 1, (n + 50, 5)) @ rng.normal(0, 1, (5, d)), 0)
+        x += 0.2 * rng.normal(0, 1, x.shape)
+        ref, query = x[:n], x[n:]
+        expected = LedoitWolf().fit(ref).mahalanobis(query)
+        np.testing.assert_allclose(osd.mahalanobis_distance(ref, query), expected, rtol=1e-8)
+
+
+def _full_width_domain_classifier():
+    """The classifier before issue 10: standardised full-width features, lbfgs."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(
+        StandardScaler(), LogisticRegression(C=0.05, max_iter=2000, class_weight="balanced")
+    )
+
+
+@pytest.fixture
+def shifted_features():
+    """Pooled-CNN-like 256-d features (a ReLU of a 12-d mix plus noise); a third of the query
+    rows moved along one shared direction (another background)."""
+    rng = np.random.default_rng(9)
+    proj = rng.normal(0, 1, (12, 256)) / np.sqrt(12) + 0.3
+
+    def feats(n, shift=0.0):
+        z = rng.normal(0, 1, (n, 12)) + shift
+        return np.maximum(z @ proj + 0.4 * rng.normal(0, 1, (n, 256)), 0)
+
+    direction = 1.2 * rng.normal(0, 1, 12)
+    moved = np.r_[np.zeros(500), np.ones(250)].astype(bool)
+    query = np.concatenate([feats(500), feats(250, direction)])
+    return feats(400), query, moved, feats(750)
+
+
+def test_reduced_domain_classifier_matches_the_full_width_one(shifted_features):
+    """The shift test's AUC within 0.03 of the full-width classifier's; the domain scorer's
+    sAUC on the moved rows within 0.05; no shift stays near 0.5."""
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    ref, query, moved, same = shifted_features
+    x = np.concatenate([ref, query])
+    y = np.r_[np.zeros(len(ref)), np.ones(len(query))]
+    cv = StratifiedKFold(n_splits=5, shuffle=True, random_state=0)
+    full = cross_val_predict(_full_width_domain_classifier(), x, y, cv=cv, method="predict_proba")
+    assert abs(osd.shift_auc(ref, query) - roc_auc_score(y, full[:, 1])) < 0.03
+    assert abs(osd.shift_auc(ref, same) - 0.5) < 0.05
+
+    part = np.random.default_rng(0).permutation(len(query)) % 5
+    full_scores = np.zeros(len(query))
+    for s in range(5):
+        xs = np.concatenate([ref, query[part != s]])
+        ys = np.r_[np.zeros(len(ref)), np.ones((part != s).sum())]
+        model = _full_width_domain_classifier().fit(xs, ys)
+        full_scores[part == s] = model.predict_proba(query[part == s])[:, 1]
+    reduced = sauc(moved, osd.domain_score(ref, query))
+    assert reduced > 0.5 and abs(reduced - sauc(moved, full_scores)) < 0.05

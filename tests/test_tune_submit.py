@@ -246,3 +246,28 @@ def test_probability_scorers_read_mean_probabilities_under_a_rank_ensemble(world
     np.testing.assert_allclose(ens["scores"], rank_average(members))
     np.testing.assert_allclose(ens["probs"], weighted_mean(members, [1, 1]))
     np.testing.assert_allclose(eval_osd(ens, "max_prob"), to_unit(max_prob(ens["probs"])))
+
+
+def test_report_reads_the_simulated_scores_tune_stored(world, tmp_path):
+    from fathom import osd
+    from fathom.report import stored_osd_scores
+    from fathom.runs import open_run, read_tuning
+    from fathom.tune import osd_scores_path, tune_runs, write_tuning
+
+    out = tmp_path / "t.json"
+    write_tuning(out, tune_runs([world["good"], world["weak"]], [world["held"]]))
+    tuning = read_tuning(out)
+    assert tuning["osd"]["scores_file"] == osd_scores_path(out).name == "t.osd.npz"
+    stored = stored_osd_scores(tuning)
+    held = open_run(world["held"]).oof()
+    assert list(stored["ids"]) == list(held["ids"])
+    unseen = np.load(osd_scores_path(out))["unseen"]
+    models = [osd.ModelRows(held["probs"], held["logits"], held["features"], held["fold"])]
+    rerun = osd.simulate_scores(models, unseen)
+    for name, scores in rerun.items():
+        if scores is None:
+            assert name not in stored
+        else:
+            np.testing.assert_array_equal(stored[name], scores)
+    osd_scores_path(out).unlink()  # gone: the report reruns the simulation instead
+    assert stored_osd_scores(tuning) is None

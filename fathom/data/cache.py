@@ -37,9 +37,18 @@ CHUNK = 256  # rows between two saves of the done mask: at most this much work i
 def cache_path(
     table: pd.DataFrame, cache_dir: str | Path, size: int, label: str = "images"
 ) -> Path:
+    """The cache file of `table` at `size`: named by a hash of its ids and image paths, the
+    paths taken relative to the folder that holds them all (the dataset's image folder), so
+    a competition folder moved or mounted elsewhere keeps its cache; and of each file's size
+    and modification time, so a replaced image is cached anew."""
+    paths = [os.path.abspath(p) for p in table["path"]]
+    root = os.path.commonpath(paths) if paths else ""
+    if len(paths) == 1:  # the common path of one file is the file itself
+        root = os.path.dirname(root)
     digest = hashlib.sha1()
-    for uid, path in zip(table["id"], table["path"], strict=True):
-        digest.update(f"{uid}\t{os.path.abspath(path)}{_stamp(path)}\n".encode())
+    for uid, path in zip(table["id"], paths, strict=True):
+        rel = Path(os.path.relpath(path, root)).as_posix()
+        digest.update(f"{uid}\t{rel}{_stamp(path)}\n".encode())
     return Path(cache_dir) / f"{label}-{size}px-{digest.hexdigest()[:12]}.npy"
 
 
