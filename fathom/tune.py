@@ -254,7 +254,10 @@ def tune_osd(runs, oofs, held_runs, labels, osd_name=None) -> dict:
                 f"{held_runs[0].path}: its OOF needs images with and without held-out categories"
             )
         models = [
-            osd_lib.ModelRows(a["probs"], a["logits"], a["features"], a["fold"]) for a in h_arrays
+            osd_lib.ModelRows(
+                a["probs"], a["logits"], a["features"], a["fold"], a.get("super_probs")
+            )
+            for a in h_arrays
         ]
         scores = osd_lib.simulate_scores(models, unseen)
         info["simulated_sauc"] = {
@@ -284,7 +287,8 @@ def tune_osd(runs, oofs, held_runs, labels, osd_name=None) -> dict:
         )
     elif not osd_lib.is_scorer(osd_name):
         raise FathomError(
-            f"unknown osd scorer {osd_name!r}; choose from {', '.join(osd_lib.SCORERS)}"
+            f"unknown osd scorer {osd_name!r}; choose from "
+            f"{', '.join((*osd_lib.SCORERS, *osd_lib.SUPER_SCORERS))}"
         )
     info["scorer"] = osd_name
     candidates = {
