@@ -6,7 +6,8 @@ the ranking matters to sAUC, so `to_unit` turns any scorer into the [0, 1] `osd`
 - from the predictions: `max_prob` (1 - max probability), `entropy`, `energy` (-logsumexp of
   the logits), `max_logit` (-max logit), `disagreement` (between an ensemble's models);
   `supercat_entropy` (the entropy of the supercategory head's probabilities: only runs
-  trained with `supercat_weight > 0` have them, and without them it is None, never chosen);
+  trained with `supercat_weight > 0` have them; without them it is not simulated, and
+  `fathom tune` records None for it, so it is never chosen);
 - from the pooled features the training engine saves: `knn` (cosine distance to the k-th
   nearest reference image), `mahalanobis` (to the reference distribution, Ledoit-Wolf
   covariance), `domain` (a classifier that separates the reference images from the scored
@@ -245,7 +246,9 @@ def simulate_scores(
     out: dict[str, np.ndarray | None] = dict(pooled)
     if stack is None:
         out["disagreement"] = None
-    out["supercat_entropy"] = _supercat_simulated(models, fold)
+    supercat = _supercat_simulated(models, fold)
+    if supercat is not None:  # runs without super_probs: absent, as before (tune records None)
+        out["supercat_entropy"] = supercat
     return out
 
 

@@ -263,6 +263,8 @@ def tune_osd(runs, oofs, held_runs, labels, osd_name=None) -> dict:
         info["simulated_sauc"] = {
             name: None if s is None else sauc(unseen, s) for name, s in scores.items()
         }
+        for name in osd_lib.SUPER_SCORERS:  # None: the runs have no super_probs to rate it on
+            info["simulated_sauc"].setdefault(name, None)
         info["holdout_categories"] = list(held_cats)
         info["n_unseen"] = int(unseen.sum())
         info["n_images"] = len(unseen)
