@@ -67,6 +67,10 @@ RANGES: dict[str, tuple[float, float, bool, bool]] = {
     "shift": (0, 1, True, True),
     "shear": (0, 90, True, False),
     "seed": (0, 2**31, True, False),
+    "supercat_weight": (0, math.inf, True, False),
+    "supercat_rank": (0, 1, True, True),
+    "pseudo_threshold": (0, 1, True, True),
+    "pseudo_weight": (0, math.inf, True, False),
 }
 
 
@@ -130,6 +134,20 @@ class TrainConfig:
     zoom: tuple[float, float] = (0.8, 1.2)
     shear: float = 10.0  # degrees
     brightness: tuple[float, float] = (0.8, 1.2)
+    # --- issue 12: supercategory head and pseudo-labels
+    supercat_weight: float = (
+        0.0  # > 0: an auxiliary head predicts the supercategories (BCE x this); 0 = off
+    )
+    supercat_rank: float = (
+        0.0  # a in [0, 1]: category score p * (1 - a + a * p_supercat) when predicting
+    )
+    pseudo_from: str = (
+        ""  # a finished run folder: fold k's eval.npz pseudo-labels eval images for fold k
+    )
+    pseudo_threshold: float = (
+        0.5  # eval images whose top probability reaches this join as soft targets
+    )
+    pseudo_weight: float = 1.0  # loss weight of a pseudo-labelled row (a labelled row weighs 1)
     # --- runtime
     seed: int = 42
     device: str = "auto"  # auto | cpu | cuda | cuda:N
@@ -183,6 +201,10 @@ class TrainConfig:
             problems.append("zoom and brightness are (low, high) ranges with 0 < low <= high")
         if self.brightness[0] < 0:
             problems.append("brightness is a (low, high) range of factors >= 0")
+        if (self.supercat_weight > 0 or self.pseudo_from) and self.task != "multilabel":
+            problems.append("supercat_weight and pseudo_from are for the multilabel task")
+        if self.supercat_rank > 0 and self.supercat_weight == 0:
+            problems.append("supercat_rank needs the supercategory head (supercat_weight > 0)")
         if problems:
             raise FathomError(f"config {self.name}: " + "; ".join(problems))
 

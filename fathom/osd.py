@@ -5,6 +5,9 @@ the ranking matters to sAUC, so `to_unit` turns any scorer into the [0, 1] `osd`
 
 - from the predictions: `max_prob` (1 - max probability), `entropy`, `energy` (-logsumexp of
   the logits), `max_logit` (-max logit), `disagreement` (between an ensemble's models);
+  `supercat_entropy` (the entropy of the supercategory head's probabilities: only runs
+  trained with `supercat_weight > 0` have them; without them it is not simulated, and
+  `fathom tune` records None for it, so it is never chosen);
 - from the pooled features the training engine saves: `knn` (cosine distance to the k-th
   nearest reference image), `mahalanobis` (to the reference distribution, Ledoit-Wolf
   covariance), `domain` (a classifier that separates the reference images from the scored
@@ -32,11 +35,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fathom.errors import FathomError
 from fathom.metrics import sauc
 
 PREDICTION_SCORERS = ("max_prob", "entropy", "energy", "max_logit")
 FEATURE_SCORERS = ("knn", "mahalanobis", "domain")
 SCORERS = (*PREDICTION_SCORERS, "disagreement", *FEATURE_SCORERS)
+# scorers that need the optional `super_probs` of a prediction file (kept out of SCORERS, which
+# callers loop over for any run)
+SUPER_SCORERS = ("supercat_entropy",)
 
 
 def max_prob(probs: np.ndarray) -> np.ndarray:
@@ -73,6 +80,13 @@ def disagreement(prob_stack: np.ndarray) -> np.ndarray:
         raise ValueError(f"disagreement needs (M>=2, N, C) predictions, got shape {p.shape}")
     p = p / p.sum(axis=2, keepdims=True)
     return 0.5 * np.abs(p - p.mean(axis=0, keepdims=True)).sum(axis=2).mean(axis=0)
+
+
+def supercat_entropy(super_probs: np.ndarray) -> np.ndarray:
+    """Entropy of the supercategory probabilities (normalised rows): high when the image's
+    supercategory is uncertain. 20 supercategories with many positives each are learnt more
+    surely than 290 categories, so an unseen organism's confusion may show here first."""
+    return entropy(super_probs)
 
 
 def _unit_rows(x: np.ndarray) -> np.ndarray:
@@ -248,6 +262,7 @@ class ModelRows:
     logits: np.ndarray
     features: np.ndarray
     fold: np.ndarray
+    super_probs: np.ndarray | None = None  # (N, S): runs with the supercategory head only
 
 
 def prediction_scores(
@@ -320,6 +335,21 @@ def simulate_scores(
     out: dict[str, np.ndarray | None] = dict(pooled)
     if stack is None:
         out["disagreement"] = None
+    supercat = _supercat_simulated(models, fold)
+    if supercat is not None:  # runs without super_probs: absent, as before (tune records None)
+        out["supercat_entropy"] = supercat
+    return out
+
+
+def _supercat_simulated(models: Sequence[ModelRows], fold: np.ndarray) -> np.ndarray | None:
+    """`supercat_entropy` of the models' mean super_probs, ranked within each fold; None
+    unless every model has super_probs."""
+    if any(m.super_probs is None for m in models):
+        return None
+    raw = supercat_entropy(np.mean([m.super_probs for m in models], axis=0))
+    out = np.zeros(len(raw))
+    for f in np.unique(fold):
+        out[fold == f] = to_unit(raw[fold == f])
     return out
 
 
@@ -396,7 +426,7 @@ def choose_scorer(
 
 def is_scorer(name: str) -> bool:
     """A scorer name, or several joined by `+` (the mean of their ranks)."""
-    return all(part in SCORERS for part in name.split("+"))
+    return all(part in SCORERS or part in SUPER_SCORERS for part in name.split("+"))
 
 
 def eval_scores(
@@ -406,6 +436,7 @@ def eval_scores(
     prob_stack: np.ndarray | None = None,
     fold_features: Sequence[np.ndarray] = (),
     fold_references: Sequence[np.ndarray] = (),
+    super_probs: np.ndarray | None = None,
 ) -> np.ndarray:
     """One scorer on the eval images, as a [0, 1] osd column.
 
@@ -416,7 +447,9 @@ def eval_scores(
     """
     if "+" in name:
         parts = [
-            eval_scores(part, probs, logits, prob_stack, fold_features, fold_references)
+            eval_scores(
+                part, probs, logits, prob_stack, fold_features, fold_references, super_probs
+            )
             for part in name.split("+")
         ]
         return to_unit(np.mean(parts, axis=0))
@@ -428,6 +461,13 @@ def eval_scores(
             for feat, ref in zip(fold_features, fold_references, strict=True)
         ]
         return to_unit(np.mean(ranks, axis=0))
+    if name == "supercat_entropy":
+        if super_probs is None:
+            raise FathomError(
+                "osd scorer supercat_entropy needs the eval predictions' `super_probs` "
+                "(a run trained with supercat_weight > 0)"
+            )
+        return to_unit(supercat_entropy(super_probs))
     return to_unit(prediction_scores(name, probs, logits, prob_stack))
 
 

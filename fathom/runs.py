@@ -12,6 +12,10 @@ reads it. This is the only module that knows the layout.
                                   averaged (probs, logits)
     runs/<exp>/cv.json            CV MAP@20 overall and per fold
 
+Optional in every prediction file: `super_probs` (N, S), the supercategory head's probabilities
+(runs trained with `supercat_weight > 0`; stacked per model as `fold_super_probs`). Files
+without it read as before.
+
 In `folds`, a fold model is its fold number k and the full fit is FULL_FIT (-1): it has no
 OOF rows, so nothing that pairs eval features with OOF features may use it.
 
@@ -35,6 +39,7 @@ FULL_FIT = -1
 MODEL_FILES = ("best.pt", "history.csv", "oof.npz", "eval.npz")
 OOF_KEYS = ("ids", "fold", "probs", "logits", "features", "category_ids")
 EVAL_KEYS = ("ids", "probs", "logits", "category_ids")
+SUPER_KEYS = ("super_probs",)  # optional: only runs with the supercategory head have it
 _FOLD_DIR = re.compile(r"fold(\d+)")
 
 
@@ -49,11 +54,14 @@ def write_predictions(
     features: np.ndarray,
     category_ids,
     truth: np.ndarray | None = None,
+    super_probs: np.ndarray | None = None,
 ) -> Path:
     """One model's predictions as .npz (atomically): `ids`, `probs`, `logits`, `features`,
     `category_ids`, and with `truth` also `targets`, the (N, C) 0/1 labels, so OOF scoring
-    needs no dataset reader."""
+    needs no dataset reader; with `super_probs` also the (N, S) supercategory probabilities."""
     extra = {} if truth is None else {"targets": np.asarray(truth, dtype=np.float32)}
+    if super_probs is not None:
+        extra["super_probs"] = np.asarray(super_probs, dtype=np.float32)
     return fileio.save_npz(
         path,
         **extra,
@@ -86,6 +94,9 @@ def read_predictions(
         for k in ("probs", "logits"):
             if k in arrays and arrays[k].shape != (n, c):
                 raise FathomError(f"{path}: `{k}` has shape {arrays[k].shape}, expected ({n}, {c})")
+        sup = arrays.get("super_probs")
+        if sup is not None and (sup.ndim != 2 or len(sup) != n):
+            raise FathomError(f"{path}: `super_probs` has shape {sup.shape}, expected ({n}, S)")
         arrays["ids"] = arrays["ids"].astype(str)
     return arrays
 
@@ -99,9 +110,10 @@ def stitch_oof(folds: dict[int, dict]) -> dict[str, np.ndarray]:
             raise FathomError(
                 f"fold {k}: its category columns differ from fold {next(iter(folds))}'s"
             )
+    optional = [k for k in SUPER_KEYS if all(k in p for p in parts)]
     out = {
         key: np.concatenate([p[key] for p in parts])
-        for key in ("ids", "probs", "logits", "features", "targets")
+        for key in ("ids", "probs", "logits", "features", "targets", *optional)
     }
     out["fold"] = np.concatenate(
         [np.full(len(p["ids"]), k, dtype=np.int64) for k, p in folds.items()]
@@ -122,7 +134,12 @@ def average_eval(models: dict[int, dict]) -> dict[str, np.ndarray]:
     for k, p in models.items():
         if not np.array_equal(p["ids"], ids):
             raise FathomError(f"fold {k}: its eval ids differ from fold {next(iter(models))}'s")
+    extra = {}
+    if all("super_probs" in p for p in parts):
+        extra["super_probs"] = np.mean([p["super_probs"] for p in parts], axis=0).astype(np.float32)
+        extra["fold_super_probs"] = np.stack([p["super_probs"] for p in parts]).astype(np.float32)
     return {
+        **extra,
         "ids": ids,
         "probs": np.mean([p["probs"] for p in parts], axis=0).astype(np.float32),
         "logits": np.mean([p["logits"] for p in parts], axis=0).astype(np.float32),
@@ -217,7 +234,9 @@ class Run:
         _, first = np.unique(ids, return_index=True)  # an id in two folds' oof: keep the first
         keep = np.sort(first)
         optional = [
-            k for k in ("logits", "features", "targets") if all(k in p for p in parts.values())
+            k
+            for k in ("logits", "features", "targets", *SUPER_KEYS)
+            if all(k in p for p in parts.values())
         ]
         out = {
             key: np.concatenate([p[key] for p in parts.values()])[keep]
@@ -300,10 +319,10 @@ def align_rows(
     order = np.array([index[uid] for uid in ids], dtype=int)
     out = dict(arrays)
     out["ids"] = np.asarray(ids, dtype=str)
-    for k in (*keys, "targets"):
+    for k in (*keys, "targets", *SUPER_KEYS):
         if k in arrays:
             out[k] = arrays[k][order]
-    for k in ("fold_probs", "fold_logits", "fold_features"):
+    for k in ("fold_probs", "fold_logits", "fold_features", "fold_super_probs"):
         if k in arrays:
             out[k] = arrays[k][:, order]
     return out

@@ -259,7 +259,10 @@ def tune_osd(runs, oofs, held_runs, labels, osd_name=None) -> dict:
                 f"{held_runs[0].path}: its OOF needs images with and without held-out categories"
             )
         models = [
-            osd_lib.ModelRows(a["probs"], a["logits"], a["features"], a["fold"]) for a in h_arrays
+            osd_lib.ModelRows(
+                a["probs"], a["logits"], a["features"], a["fold"], a.get("super_probs")
+            )
+            for a in h_arrays
         ]
         scores = osd_lib.simulate_scores(models, unseen)
         # for `fathom report`'s histograms, which would otherwise rerun the simulation
@@ -271,6 +274,8 @@ def tune_osd(runs, oofs, held_runs, labels, osd_name=None) -> dict:
         info["simulated_sauc"] = {
             name: None if s is None else sauc(unseen, s) for name, s in scores.items()
         }
+        for name in osd_lib.SUPER_SCORERS:  # None: the runs have no super_probs to rate it on
+            info["simulated_sauc"].setdefault(name, None)
         info["holdout_categories"] = list(held_cats)
         info["n_unseen"] = int(unseen.sum())
         info["n_images"] = len(unseen)
@@ -295,7 +300,8 @@ def tune_osd(runs, oofs, held_runs, labels, osd_name=None) -> dict:
         )
     elif not osd_lib.is_scorer(osd_name):
         raise FathomError(
-            f"unknown osd scorer {osd_name!r}; choose from {', '.join(osd_lib.SCORERS)}"
+            f"unknown osd scorer {osd_name!r}; choose from "
+            f"{', '.join((*osd_lib.SCORERS, *osd_lib.SUPER_SCORERS))}"
         )
     info["scorer"] = osd_name
     candidates = {

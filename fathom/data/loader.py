@@ -36,6 +36,9 @@ class TrainData:
     eval: pd.DataFrame
     class_ids: tuple[int, ...]
     name: str = "data"  # prefix of this data's cache files
+    # the supercategory index of each class column (-1: unknown); () = read from the table's
+    # `supercategories` column (see supercategory_map); only the supercategory head needs it
+    supercat_of: tuple[int, ...] = ()
 
     def __post_init__(self):
         missing = {"id", "path", "categories", "fold"} - set(self.train.columns)
@@ -78,6 +81,83 @@ def targets(categories, class_ids, task: str) -> np.ndarray:
             raise FathomError(f"singlelabel task: image {i} has {len(row)} categories, not one")
         labels[i] = column[int(row[0])]
     return labels
+
+
+def supercategory_targets(data: TrainData) -> tuple[np.ndarray, np.ndarray]:
+    """(the (N, S) 0/1 supercategory targets of the training rows, the supercategory index of
+    each class column, -1 where unknown).
+
+    The targets are the table's `supercategories` column as it is (an image's supercategories
+    are those of its categories; the reader fills it). The class -> supercategory map is
+    `data.supercat_of` when given, else read off the table: the one supercategory shared by
+    every row holding the class (a class no row holds, or one that only ever appears beside
+    another supercategory's classes, stays -1)."""
+    if "supercategories" not in data.train.columns:
+        raise FathomError("supercat_weight > 0: the training table has no `supercategories` column")
+    rows = [tuple(int(s) for s in r) for r in data.train["supercategories"]]
+    known = list(data.supercat_of)
+    n_super = max([s for r in rows for s in r] + known + [-1]) + 1
+    if n_super < 1:
+        raise FathomError("supercat_weight > 0: no training image has a supercategory")
+    y = np.zeros((len(rows), n_super), dtype=np.float32)
+    for i, r in enumerate(rows):
+        y[i, list(r)] = 1.0
+    if known:
+        if len(known) != len(data.class_ids):
+            raise FathomError("TrainData.supercat_of needs one supercategory per class id")
+        return y, np.asarray(known, dtype=np.int64)
+    column = {int(c): j for j, c in enumerate(data.class_ids)}
+    shared: list[set | None] = [None] * len(column)
+    for cats, sup in zip(data.train["categories"], rows, strict=True):
+        for c in cats:
+            j = column[int(c)]
+            shared[j] = set(sup) if shared[j] is None else shared[j] & set(sup)
+    of = [next(iter(s)) if s is not None and len(s) == 1 else -1 for s in shared]
+    return y, np.asarray(of, dtype=np.int64)
+
+
+# eval probabilities below this are zeroed in a pseudo-label: the long tail of near-zero
+# sigmoid outputs is noise, not evidence of an organism
+PSEUDO_FLOOR = 0.05
+
+
+def pseudo_labels(
+    pseudo_from: str | Path,
+    fold: int | None,
+    data: TrainData,
+    val_rows: np.ndarray,
+    threshold: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(eval-table rows to add, their (M, C) soft targets) from the first round's model of the
+    same fold: `pseudo_from/fold<k>/eval.npz` (a full fit: `full/eval.npz`).
+
+    Only predictions are read, never eval truth. Honest CV: the first round's fold-k model
+    must have validated on exactly this fold's validation images (its oof.npz ids), so it
+    never trained on them. Rows whose top probability reaches `threshold` are kept; their
+    targets are the probabilities, zeroed below PSEUDO_FLOOR."""
+    from fathom import runs
+
+    run = Path(pseudo_from)
+    folder = run / runs.fold_label(runs.FULL_FIT if fold is None else fold)
+    if fold is not None:
+        oof = runs.read_predictions(
+            folder / "oof.npz", ("ids",), f"pseudo_from: {run} has not finished fold {fold}"
+        )
+        mine = data.train["id"].to_numpy().astype(str)[val_rows]
+        if set(oof["ids"].tolist()) != set(mine.tolist()):
+            raise FathomError(
+                f"{folder / 'oof.npz'}: pseudo_from validated fold {fold} on other images than "
+                "this run (other folds?): its model may have trained on this fold's validation rows"
+            )
+    ev = runs.read_predictions(
+        folder / "eval.npz", runs.EVAL_KEYS, f"pseudo_from: {run} has no {folder.name} predictions"
+    )
+    runs.check_categories(ev, data.class_ids, str(folder / "eval.npz"))
+    ev = runs.align_rows(ev, data.eval["id"].astype(str).tolist(), str(folder / "eval.npz"))
+    probs = ev["probs"].astype(np.float32)
+    keep = np.flatnonzero(probs.max(axis=1) >= threshold) if len(probs) else np.zeros(0, int)
+    soft = np.where(probs[keep] >= PSEUDO_FLOOR, probs[keep], 0.0).astype(np.float32)
+    return keep, soft
 
 
 def train_batches(
@@ -216,6 +296,32 @@ class ImageSource:
                 generator=torch.Generator().manual_seed(0),
             )
         return self._loader
+
+
+class JoinedSource:
+    """Two image sources as one: rows 0..len(first)-1 are `first`'s, the next `second`'s
+    (the training cache, then the eval cache for pseudo-labelled rows). Each batch is read
+    from both and put back in its own row order, so no image is cached twice."""
+
+    def __init__(self, first: ImageSource, second: ImageSource):
+        self.first, self.second = first, second
+        self.device = first.device
+
+    def __len__(self) -> int:
+        return len(self.first) + len(self.second)
+
+    def batches(self, index_batches: list[np.ndarray]) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
+        n = len(self.first)
+        a = [rows[rows < n] for rows in index_batches]
+        b = [rows[rows >= n] - n for rows in index_batches]
+        parts = zip(self.first.batches(a), self.second.batches(b), strict=True)
+        for rows, ((_, xa), (_, xb)) in zip(index_batches, parts, strict=True):
+            if not len(xb) or not len(xa):
+                yield rows, (xa if len(xb) == 0 else xb)
+                continue
+            order = np.concatenate([np.flatnonzero(rows < n), np.flatnonzero(rows >= n)])
+            back = torch.from_numpy(np.argsort(order)).to(self.device)
+            yield rows, torch.cat([xa, xb])[back]
 
 
 def fits_on_device(n_bytes: int, device: torch.device) -> bool:

@@ -95,3 +95,29 @@ def build_loss(cfg, targets: np.ndarray, n_classes: int) -> nn.Module:
             weight=balanced_class_weight(targets, n_classes), label_smoothing=cfg.label_smoothing
         )
     raise ValueError(f"unknown loss {name!r}")  # TrainConfig.check() rules this out
+
+
+def supercat_loss(super_logits: torch.Tensor, super_targets: torch.Tensor) -> torch.Tensor:
+    """The auxiliary supercategory term: plain BCE over the supercategory outputs (in float32).
+
+    Plain, whatever the main loss: 20 supercategories have many positives each, so the term
+    needs no rebalancing, and it stays comparable across main losses."""
+    return F.binary_cross_entropy_with_logits(super_logits.float(), super_targets.float())
+
+
+def weighted_rows_loss(
+    loss_fn: nn.Module, logits: torch.Tensor, targets: torch.Tensor, n_first: int, weight: float
+) -> torch.Tensor:
+    """`loss_fn` over a batch whose first `n_first` rows weigh 1 and the rest `weight`
+    (pseudo-labelled rows come last in their batch).
+
+    Every loss here is a mean over rows (times columns), so the two parts' losses scaled by
+    their row counts give (sum of labelled rows' losses + weight x pseudo rows') / rows, the
+    plain loss when weight = 1, without touching the loss classes."""
+    n = len(targets)
+    if n_first == n:
+        return loss_fn(logits, targets)
+    rest = loss_fn(logits[n_first:], targets[n_first:]) * (weight * (n - n_first))
+    if n_first == 0:
+        return rest / n
+    return (loss_fn(logits[:n_first], targets[:n_first]) * n_first + rest) / n

@@ -112,15 +112,26 @@ def fathom_cnn(pretrained: bool = False, **kwargs) -> FathomCNN:
 
 
 class FathomModel(nn.Module):
-    """A timm backbone whose forward returns {"features": pooled features, "logits": head output}."""
+    """A timm backbone whose forward returns {"features": pooled features, "logits": head output},
+    plus "super_logits" when it has the supercategory head (`supercat_of`: the supercategory
+    index of each output column, -1 where unknown; `n_super` outputs). The mapping is a buffer,
+    so a checkpoint carries it to prediction time (the `supercat_rank` blend needs it)."""
 
-    def __init__(self, backbone: nn.Module):
+    def __init__(self, backbone: nn.Module, supercat_of=None, n_super: int = 0):
         super().__init__()
         self.backbone = backbone
+        self.super_head = None
+        if n_super > 0:
+            # made after the backbone: the backbone's initial weights do not depend on it
+            self.super_head = nn.Linear(int(backbone.num_features), n_super)
+            self.register_buffer("supercat_of", torch.as_tensor(supercat_of, dtype=torch.long))
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         features = self.backbone.forward_head(self.backbone.forward_features(x), pre_logits=True)
-        return {"features": features, "logits": self.backbone.get_classifier()(features)}
+        out = {"features": features, "logits": self.backbone.get_classifier()(features)}
+        if self.super_head is not None:
+            out["super_logits"] = self.super_head(features)
+        return out
 
 
 def warn(message: str) -> None:
@@ -161,8 +172,9 @@ def pretrained_file(name: str, pretrained: bool | str) -> Path:
     return path
 
 
-def build_model(cfg, n_classes: int) -> FathomModel:
-    """The model a TrainConfig describes, with `n_classes` outputs."""
+def build_model(cfg, n_classes: int, supercat_of=None, n_super: int = 0) -> FathomModel:
+    """The model a TrainConfig describes, with `n_classes` outputs (and `n_super` supercategory
+    outputs when `cfg.supercat_weight > 0`)."""
     backbone = create_backbone(
         cfg.model,
         n_classes,
@@ -170,6 +182,10 @@ def build_model(cfg, n_classes: int) -> FathomModel:
         drop_rate=cfg.drop_rate,
         drop_path_rate=cfg.drop_path_rate or None,  # None: models without drop path accept it
     )
+    if cfg.supercat_weight > 0:
+        if supercat_of is None or n_super < 1:
+            raise FathomError("supercat_weight > 0 needs the categories' supercategories")
+        return FathomModel(backbone, supercat_of, n_super)
     return FathomModel(backbone)
 
 
@@ -180,8 +196,11 @@ def data_config(model: FathomModel | nn.Module) -> dict:
 
 
 def head_parameter_names(model: FathomModel) -> set[str]:
+    """The heads' parameters: the classifier's and the supercategory head's (stage 1 trains both)."""
     head = model.backbone.get_classifier()
     names = {id(p) for p in head.parameters()}
+    if getattr(model, "super_head", None) is not None:
+        names |= {id(p) for p in model.super_head.parameters()}
     return {n for n, p in model.named_parameters() if id(p) in names}
 
 
@@ -228,6 +247,14 @@ def freeze_norm_statistics(model: nn.Module) -> None:
             params = list(module.parameters(recurse=False))
             if params and not any(p.requires_grad for p in params):
                 module.eval()
+
+
+def init_super_bias(model: FathomModel, prior: np.ndarray) -> None:
+    """The supercategory head's bias at the log-odds of each supercategory's training
+    frequency, for the reason init_head_bias gives."""
+    p = np.clip(np.asarray(prior, dtype=np.float64), 1e-4, 1 - 1e-4)
+    with torch.no_grad():
+        model.super_head.bias.copy_(torch.from_numpy(np.log(p / (1 - p))).float())
 
 
 def init_head_bias(model: FathomModel, prior: np.ndarray, task: str) -> None:

@@ -33,27 +33,33 @@ def predict(
     amp: torch.dtype | None = None,
     tta: bool = False,
     ctx: distributed.Dist | None = None,
+    extra: dict | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(logits, features) of source rows `rows`, in that order; with TTA, the mean of the plain
     and flipped passes, under autocast to `amp` (precision.autocast_dtype; None: float32), the
-    precision the model trained in. Under torchrun each rank predicts a shard and all get the whole."""
+    precision the model trained in. Under torchrun each rank predicts a shard and all get the whole.
+    A model with the supercategory head also fills `extra["super_logits"]` when `extra` is a dict."""
     ctx = ctx or distributed.Dist()
     was_training = model.training
     model.eval()
     mine = rows[shard(len(rows), ctx.rank, ctx.world)]
     batches = [mine[i : i + batch_size] for i in range(0, len(mine), batch_size)]
-    logits, features = [], []
+    logits, features, supers = [], [], []
     device = source.device
     for _, images in source.batches(batches):
         views = [False, True] if tta else [False]
-        out_l, out_f = 0.0, 0.0
+        out_l, out_f, out_s = 0.0, 0.0, 0.0
         for flip in views:
             with precision.autocast(device, amp):
                 out = model(prep.eval(images, hflip=flip))
             out_l = out_l + out["logits"].float()
             out_f = out_f + out["features"].float()
+            if "super_logits" in out:
+                out_s = out_s + out["super_logits"].float()
         logits.append((out_l / len(views)).cpu().numpy())
         features.append((out_f / len(views)).cpu().numpy())
+        if "super_logits" in out:
+            supers.append((out_s / len(views)).cpu().numpy())
     model.train(was_training)
     backbone = getattr(model, "backbone", model)
     if not logits:  # an empty shard still needs the right widths to concatenate
@@ -62,7 +68,41 @@ def predict(
     logits, features = distributed.gather_rows(
         ctx, np.concatenate(logits), np.concatenate(features)
     )
+    head = getattr(model, "super_head", None)
+    if extra is not None and head is not None:
+        mine_s = np.concatenate(supers) if supers else np.zeros((0, head.out_features), np.float32)
+        (extra["super_logits"],) = distributed.gather_rows(ctx, mine_s.astype(np.float32))
     return logits.astype(np.float32), features.astype(np.float32)
+
+
+def rank_with_supercats(
+    probs: np.ndarray, super_probs: np.ndarray, supercat_of, a: float
+) -> np.ndarray:
+    """The `supercat_rank` blend: each category's score p_cat * (1 - a + a * p_super), p_super
+    being its supercategory's probability (a category of unknown supercategory, -1, counts
+    as one of an unlikely supercategory: p_super = 0).
+
+    Why: a rare category's own output has seen a handful of positives, its supercategory's
+    hundreds; the product is P(cat | super) x P(super) tempered by `a`, so a rare category in
+    a likely supercategory moves up past common ones of unlikely supercategories. The factor
+    is at most 1: scores stay in [0, 1], and a = 0 leaves the probabilities as they are."""
+    probs = np.asarray(probs, dtype=np.float32)
+    if a == 0:
+        return probs
+    of = np.asarray(supercat_of, dtype=np.int64)
+    sup = np.asarray(super_probs, dtype=np.float32)
+    per_cat = np.where(of >= 0, sup[:, np.clip(of, 0, None)], 0.0)
+    return (probs * ((1.0 - a) + a * per_cat)).astype(np.float32)
+
+
+def supercat_outputs(model, super_logits, probs, a: float):
+    """(category scores, supercategory probabilities or None) of a model's outputs: the
+    `supercat_rank` blend applied when the model has the supercategory head."""
+    if super_logits is None or getattr(model, "super_head", None) is None:
+        return probs, None
+    super_probs = probabilities(super_logits, "multilabel")
+    of = model.supercat_of.cpu().numpy()
+    return rank_with_supercats(probs, super_probs, of, a), super_probs
 
 
 def write_predictions(
@@ -73,11 +113,19 @@ def write_predictions(
     class_ids,
     task: str,
     truth: np.ndarray | None = None,
+    model=None,
+    super_logits: np.ndarray | None = None,
+    supercat_rank: float = 0.0,
 ) -> Path:
     """One model's predictions in the run folder's .npz format (fathom/runs.py), with the
-    probabilities of `task` computed from the logits."""
+    probabilities of `task` computed from the logits; a model with the supercategory head
+    adds `super_probs`, and `supercat_rank` blends them into `probs` (the raw probabilities
+    stay recoverable as sigmoid(logits))."""
+    probs, super_probs = supercat_outputs(
+        model, super_logits, probabilities(logits, task), supercat_rank
+    )
     return runs.write_predictions(
-        path, ids, probabilities(logits, task), logits, features, class_ids, truth
+        path, ids, probs, logits, features, class_ids, truth, super_probs=super_probs
     )
 
 
@@ -95,8 +143,14 @@ def load_for_prediction(checkpoint: Path, device: torch.device):
     if not isinstance(ckpt["config"], dict):
         raise FathomError(f"{checkpoint}: not a fathom checkpoint (its config is not a table)")
     cfg = from_dict(ckpt["config"], where=str(checkpoint)).replace(pretrained=False)
-    model = build_model(cfg, len(ckpt["class_ids"]))
-    model.load_state_dict(ckpt["model"])
+    weights = ckpt["model"]
+    head = weights.get("super_head.weight") if isinstance(weights, dict) else None
+    if head is None:  # a checkpoint without the supercategory head predicts without it
+        cfg = cfg.replace(supercat_weight=0.0, supercat_rank=0.0)
+        model = build_model(cfg, len(ckpt["class_ids"]))
+    else:
+        model = build_model(cfg, len(ckpt["class_ids"]), weights["supercat_of"], len(head))
+    model.load_state_dict(weights)
     return model.to(device).eval(), cfg, tuple(ckpt["class_ids"])
 
 
@@ -190,14 +244,20 @@ def predict_run(
         batch = batch_size or cfg.batch_size * 2
         rows = np.arange(len(table))
         amp = precision.autocast_dtype(cfg.amp, dev)
-        logits, feats = predict(model, source, rows, prep, batch, amp, tta)
+        extra: dict = {}
+        logits, feats = predict(model, source, rows, prep, batch, amp, tta, extra=extra)
+        probs, super_probs = supercat_outputs(
+            model, extra.get("super_logits"), probabilities(logits, cfg.task), cfg.supercat_rank
+        )
         parts[k] = {
             "ids": table["id"].to_numpy().astype(str),
-            "probs": probabilities(logits, cfg.task),
+            "probs": probs,
             "logits": logits,
             "features": feats,
             "category_ids": np.asarray(class_ids),
         }
+        if super_probs is not None:
+            parts[k]["super_probs"] = super_probs
         print(
             f"{ckpt.parent.name}: predicted {len(table)} images" + (" with flip TTA" if tta else "")
         )

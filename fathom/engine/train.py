@@ -42,21 +42,25 @@ from fathom.data.augment import Preprocess
 from fathom.data.cache import build_cache
 from fathom.data.loader import (
     ImageSource,
+    JoinedSource,
     TrainData,
     fits_on_device,
     fold_rows,
+    pseudo_labels,
+    supercategory_targets,
     targets,
     to_device,
     train_batches,
 )
 from fathom.engine import distributed, precision
-from fathom.engine.losses import build_loss
+from fathom.engine.losses import build_loss, supercat_loss, weighted_rows_loss
 from fathom.engine.models import (
     FathomModel,
     build_model,
     data_config,
     freeze_norm_statistics,
     init_head_bias,
+    init_super_bias,
     set_trainable,
 )
 from fathom.engine.predict import predict, probabilities, write_predictions
@@ -117,6 +121,11 @@ class Fold:
     eval_src: ImageSource | None
     updates_per_epoch: int
     say: Callable[..., None]
+    # issue 12: supercategory targets of every training-table row (None: no supercategory
+    # head), and the first pseudo-labelled row index (rows from here on are eval images)
+    super_dev: torch.Tensor | None = None
+    n_labelled: int = 0
+    n_pseudo: int = 0
 
     @property
     def name(self) -> str:
@@ -244,8 +253,9 @@ def set_up_fold(
         )
     n_classes = len(data.class_ids)
     y_all = targets(data.train["categories"], data.class_ids, cfg.task)
+    y_super, supercat_of = supercategory_targets(data) if cfg.supercat_weight > 0 else (None, None)
 
-    model = build_model(cfg, n_classes)
+    model = build_model(cfg, n_classes, supercat_of, 0 if y_super is None else y_super.shape[1])
     if cfg.prior_bias:
         y_train = y_all[train_rows]
         prior = (
@@ -254,6 +264,8 @@ def set_up_fold(
             else np.bincount(y_train, minlength=n_classes) / len(y_train)
         )
         init_head_bias(model, prior, cfg.task)
+        if y_super is not None:
+            init_super_bias(model, y_super[train_rows].mean(axis=0))
     dcfg = data_config(model)
     size = cfg.img_size or int(dcfg["input_size"][-1])
     on_gpu = device.type == "cuda"
@@ -264,6 +276,13 @@ def set_up_fold(
         model.to(memory_format=torch.channels_last)
     # after the model: whether the cache fits is judged on what the model leaves free
     train_src, eval_src = open_images(data, cfg, cfg.cache_size or size, device, ctx)
+    loss_fn = build_loss(cfg, y_all[train_rows], n_classes).to(device)  # labelled rows only
+    n_labelled, n_pseudo, y_dev = len(data.train), 0, y_all
+    if cfg.pseudo_from:
+        train_rows, y_dev, train_src, n_pseudo = add_pseudo_rows(
+            cfg, data, fold, val_rows, train_rows, y_all, train_src, eval_src, device
+        )
+        say(f"{fold_name(fold)}: {n_pseudo} pseudo-labelled eval images from {cfg.pseudo_from}")
     batches_per_epoch = len(
         train_batches(len(train_rows), cfg.batch_size, cfg.seed, 0, ctx.rank, ctx.world)
     )
@@ -279,17 +298,38 @@ def set_up_fold(
         train_rows=train_rows,
         val_rows=val_rows,
         y_all=y_all,
-        y_dev=torch.from_numpy(y_all).to(device),
+        y_dev=torch.from_numpy(y_dev).to(device),
         model=model,
         # the EMA copy is made after the move, so it lives on the device beside the model
         ema=ModelEmaV3(model, decay=cfg.ema_decay, use_warmup=True) if cfg.ema else None,
         prep=Preprocess(cfg, size, dcfg["mean"], dcfg["std"], device, channels_last),
-        loss_fn=build_loss(cfg, y_all[train_rows], n_classes).to(device),
+        loss_fn=loss_fn,
         train_src=train_src,
         eval_src=eval_src,
         updates_per_epoch=math.ceil(batches_per_epoch / cfg.accumulate),
         say=say,
+        super_dev=None if y_super is None else torch.from_numpy(y_super).to(device),
+        n_labelled=n_labelled,
+        n_pseudo=n_pseudo,
     )
+
+
+def add_pseudo_rows(cfg, data, fold, val_rows, train_rows, y_all, train_src, eval_src, device):
+    """The second round's pseudo-labelled rows: (training rows with the pseudo rows appended,
+    targets of every row, a source that serves both caches, the number of pseudo rows).
+
+    A pseudo row's index is len(data.train) + its eval-table row, which is where the joined
+    source finds its image and y_dev its soft targets (pseudo_labels: fold k's targets come
+    from the first round's fold-k model only)."""
+    if eval_src is None:
+        raise FathomError(f"pseudo_from={cfg.pseudo_from}: the competition has no eval images")
+    keep, soft = pseudo_labels(cfg.pseudo_from, fold, data, val_rows, cfg.pseudo_threshold)
+    y_eval = np.zeros((len(data.eval), y_all.shape[1]), dtype=np.float32)
+    y_eval[keep] = soft
+    # the eval cache joins the training images held like them (on the device when they are)
+    held = ImageSource(eval_src.path, device, train_src.tensor is not None, cfg.num_workers)
+    rows = np.concatenate([train_rows, len(data.train) + keep])
+    return rows, np.concatenate([y_all, y_eval]), JoinedSource(train_src, held), len(keep)
 
 
 def start_or_resume(f: Fold) -> tuple[TrainState, dict | None]:
@@ -354,6 +394,9 @@ def train_one_epoch(f: Fold, stage: Stage, state: TrainState, progress: bool) ->
             len(f.train_rows), cfg.batch_size, cfg.seed, epoch, ctx.rank, ctx.world
         )
     ]
+    if f.n_pseudo:  # labelled rows first in each batch, so the loss weighs the two parts apart
+        n = f.n_labelled
+        batches = [np.concatenate([b[b < n], b[b >= n]]) for b in batches]
     # the epoch's rows and augmentation in one upload each (pinned, non-blocking), sliced per
     # step on the device: a step never waits for a small host-to-device copy
     sizes = [len(b) for b in batches]
@@ -381,8 +424,8 @@ def train_one_epoch(f: Fold, stage: Stage, state: TrainState, progress: bool) ->
         )
         with sync:
             with precision.autocast(f.device, f.amp):
-                logits = stage.step_model(x)["logits"]
-            loss = f.loss_fn(logits.float(), y)  # the loss in float32 whatever the autocast
+                out = stage.step_model(x)
+            loss = batch_loss(f, out, y, rows, rows_dev[part])
             f.scaler.scale(loss / cfg.accumulate).backward()
         if step_now:
             if cfg.grad_clip > 0:
@@ -402,6 +445,26 @@ def train_one_epoch(f: Fold, stage: Stage, state: TrainState, progress: bool) ->
         loss_sum += loss.detach() * len(rows)  # stays on the device: no sync per step
         seen += len(rows)
     return float(loss_sum) / max(seen, 1), seen  # float() waits for the GPU to finish
+
+
+def batch_loss(
+    f: Fold, out: dict, y: torch.Tensor, rows: np.ndarray, rows_dev: torch.Tensor
+) -> torch.Tensor:
+    """The step's loss in float32 whatever the autocast: the main loss (pseudo rows, last in
+    the batch, weighted by pseudo_weight), plus supercat_weight x the supercategory BCE on
+    the labelled rows (a pseudo row has no supercategory truth)."""
+    n_first = len(rows) if not f.n_pseudo else int((rows < f.n_labelled).sum())
+    logits = out["logits"].float()
+    loss = weighted_rows_loss(f.loss_fn, logits, y, n_first, f.cfg.pseudo_weight)
+    if f.super_dev is not None:
+        if n_first:
+            target = f.super_dev[rows_dev[:n_first]]
+            loss = loss + f.cfg.supercat_weight * supercat_loss(
+                out["super_logits"][:n_first], target
+            )
+        else:  # keep the head in the graph (DDP expects every parameter to get a gradient)
+            loss = loss + 0.0 * out["super_logits"].sum()
+    return loss
 
 
 def validate(f: Fold) -> dict[str, float]:
@@ -471,26 +534,34 @@ def write_fold_predictions(f: Fold, state: TrainState) -> None:
     f.model.load_state_dict(load_checkpoint(f.out / "best.pt", ("model",))["model"])
     class_ids, batch = f.data.class_ids, cfg.batch_size * 2
     if not f.full:
+        extra: dict = {}
         logits, feats = predict(
-            f.model, f.train_src, f.val_rows, f.prep, batch, f.amp, cfg.tta, ctx
+            f.model, f.train_src, f.val_rows, f.prep, batch, f.amp, cfg.tta, ctx, extra
         )
         if ctx.is_main:
             truth = one_hot(f.y_all[f.val_rows], len(class_ids), cfg.task)
             ids = f.data.train["id"].to_numpy()[f.val_rows]
-            write_predictions(f.out / "oof.npz", ids, logits, feats, class_ids, cfg.task, truth)
+            write_predictions(
+                f.out / "oof.npz", ids, logits, feats, class_ids, cfg.task, truth,
+                f.model, extra.get("super_logits"), cfg.supercat_rank,
+            )  # fmt: skip
     n_eval = len(f.data.eval)
+    extra = {}
     if f.eval_src is not None:
         # the eval images take device memory only now, while they are predicted
         with f.eval_src.held(cfg.data_on_device):
             logits, feats = predict(
-                f.model, f.eval_src, np.arange(n_eval), f.prep, batch, f.amp, cfg.tta, ctx
+                f.model, f.eval_src, np.arange(n_eval), f.prep, batch, f.amp, cfg.tta, ctx, extra
             )
     else:  # a competition without eval images still gets an (empty) eval.npz
         logits = np.zeros((0, len(class_ids)), np.float32)
         feats = np.zeros((0, f.model.backbone.num_features), np.float32)
     if ctx.is_main:
         ids = f.data.eval["id"].to_numpy()
-        write_predictions(f.out / "eval.npz", ids, logits, feats, class_ids, cfg.task)
+        write_predictions(
+            f.out / "eval.npz", ids, logits, feats, class_ids, cfg.task, None,
+            f.model, extra.get("super_logits"), cfg.supercat_rank,
+        )  # fmt: skip
         f.say(
             f"{f.out}: best epoch {state.best_epoch}"
             + ("" if f.full else f", val MAP@20 {state.best_score:.4f}")
