@@ -65,9 +65,13 @@ def ensemble_eval(tuning: dict, data_dir, predictions=None) -> dict:
     # opinion should not shape the osd score either
     run_w = [w for w, e in zip(used, members, strict=True) if e.get("kind", "run") == "run"]
     keep = [i for i, w in enumerate(run_w) if w > 0] or list(range(len(runs)))
+    # the supercategory head's eval probabilities (runs trained with supercat_weight > 0): the
+    # `supercat_entropy` osd scorer reads their mean over the runs that have them all
+    supers = [e["super_probs"] for e in evals if "super_probs" in e]
     return {
         "ids": ids,
         "category_ids": cats["id"].tolist(),
+        "super_probs": np.mean(supers, axis=0) if supers and len(supers) == len(evals) else None,
         "class_names": cats["name"].tolist(),
         "task": dataset.task,
         "scores": combine(method, member_probs, weights),
@@ -118,7 +122,9 @@ def eval_osd(ens: dict, scorer: str) -> np.ndarray:
                     f"{run.path}: no eval fold model has OOF rows of its fold to compare with "
                     f"(osd scorer {scorer} needs fold models, not only a full fit)"
                 )
-    return osd_lib.eval_scores(scorer, ens["probs"], ens["logits"], stack, feats, refs)
+    return osd_lib.eval_scores(
+        scorer, ens["probs"], ens["logits"], stack, feats, refs, ens.get("super_probs")
+    )
 
 
 def make(

@@ -38,8 +38,11 @@ def test_aux_targets_are_exactly_the_supercategories_of_the_labels(tiny_comp, tm
     assert y.shape == (len(data.train), int(cats["supercat_id"].max()) + 1)
     for row, labels in zip(y, data.train["categories"], strict=True):
         assert set(np.flatnonzero(row)) == {of[c] for c in labels}
-    # the class -> supercategory map read off the table agrees with category_key.csv for
-    # every class a training image holds; the others are unknown (-1)
+    # the Kaggle reader gives the exact map from category_key.csv
+    assert supercat_of.tolist() == cats["supercat_id"].tolist()
+    # without it, the map read off the table agrees with category_key.csv for every class a
+    # training image holds; the others are unknown (-1)
+    _, supercat_of = supercategory_targets(TrainData(data.train, data.eval, data.class_ids))
     seen = {c for row in data.train["categories"] for c in row}
     for j, c in enumerate(data.class_ids):
         assert supercat_of[j] in ((of[c], -1) if c in seen else (-1,))  # -1: ambiguous
@@ -134,6 +137,15 @@ def test_a_run_with_the_head_writes_super_probs_and_blends_its_ranking(tiny_comp
     pred = read_predictions(out)
     np.testing.assert_allclose(pred["super_probs"], ev["super_probs"], rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(pred["probs"], ev["probs"], rtol=1e-4, atol=1e-6)
+    # the supercategory osd scorer goes all the way to a submission
+    from fathom.runs import read_tuning
+    from fathom.submit import make
+    from fathom.tune import tune_runs, write_tuning
+
+    tuned = tune_runs([run], comp=cfg.competition, osd_name="supercat_entropy")
+    write_tuning(tmp_path / "t.json", tuned)
+    csv, manifest = make(read_tuning(tmp_path / "t.json"), "sup", out_dir=tmp_path / "subs")
+    assert manifest["osd"]["scorer"] == "supercat_entropy" and csv.is_file()
 
 
 def test_prediction_files_without_super_probs_read_as_before(tmp_path):

@@ -118,7 +118,11 @@ class Dataset:
                 train = train.merge(folds, on="id", how="left", validate="one_to_one")
             else:
                 train = train.assign(fold=-1)
-        return TrainData(train, ev, tuple(int(c) for c in cats["id"]), name=self.name)
+        class_ids = tuple(int(c) for c in cats["id"])
+        if self.kind == "folder":
+            return TrainData(train, ev, class_ids, name=self.name)
+        supercat_of = tuple(int(s) for s in cats["supercat_id"])  # for the supercategory head
+        return TrainData(train, ev, class_ids, name=self.name, supercat_of=supercat_of)
 
 
 def folder_train_table(
