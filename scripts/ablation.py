@@ -67,7 +67,7 @@ LEVERS = {
     "tiles": ([], {"tiles": 2}),
     "mix": (["mixup=0.4", "cutmix=1.0", "mix_prob=0.5"], {}),
     "colour": (["hue=0.05", "saturation=0.3", "contrast=0.3", "auto_augment=trivial"], {}),
-    "supercat": (["supercat_weight=0.5"], {}),
+    "supercat": (["supercat_weight=0.5", "supercat_rank=0.3"], {}),
     "pseudo": (["pseudo_threshold=0.5"], {}),  # + pseudo_from: the seed's baseline
     "llrd": (["layer_decay=0.75"], {}),
 }
