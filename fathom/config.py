@@ -68,6 +68,16 @@ RANGES: dict[str, tuple[float, float, bool, bool]] = {
     "shear": (0, 90, True, False),
     "seed": (0, 2**31, True, False),
 }
+# --- issue 12: box crops and tiled prediction (their ranges; the tile keys, like tta, only
+# change how a run's checkpoints predict, never the weights it trains)
+RANGES |= {
+    "crop_rate": (0, 1, True, False),
+    "crop_margin": (0, 10, True, True),
+    "tiles": (0, 8, True, True),
+    "tile_overlap": (0, 1, True, False),
+    "tile_blend": (0, 1, True, True),
+}
+RUNTIME_KEYS |= frozenset({"tiles", "tile_overlap", "tile_blend"})
 
 
 @dataclass(frozen=True)
@@ -130,6 +140,12 @@ class TrainConfig:
     zoom: tuple[float, float] = (0.8, 1.2)
     shear: float = 10.0  # degrees
     brightness: tuple[float, float] = (0.8, 1.2)
+    # --- issue 12: box crops and tiled prediction (fathom/data/crops.py)
+    crop_rate: float = 0.0  # share of each epoch's samples that are box crops; 0 = off
+    crop_margin: float = 0.25  # context around a crop's box, a fraction of its larger side
+    tiles: int = 0  # predict also on an n x n grid of overlapping full-resolution tiles; 0 = off
+    tile_overlap: float = 0.25  # fraction of a tile's side shared with its neighbour
+    tile_blend: float = 0.5  # probs = (1 - blend) * whole frame + blend * max over the tiles
     # --- runtime
     seed: int = 42
     device: str = "auto"  # auto | cpu | cuda | cuda:N
@@ -183,6 +199,9 @@ class TrainConfig:
             problems.append("zoom and brightness are (low, high) ranges with 0 < low <= high")
         if self.brightness[0] < 0:
             problems.append("brightness is a (low, high) range of factors >= 0")
+        if self.task == "singlelabel" and (self.crop_rate > 0 or self.tiles > 0):
+            # a crop or a tile of a single-label image need not hold its one class
+            problems.append("crop_rate and tiles are for multilabel frames; set them to 0")
         if problems:
             raise FathomError(f"config {self.name}: " + "; ".join(problems))
 

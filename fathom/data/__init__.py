@@ -118,7 +118,11 @@ class Dataset:
                 train = train.merge(folds, on="id", how="left", validate="one_to_one")
             else:
                 train = train.assign(fold=-1)
-        return TrainData(train, ev, tuple(int(c) for c in cats["id"]), name=self.name)
+        # the boxes only when asked for: crops off, nothing more is read than before
+        boxes = None
+        if cfg.crop_rate > 0 and self.kind == "kaggle":
+            boxes = coco.read_boxes(coco.open_competition(self.root), cats)
+        return TrainData(train, ev, tuple(int(c) for c in cats["id"]), name=self.name, boxes=boxes)
 
 
 def folder_train_table(

@@ -36,6 +36,8 @@ class TrainData:
     eval: pd.DataFrame
     class_ids: tuple[int, ...]
     name: str = "data"  # prefix of this data's cache files
+    # the training images' boxes (fathom.data.coco.read_boxes), read when crop_rate > 0
+    boxes: pd.DataFrame | None = None
 
     def __post_init__(self):
         missing = {"id", "path", "categories", "fold"} - set(self.train.columns)

@@ -40,6 +40,8 @@ from fathom import fileio
 from fathom.config import TrainConfig, config_differences
 from fathom.data.augment import Preprocess
 from fathom.data.cache import build_cache
+from fathom.data.coco import label_matrix
+from fathom.data.crops import FoldCrops, crop_table, fold_crops
 from fathom.data.loader import (
     ImageSource,
     TrainData,
@@ -59,7 +61,13 @@ from fathom.engine.models import (
     init_head_bias,
     set_trainable,
 )
-from fathom.engine.predict import predict, probabilities, write_predictions
+from fathom.engine.predict import (
+    open_tiles,
+    predict,
+    predict_probs,
+    probabilities,
+    write_predictions,
+)
 from fathom.errors import FathomError
 from fathom.metrics import map_at_k_matrix
 
@@ -117,6 +125,7 @@ class Fold:
     eval_src: ImageSource | None
     updates_per_epoch: int
     say: Callable[..., None]
+    crops: FoldCrops | None = None  # crop_rate > 0: box crops mixed into the epochs
 
     @property
     def name(self) -> str:
@@ -264,6 +273,11 @@ def set_up_fold(
         model.to(memory_format=torch.channels_last)
     # after the model: whether the cache fits is judged on what the model leaves free
     train_src, eval_src = open_images(data, cfg, cfg.cache_size or size, device, ctx)
+    crops = None
+    if cfg.crop_rate > 0:
+        crops = open_crops(data, cfg, train_rows, cfg.cache_size or size, device, ctx)
+    # a crop's targets follow the training table's rows: sample offset + j is crop j
+    y_train = y_all if crops is None else np.concatenate([y_all, crops.targets])
     batches_per_epoch = len(
         train_batches(len(train_rows), cfg.batch_size, cfg.seed, 0, ctx.rank, ctx.world)
     )
@@ -279,7 +293,7 @@ def set_up_fold(
         train_rows=train_rows,
         val_rows=val_rows,
         y_all=y_all,
-        y_dev=torch.from_numpy(y_all).to(device),
+        y_dev=torch.from_numpy(y_train).to(device),
         model=model,
         # the EMA copy is made after the move, so it lives on the device beside the model
         ema=ModelEmaV3(model, decay=cfg.ema_decay, use_warmup=True) if cfg.ema else None,
@@ -289,6 +303,7 @@ def set_up_fold(
         eval_src=eval_src,
         updates_per_epoch=math.ceil(batches_per_epoch / cfg.accumulate),
         say=say,
+        crops=crops,
     )
 
 
@@ -348,12 +363,14 @@ def train_one_epoch(f: Fold, stage: Stage, state: TrainState, progress: bool) ->
     freeze_norm_statistics(model)
     # augmentation drawn from its own generator: the same on any device, and on resume
     gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch * 1009 + ctx.rank)
+    # with crops, the epoch's samples are some whole images and some crops (as many in all)
+    rows = f.train_rows if f.crops is None else f.crops.epoch_rows(f.train_rows, cfg.seed, epoch)
     batches = [
-        f.train_rows[b]
-        for b in train_batches(
-            len(f.train_rows), cfg.batch_size, cfg.seed, epoch, ctx.rank, ctx.world
-        )
+        rows[b]
+        for b in train_batches(len(rows), cfg.batch_size, cfg.seed, epoch, ctx.rank, ctx.world)
     ]
+    if f.crops is not None:
+        batches = f.crops.epoch_batches(batches)  # each batch: whole images first, then crops
     # the epoch's rows and augmentation in one upload each (pinned, non-blocking), sliced per
     # step on the device: a step never waits for a small host-to-device copy
     sizes = [len(b) for b in batches]
@@ -364,7 +381,7 @@ def train_one_epoch(f: Fold, stage: Stage, state: TrainState, progress: bool) ->
     seen = 0
     stage.opt.zero_grad(set_to_none=True)
     bar = tqdm(
-        f.train_src.batches(batches),
+        f.train_src.batches(batches) if f.crops is None else f.crops.batches(f.train_src, batches),
         total=len(batches),
         leave=False,
         disable=not (progress and ctx.is_main),
@@ -470,27 +487,34 @@ def write_fold_predictions(f: Fold, state: TrainState) -> None:
     distributed.barrier(ctx)  # rank 0 has written best.pt
     f.model.load_state_dict(load_checkpoint(f.out / "best.pt", ("model",))["model"])
     class_ids, batch = f.data.class_ids, cfg.batch_size * 2
+    size = f.train_src.shape[1]
     if not f.full:
-        logits, feats = predict(
-            f.model, f.train_src, f.val_rows, f.prep, batch, f.amp, cfg.tta, ctx
+        # tiles (cfg.tiles) for OOF and eval alike, so that tuning sees what is submitted
+        tiles = fold_tiles(f, f.data.train, "train", size)
+        probs, logits, feats = predict_probs(
+            f.model, f.train_src, f.val_rows, f.prep, batch, f.amp, cfg, ctx, tiles
         )
         if ctx.is_main:
             truth = one_hot(f.y_all[f.val_rows], len(class_ids), cfg.task)
             ids = f.data.train["id"].to_numpy()[f.val_rows]
-            write_predictions(f.out / "oof.npz", ids, logits, feats, class_ids, cfg.task, truth)
+            write_predictions(
+                f.out / "oof.npz", ids, logits, feats, class_ids, cfg.task, truth, probs
+            )
     n_eval = len(f.data.eval)
+    probs = None
     if f.eval_src is not None:
+        tiles = fold_tiles(f, f.data.eval, "eval", size)
         # the eval images take device memory only now, while they are predicted
         with f.eval_src.held(cfg.data_on_device):
-            logits, feats = predict(
-                f.model, f.eval_src, np.arange(n_eval), f.prep, batch, f.amp, cfg.tta, ctx
+            probs, logits, feats = predict_probs(
+                f.model, f.eval_src, np.arange(n_eval), f.prep, batch, f.amp, cfg, ctx, tiles
             )
     else:  # a competition without eval images still gets an (empty) eval.npz
         logits = np.zeros((0, len(class_ids)), np.float32)
         feats = np.zeros((0, f.model.backbone.num_features), np.float32)
     if ctx.is_main:
         ids = f.data.eval["id"].to_numpy()
-        write_predictions(f.out / "eval.npz", ids, logits, feats, class_ids, cfg.task)
+        write_predictions(f.out / "eval.npz", ids, logits, feats, class_ids, cfg.task, None, probs)
         f.say(
             f"{f.out}: best epoch {state.best_epoch}"
             + ("" if f.full else f", val MAP@20 {state.best_score:.4f}")
@@ -499,6 +523,51 @@ def write_fold_predictions(f: Fold, state: TrainState) -> None:
 
 
 # --- helpers
+
+
+def open_crops(
+    data: TrainData,
+    cfg: TrainConfig,
+    train_rows: np.ndarray,
+    size: int,
+    device: torch.device,
+    ctx: distributed.Dist,
+) -> FoldCrops:
+    """The fold's box crops (crop_rate > 0): the crops of every training image in one cache,
+    `<dataset>-crops` (rank 0 builds it), of which this fold trains on its training images'."""
+    if data.boxes is None or data.boxes.empty:
+        raise FathomError(
+            f"crop_rate = {cfg.crop_rate}: {data.name} has no boxes "
+            "(object_detection/train.json annotations); set crop_rate = 0"
+        )
+    table = crop_table(data.train, data.boxes, cfg.crop_margin)
+    if table.empty:
+        raise FathomError(
+            f"crop_rate = {cfg.crop_rate}: no box of {data.name} is on a training image"
+        )
+    label = f"{data.name}-crops"
+    if ctx.is_main:
+        build_cache(table, cfg.cache_dir, size, label, cfg.num_workers or None)
+    distributed.barrier(ctx)
+    path = build_cache(table, cfg.cache_dir, size, label, progress=False)
+    on_device = cfg.data_on_device == "yes" or (
+        cfg.data_on_device == "auto" and fits_on_device(len(table) * size * size * 3, device)
+    )
+    return FoldCrops(
+        table=table,
+        eligible=fold_crops(table, data.train, train_rows, cfg.holdout_categories),
+        offset=len(data.train),
+        rate=cfg.crop_rate,
+        source=ImageSource(path, device, on_device, cfg.num_workers),
+        targets=label_matrix(table["categories"], data.class_ids),
+    )
+
+
+def fold_tiles(f: Fold, table: pd.DataFrame, split: str, size: int) -> ImageSource | None:
+    """The tiles of a split's images when cfg.tiles asks for them (their cache built now)."""
+    if not f.cfg.tiles:
+        return None
+    return open_tiles(table, f"{f.data.name}-{split}", f.cfg, size, f.device, f.ctx)
 
 
 def fold_name(fold: int | None) -> str:
