@@ -97,11 +97,16 @@ def _load_region(img: Image.Image, size: int, crop: tuple[float, ...]) -> np.nda
         (math.ceil(size / max(right - left, 1e-6)), math.ceil(size / max(bottom - top, 1e-6))),
     )
     img = to_rgb(img)
-    w, h = img.size
-    x0, y0 = min(round(left * w), w - 1), min(round(top * h), h - 1)
-    x1, y1 = max(round(right * w), x0 + 1), max(round(bottom * h), y0 + 1)
-    region = img.crop((x0, y0, x1, y1))
+    region = img.crop(region_pixels(crop, *img.size))
     return np.asarray(region.resize((size, size), Image.BILINEAR, reducing_gap=3.0))
+
+
+def region_pixels(crop: tuple[float, ...], width: int, height: int) -> tuple[int, int, int, int]:
+    """A region in fractions as the pixel box (left, top, right, bottom) of a width x height
+    image: rounded to the nearest pixel edge, at least one pixel wide and high."""
+    left, top, right, bottom = crop
+    x0, y0 = min(round(left * width), width - 1), min(round(top * height), height - 1)
+    return x0, y0, max(round(right * width), x0 + 1), max(round(bottom * height), y0 + 1)
 
 
 def _load_indexed(job: tuple) -> tuple[int, np.ndarray]:
