@@ -72,6 +72,16 @@ RANGES: dict[str, tuple[float, float, bool, bool]] = {
     "pseudo_threshold": (0, 1, True, True),
     "pseudo_weight": (0, math.inf, True, False),
 }
+# --- issue 12: box crops and tiled prediction (their ranges; the tile keys, like tta, only
+# change how a run's checkpoints predict, never the weights it trains)
+RANGES |= {
+    "crop_rate": (0, 1, True, False),
+    "crop_margin": (0, 10, True, True),
+    "tiles": (0, 8, True, True),
+    "tile_overlap": (0, 1, True, False),
+    "tile_blend": (0, 1, True, True),
+}
+RUNTIME_KEYS |= frozenset({"tiles", "tile_overlap", "tile_blend"})
 
 
 @dataclass(frozen=True)
@@ -148,6 +158,12 @@ class TrainConfig:
         0.5  # eval images whose top probability reaches this join as soft targets
     )
     pseudo_weight: float = 1.0  # loss weight of a pseudo-labelled row (a labelled row weighs 1)
+    # --- issue 12: box crops and tiled prediction (fathom/data/crops.py)
+    crop_rate: float = 0.0  # share of each epoch's samples that are box crops; 0 = off
+    crop_margin: float = 0.25  # context around a crop's box, a fraction of its larger side
+    tiles: int = 0  # predict also on an n x n grid of overlapping full-resolution tiles; 0 = off
+    tile_overlap: float = 0.25  # fraction of a tile's side shared with its neighbour
+    tile_blend: float = 0.5  # probs = (1 - blend) * whole frame + blend * max over the tiles
     # --- runtime
     seed: int = 42
     device: str = "auto"  # auto | cpu | cuda | cuda:N
@@ -205,6 +221,11 @@ class TrainConfig:
             problems.append("supercat_weight and pseudo_from are for the multilabel task")
         if self.supercat_rank > 0 and self.supercat_weight == 0:
             problems.append("supercat_rank needs the supercategory head (supercat_weight > 0)")
+        if self.crop_rate > 0 and self.pseudo_from:  # both extend the epoch's sample index
+            problems.append("crop_rate and pseudo_from do not combine yet; set one of them")
+        if self.task == "singlelabel" and (self.crop_rate > 0 or self.tiles > 0):
+            # a crop or a tile of a single-label image need not hold its one class
+            problems.append("crop_rate and tiles are for multilabel frames; set them to 0")
         if problems:
             raise FathomError(f"config {self.name}: " + "; ".join(problems))
 

@@ -3,6 +3,7 @@
 model's predictions with, where it writes them, what it warns about, and TTA."""
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -124,3 +125,33 @@ def test_tta_is_chosen_at_prediction_time_and_averages_the_plain_and_flipped_pas
     mean = (plain["fold_logits"] + flipped["fold_logits"]) / 2
     assert not np.allclose(with_tta["fold_logits"], plain["fold_logits"], atol=1e-4)
     np.testing.assert_allclose(with_tta["fold_logits"], mean, atol=1e-5)
+
+
+def test_tiles_are_chosen_at_prediction_time_and_change_probs_only(gappy_run, tmp_path, run_cli):
+    cfg, run_dir = gappy_run
+    args = ["predict", run_dir, "--comp", cfg.competition, "--cache-dir", cfg.cache_dir]
+    args += ["--device", "cpu"]
+    for name, extra in (
+        ("plain", []),
+        ("tiled", ["--tiles", "2"]),
+        ("unblended", ["--tiles", "2", "--tile-blend", "0"]),
+    ):
+        code, out, err = run_cli(*args, *extra, "--out", tmp_path / name)
+        assert code == 0, err
+    assert "fold1: predicted 16 images and 2x2 tiles" in out
+    plain, tiled, unblended = (
+        read_predictions(tmp_path / name / "eval.npz") for name in ("plain", "tiled", "unblended")
+    )
+    assert int(tiled["tiles"]) == 2 and int(plain["tiles"]) == 0
+    # logits and features stay the whole frame's; probs move to the blend
+    np.testing.assert_array_equal(tiled["fold_logits"], plain["fold_logits"])
+    np.testing.assert_array_equal(tiled["fold_features"], plain["fold_features"])
+    # (a one-epoch model is nearly the prior whatever it sees: the tiles move probs a little)
+    assert np.abs(tiled["fold_probs"] - plain["fold_probs"]).max() > 1e-6
+    assert (tiled["fold_probs"] >= 0.5 * plain["fold_probs"] - 1e-6).all()
+    np.testing.assert_allclose(unblended["fold_probs"], plain["fold_probs"], atol=1e-6)
+    assert list((tmp_path / "cache").glob("*")) == [] and any(
+        p.name.startswith("comp-eval-tiles2-") for p in Path(cfg.cache_dir).iterdir()
+    )
+    code, _, err = run_cli(*args, "--tiles", "2", "--tile-blend", "1.5", "--out", tmp_path / "bad")
+    assert code == 2 and "tile_blend = 1.5 must be in [0, 1]" in err

@@ -15,9 +15,15 @@ The file goes to predictions/<comp>/<exp>/eval.npz (<comp>: COMP's folder name),
 unless OUT is the run folder, and an existing eval.npz is never replaced unless --overwrite.
 When some of the run's n_folds folds have no best.pt, a warning names them.
 
+--tiles N also predicts an N x N grid of overlapping tiles cut from each full-resolution
+frame (cached once per grid and size) and blends: probs = (1 - blend) * whole frame + blend *
+max over tiles. logits and features stay the whole frame's (the osd scorers pair them with
+OOF rows).
+
 examples:
   fathom predict runs/default --comp data/synth
   fathom predict runs/default --comp data/synth --tta --overwrite
+  fathom predict runs/default --comp data/synth --tiles 3 --tile-blend 0.5 --out preds-tiled
   fathom predict runs/default --comp /kaggle/input/fathomnet-out-of-sample-detection --out preds"""
 
 
@@ -32,6 +38,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action=argparse.BooleanOptionalAction,
         help="average with the horizontal flip, or not (default: the run's config value)",
     )
+    p.add_argument(
+        "--tiles",
+        type=int,
+        help="also an N x N grid of overlapping tiles; 0 = off (default: run's)",
+    )
+    p.add_argument("--tile-overlap", type=float, help="share of a tile's side its neighbour sees")
+    p.add_argument("--tile-blend", type=float, help="weight of the max over tiles, in [0, 1]")
     p.add_argument("--overwrite", action="store_true", help="replace an existing eval.npz")
     p.add_argument("--cache-dir", default="cache", help="image cache folder (default cache)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
@@ -53,6 +66,9 @@ def run(args: argparse.Namespace) -> int:
         args.batch_size,
         tta=args.tta,
         overwrite=args.overwrite,
+        tiles=args.tiles,
+        tile_overlap=args.tile_overlap,
+        tile_blend=args.tile_blend,
     )
     print(f"wrote {path}")
     return 0

@@ -118,11 +118,15 @@ class Dataset:
                 train = train.merge(folds, on="id", how="left", validate="one_to_one")
             else:
                 train = train.assign(fold=-1)
+        # the boxes only when asked for: crops off, nothing more is read than before
+        boxes = None
+        if cfg.crop_rate > 0 and self.kind == "kaggle":
+            boxes = coco.read_boxes(coco.open_competition(self.root), cats)
         class_ids = tuple(int(c) for c in cats["id"])
         if self.kind == "folder":
             return TrainData(train, ev, class_ids, name=self.name)
         supercat_of = tuple(int(s) for s in cats["supercat_id"])  # for the supercategory head
-        return TrainData(train, ev, class_ids, name=self.name, supercat_of=supercat_of)
+        return TrainData(train, ev, class_ids, name=self.name, supercat_of=supercat_of, boxes=boxes)
 
 
 def folder_train_table(

@@ -18,6 +18,7 @@ labels. JPEGs decode through PIL's draft mode, which decodes at a reduced scale 
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import shutil
 from multiprocessing import get_context
@@ -72,10 +73,13 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def load_image(path: str, size: int) -> np.ndarray:
-    """One image as a (size, size, 3) uint8 array."""
+def load_image(path: str, size: int, crop: tuple[float, ...] | None = None) -> np.ndarray:
+    """One image as a (size, size, 3) uint8 array; with `crop` (left, top, right, bottom as
+    fractions of the frame), that region of the full-resolution image, cropped then resized."""
     try:
         with Image.open(path) as img:
+            if crop is not None:
+                return _load_region(img, size, crop)
             img.draft("RGB", (size, size))  # JPEG: decode at the smallest scale >= size
             img = to_rgb(img)
             # reducing_gap: shrink by an integer factor first (fast), then resample
@@ -92,9 +96,42 @@ def load_image(path: str, size: int) -> np.ndarray:
         raise FathomError(f"{path}: cannot read image ({exc})") from None
 
 
-def _load_indexed(job: tuple[int, str, int]) -> tuple[int, np.ndarray]:
-    i, path, size = job
-    return i, load_image(path, size)
+def _load_region(img: Image.Image, size: int, crop: tuple[float, ...]) -> np.ndarray:
+    """The `crop` region of an open image at (size, size). In fractions, so that boxes given in
+    the COCO frame still fit an image file stored at another resolution."""
+    left, top, right, bottom = crop
+    # JPEG: decode at the smallest scale at which the region still has >= size pixels a side
+    img.draft(
+        "RGB",
+        (math.ceil(size / max(right - left, 1e-6)), math.ceil(size / max(bottom - top, 1e-6))),
+    )
+    img = to_rgb(img)
+    region = img.crop(region_pixels(crop, *img.size))
+    return np.asarray(region.resize((size, size), Image.BILINEAR, reducing_gap=3.0))
+
+
+def region_pixels(crop: tuple[float, ...], width: int, height: int) -> tuple[int, int, int, int]:
+    """A region in fractions as the pixel box (left, top, right, bottom) of a width x height
+    image: rounded to the nearest pixel edge, at least one pixel wide and high."""
+    left, top, right, bottom = crop
+    x0, y0 = min(round(left * width), width - 1), min(round(top * height), height - 1)
+    return x0, y0, max(round(right * width), x0 + 1), max(round(bottom * height), y0 + 1)
+
+
+def _load_indexed(job: tuple) -> tuple[int, np.ndarray]:
+    i, path, size, *crop = job
+    return i, load_image(path, size, *crop)
+
+
+def crop_cache_path(
+    table: pd.DataFrame, cache_dir: str | Path, size: int, label: str = "crops"
+) -> Path:
+    """The cache file of a table of regions (a `crop` column, as load_image takes them): the
+    images' own key (cache_path) and every region, so other margins or tiles get another file."""
+    digest = hashlib.sha1(cache_path(table, cache_dir, size, label).name.encode())
+    for region in table["crop"]:
+        digest.update((",".join(f"{v:.6f}" for v in region) + "\n").encode())
+    return Path(cache_dir) / f"{label}-{size}px-{digest.hexdigest()[:12]}.npy"
 
 
 def is_cached(path: Path) -> bool:
@@ -110,7 +147,9 @@ def build_cache(
     progress: bool = True,
 ) -> Path:
     """Write (or finish) the cache of `table` at `size`; return its `.npy` path. Skips what is done."""
-    path = cache_path(table, cache_dir, size, label)
+    # a table with a `crop` column caches those regions of its images (fathom/data/crops.py)
+    crops = "crop" in table.columns
+    path = (crop_cache_path if crops else cache_path)(table, cache_dir, size, label)
     if is_cached(path):
         return path
     n = len(table)
@@ -138,7 +177,8 @@ def build_cache(
         done = np.zeros(n, dtype=bool)
     todo = np.flatnonzero(~done)
     paths = table["path"].tolist()
-    jobs = [(int(i), paths[i], size) for i in todo]
+    regions = table["crop"].tolist() if crops else None
+    jobs = [(int(i), paths[i], size) + ((tuple(regions[i]),) if crops else ()) for i in todo]
     workers = max(1, min(workers or os.cpu_count() or 1, len(jobs) // 16 + 1))
     bar = tqdm(
         total=n,

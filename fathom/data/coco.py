@@ -276,3 +276,49 @@ def label_matrix(categories, category_ids) -> np.ndarray:
         for c in row:
             matrix[i, column[int(c)]] = 1.0
     return matrix
+
+
+BOX_COLUMNS = ["id", "category_id", "x", "y", "w", "h", "width", "height"]
+
+
+def read_boxes(comp: Competition, categories=None) -> pd.DataFrame:
+    """The boxes of object_detection/train.json, one row per annotation: `id` (its image's id,
+    as in the split tables), `category_id`, `x, y, w, h` (COCO pixels: left, top, width,
+    height) and the frame's `width, height` (0 when the json does not give them). A file with
+    no `annotations` gives no rows; a malformed one is a one-line error naming it."""
+    cats = read_categories(comp) if categories is None else categories
+    known = {int(c) for c in cats["id"]}
+    path = comp.coco_json("train")
+    data = read_coco(path)
+    images = coco_images(path, data)
+    by_image = {int(i): k for k, i in enumerate(images["image_id"])}
+    annotations = data.get("annotations") or []
+    if not isinstance(annotations, list):
+        raise FathomError(f"{path}: `annotations` is not a list")
+    rows = []
+    for i, ann in enumerate(annotations):
+        where = f"{path}, annotations[{i}]"
+        if not isinstance(ann, dict) or not {"image_id", "category_id", "bbox"} <= set(ann):
+            raise FathomError(f"{where}: needs `image_id`, `category_id` and `bbox`")
+        image = _integer(ann, "image_id", where)
+        category = _integer(ann, "category_id", where)
+        if image not in by_image:
+            raise FathomError(f"{where}: image_id {image} is not an image of the file")
+        if category not in known:
+            raise FathomError(f"{where}: unknown category id {category}")
+        box = ann["bbox"]
+        if (
+            not isinstance(box, list | tuple)
+            or len(box) != 4
+            or any(isinstance(v, bool) or not isinstance(v, int | float) for v in box)
+            or not all(math.isfinite(v) for v in box)
+            or box[2] <= 0
+            or box[3] <= 0
+        ):
+            raise FathomError(f"{where}: bbox {box!r} is not [x, y, width, height] with sizes > 0")
+        k = by_image[image]
+        rows.append(
+            [images["id"][k], category, *map(float, box)]
+            + [int(images["width"][k]), int(images["height"][k])]
+        )
+    return pd.DataFrame(rows, columns=BOX_COLUMNS)

@@ -39,6 +39,8 @@ class TrainData:
     # the supercategory index of each class column (-1: unknown); () = read from the table's
     # `supercategories` column (see supercategory_map); only the supercategory head needs it
     supercat_of: tuple[int, ...] = ()
+    # the training images' boxes (fathom.data.coco.read_boxes), read when crop_rate > 0
+    boxes: pd.DataFrame | None = None
 
     def __post_init__(self):
         missing = {"id", "path", "categories", "fold"} - set(self.train.columns)
@@ -306,6 +308,8 @@ class JoinedSource:
     def __init__(self, first: ImageSource, second: ImageSource):
         self.first, self.second = first, second
         self.device = first.device
+        # as an ImageSource: rows x side x side x 3 (both caches hold the same side)
+        self.shape = (len(first) + len(second), *first.shape[1:])
 
     def __len__(self) -> int:
         return len(self.first) + len(self.second)

@@ -1,5 +1,13 @@
 """Prediction: logits, probabilities and pooled features for cached images, with optional
-horizontal-flip TTA; and the `.npz` files that hold them, keyed by image id."""
+horizontal-flip TTA and tiles; and the `.npz` files that hold them, keyed by image id.
+
+Tiles (`tiles=n`, fathom/data/crops.py): each frame is also predicted as an n x n grid of
+overlapping tiles cut from the full-resolution file, and its probabilities become
+(1 - tile_blend) * the whole frame's + tile_blend * the maximum over its tiles: a small
+organism that one tile shows large enough lifts its category. Only `probs` change: `logits`
+and `features` stay the whole frame's, since the osd scorers compare them with OOF rows of
+the same model, and a maximum over tiles has no logits or features of its own.
+"""
 
 from __future__ import annotations
 
@@ -105,6 +113,60 @@ def supercat_outputs(model, super_logits, probs, a: float):
     return rank_with_supercats(probs, super_probs, of, a), super_probs
 
 
+def blend_tiles(
+    probs: np.ndarray, tile_probs: np.ndarray, n_tiles: int, blend: float
+) -> np.ndarray:
+    """(1 - blend) * probs + blend * the maximum over each image's tiles; `tile_probs` holds
+    `n_tiles` rows per row of `probs`, image by image."""
+    best = np.asarray(tile_probs).reshape(len(probs), n_tiles, -1).max(axis=1)
+    return ((1 - blend) * np.asarray(probs) + blend * best).astype(np.float32)
+
+
+def open_tiles(
+    table, label: str, cfg, size: int, device: torch.device, ctx: distributed.Dist | None = None
+) -> ImageSource:
+    """The tiles of `table`'s images (cfg.tiles, cfg.tile_overlap) as an ImageSource, from
+    their cache `<label>-tiles<n>` under cfg.cache_dir (rank 0 builds it, from the original
+    files). It goes to the device only while it predicts (ImageSource.held)."""
+    from fathom.data.cache import build_cache
+    from fathom.data.crops import tile_table
+
+    ctx = ctx or distributed.Dist()
+    tiles = tile_table(table, cfg.tiles, cfg.tile_overlap)
+    label = f"{label}-tiles{cfg.tiles}"
+    if ctx.is_main:
+        build_cache(tiles, cfg.cache_dir, size, label, cfg.num_workers or None)
+    distributed.barrier(ctx)
+    path = build_cache(tiles, cfg.cache_dir, size, label, progress=False)
+    return ImageSource(path, device, on_device=False)
+
+
+def predict_probs(
+    model: torch.nn.Module,
+    source: ImageSource,
+    rows: np.ndarray,
+    prep: Preprocess,
+    batch_size: int,
+    amp: torch.dtype | None,
+    cfg,
+    ctx: distributed.Dist | None = None,
+    tiles: ImageSource | None = None,
+    extra: dict | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(probs, logits, features) of source rows `rows` with cfg.tta; with `tiles` (open_tiles
+    of the same table), probs blended with the maximum over each image's tiles. `extra`
+    collects the supercategory head's logits, as `predict` does."""
+    logits, feats = predict(model, source, rows, prep, batch_size, amp, cfg.tta, ctx, extra)
+    probs = probabilities(logits, cfg.task)
+    if tiles is not None:
+        n = cfg.tiles**2
+        tile_rows = (np.asarray(rows)[:, None] * n + np.arange(n)).ravel()
+        with tiles.held(cfg.data_on_device):
+            tile_logits, _ = predict(model, tiles, tile_rows, prep, batch_size, amp, cfg.tta, ctx)
+        probs = blend_tiles(probs, probabilities(tile_logits, cfg.task), n, cfg.tile_blend)
+    return probs, logits, feats
+
+
 def write_predictions(
     path: Path,
     ids,
@@ -116,14 +178,14 @@ def write_predictions(
     model=None,
     super_logits: np.ndarray | None = None,
     supercat_rank: float = 0.0,
+    probs: np.ndarray | None = None,
 ) -> Path:
     """One model's predictions in the run folder's .npz format (fathom/runs.py), with the
-    probabilities of `task` computed from the logits; a model with the supercategory head
-    adds `super_probs`, and `supercat_rank` blends them into `probs` (the raw probabilities
-    stay recoverable as sigmoid(logits))."""
-    probs, super_probs = supercat_outputs(
-        model, super_logits, probabilities(logits, task), supercat_rank
-    )
+    probabilities of `task` computed from the logits unless given (blended with tiles); a
+    model with the supercategory head adds `super_probs`, and `supercat_rank` blends them into
+    `probs` (the raw probabilities stay recoverable as sigmoid(logits))."""
+    probs = probabilities(logits, task) if probs is None else probs
+    probs, super_probs = supercat_outputs(model, super_logits, probs, supercat_rank)
     return runs.write_predictions(
         path, ids, probs, logits, features, class_ids, truth, super_probs=super_probs
     )
@@ -201,15 +263,20 @@ def predict_run(
     batch_size=None,
     tta: bool | None = None,
     overwrite: bool = False,
+    tiles: int | None = None,
+    tile_overlap: float | None = None,
+    tile_blend: float | None = None,
 ) -> Path:
     """Every checkpoint of a run on COMP's eval images, in the run-level eval.npz format.
 
     `out` is the .npz to write (default: `default_predictions_path`); an existing one is
     refused unless `overwrite`. `tta` averages in the horizontal flip; None takes the run's
-    config value. Besides the averaged `probs` and `logits`, the file holds one row per
+    config value, and so do `tiles`, `tile_overlap` and `tile_blend` (module docstring).
+    Besides the averaged `probs` and `logits`, the file holds one row per
     checkpoint in `fold_probs`, `fold_logits` and `fold_features`, and `folds` names the fold
     of each row: k for fold<k>/best.pt, -1 (FULL_FIT) for full/best.pt, a full fit, which
-    has no OOF rows to pair with. `checkpoints` names their folders; `tta` records the choice.
+    has no OOF rows to pair with. `checkpoints` names their folders; `tta` and `tiles` record
+    the choices.
     """
     from fathom.data import open_dataset
     from fathom.data.cache import build_cache
@@ -228,6 +295,12 @@ def predict_run(
     run_cfg = run_config(run_dir, checkpoints)
     warn_missing_folds(run_dir, checkpoints, int(run_cfg.get("n_folds", 0)))
     tta = bool(run_cfg.get("tta", False)) if tta is None else tta
+    chosen = {"tiles": tiles, "tile_overlap": tile_overlap, "tile_blend": tile_blend}
+    # the run's own values where none is given (older runs have none: the defaults)
+    chosen = {k: v for k, v in chosen.items() if v is not None}
+    chosen = {
+        k: run_cfg[k] for k in ("tiles", "tile_overlap", "tile_blend") if k in run_cfg
+    } | chosen
     ctx = distributed.from_env()
     dev = distributed.pick_device(device, ctx)
     dataset = open_dataset(comp_dir)
@@ -235,6 +308,8 @@ def predict_run(
     parts = {}  # by fold number, so that `folds` pairs each row with its own OOF rows
     for k, ckpt in checkpoints.items():
         model, cfg, class_ids = load_for_prediction(ckpt, dev)
+        cfg = cfg.replace(tta=tta, cache_dir=str(cache_dir), num_workers=0, **chosen)
+        cfg.check()  # the prediction-time choices, against the run's task (one line)
         dcfg = data_config(model)
         size = cfg.img_size or int(dcfg["input_size"][-1])
         path = build_cache(table, cache_dir, cfg.cache_size or size, f"{dataset.name}-eval")
@@ -245,9 +320,15 @@ def predict_run(
         rows = np.arange(len(table))
         amp = precision.autocast_dtype(cfg.amp, dev)
         extra: dict = {}
-        logits, feats = predict(model, source, rows, prep, batch, amp, tta, extra=extra)
+        tile_src = None
+        if cfg.tiles:
+            label = f"{dataset.name}-eval"
+            tile_src = open_tiles(table, label, cfg, cfg.cache_size or size, dev)
+        probs, logits, feats = predict_probs(
+            model, source, rows, prep, batch, amp, cfg, None, tile_src, extra
+        )
         probs, super_probs = supercat_outputs(
-            model, extra.get("super_logits"), probabilities(logits, cfg.task), cfg.supercat_rank
+            model, extra.get("super_logits"), probs, cfg.supercat_rank
         )
         parts[k] = {
             "ids": table["id"].to_numpy().astype(str),
@@ -259,9 +340,14 @@ def predict_run(
         if super_probs is not None:
             parts[k]["super_probs"] = super_probs
         print(
-            f"{ckpt.parent.name}: predicted {len(table)} images" + (" with flip TTA" if tta else "")
+            f"{ckpt.parent.name}: predicted {len(table)} images"
+            + (" with flip TTA" if tta else "")
+            + (f" and {cfg.tiles}x{cfg.tiles} tiles" if cfg.tiles else "")
         )
     merged = runs.average_eval(parts)
     merged["checkpoints"] = np.asarray([c.parent.name for c in checkpoints.values()], dtype=str)
     merged["tta"] = np.asarray(tta)
+    merged["tiles"] = np.asarray(cfg.tiles)
+    merged["tile_overlap"] = np.asarray(cfg.tile_overlap)
+    merged["tile_blend"] = np.asarray(cfg.tile_blend)
     return fileio.save_npz(out, **merged)

@@ -40,6 +40,8 @@ from fathom import fileio
 from fathom.config import TrainConfig, config_differences
 from fathom.data.augment import Preprocess
 from fathom.data.cache import build_cache
+from fathom.data.coco import label_matrix
+from fathom.data.crops import FoldCrops, crop_table, fold_crops
 from fathom.data.loader import (
     ImageSource,
     JoinedSource,
@@ -63,7 +65,13 @@ from fathom.engine.models import (
     init_super_bias,
     set_trainable,
 )
-from fathom.engine.predict import predict, probabilities, write_predictions
+from fathom.engine.predict import (
+    open_tiles,
+    predict,
+    predict_probs,
+    probabilities,
+    write_predictions,
+)
 from fathom.errors import FathomError
 from fathom.metrics import map_at_k_matrix
 
@@ -126,6 +134,7 @@ class Fold:
     super_dev: torch.Tensor | None = None
     n_labelled: int = 0
     n_pseudo: int = 0
+    crops: FoldCrops | None = None  # crop_rate > 0: box crops mixed into the epochs
 
     @property
     def name(self) -> str:
@@ -283,6 +292,15 @@ def set_up_fold(
             cfg, data, fold, val_rows, train_rows, y_all, train_src, eval_src, device
         )
         say(f"{fold_name(fold)}: {n_pseudo} pseudo-labelled eval images from {cfg.pseudo_from}")
+    crops = None
+    if cfg.crop_rate > 0:  # (config.check keeps crops and pseudo-labels apart)
+        crops = open_crops(data, cfg, train_rows, cfg.cache_size or size, device, ctx)
+        # a crop's targets follow the training table's rows: sample offset + j is crop j
+        y_dev = np.concatenate([y_dev, crops.targets])
+        if y_super is not None:  # a crop's supercategories are those of its categories
+            y_super = np.concatenate(
+                [y_super, crop_supercategories(crops.targets, supercat_of, y_super.shape[1])]
+            )
     batches_per_epoch = len(
         train_batches(len(train_rows), cfg.batch_size, cfg.seed, 0, ctx.rank, ctx.world)
     )
@@ -311,7 +329,17 @@ def set_up_fold(
         super_dev=None if y_super is None else torch.from_numpy(y_super).to(device),
         n_labelled=n_labelled,
         n_pseudo=n_pseudo,
+        crops=crops,
     )
+
+
+def crop_supercategories(crop_targets: np.ndarray, supercat_of, n_super: int) -> np.ndarray:
+    """The supercategory targets of box crops: those of the categories each crop holds."""
+    member = np.zeros((crop_targets.shape[1], n_super), dtype=np.float32)
+    for j, s in enumerate(supercat_of):
+        if s >= 0:
+            member[j, s] = 1.0
+    return (crop_targets @ member > 0).astype(np.float32)
 
 
 def add_pseudo_rows(cfg, data, fold, val_rows, train_rows, y_all, train_src, eval_src, device):
@@ -388,15 +416,17 @@ def train_one_epoch(f: Fold, stage: Stage, state: TrainState, progress: bool) ->
     freeze_norm_statistics(model)
     # augmentation drawn from its own generator: the same on any device, and on resume
     gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch * 1009 + ctx.rank)
+    # with crops, the epoch's samples are some whole images and some crops (as many in all)
+    rows = f.train_rows if f.crops is None else f.crops.epoch_rows(f.train_rows, cfg.seed, epoch)
     batches = [
-        f.train_rows[b]
-        for b in train_batches(
-            len(f.train_rows), cfg.batch_size, cfg.seed, epoch, ctx.rank, ctx.world
-        )
+        rows[b]
+        for b in train_batches(len(rows), cfg.batch_size, cfg.seed, epoch, ctx.rank, ctx.world)
     ]
     if f.n_pseudo:  # labelled rows first in each batch, so the loss weighs the two parts apart
         n = f.n_labelled
         batches = [np.concatenate([b[b < n], b[b >= n]]) for b in batches]
+    if f.crops is not None:
+        batches = f.crops.epoch_batches(batches)  # each batch: whole images first, then crops
     # the epoch's rows and augmentation in one upload each (pinned, non-blocking), sliced per
     # step on the device: a step never waits for a small host-to-device copy
     sizes = [len(b) for b in batches]
@@ -407,7 +437,7 @@ def train_one_epoch(f: Fold, stage: Stage, state: TrainState, progress: bool) ->
     seen = 0
     stage.opt.zero_grad(set_to_none=True)
     bar = tqdm(
-        f.train_src.batches(batches),
+        f.train_src.batches(batches) if f.crops is None else f.crops.batches(f.train_src, batches),
         total=len(batches),
         leave=False,
         disable=not (progress and ctx.is_main),
@@ -533,25 +563,38 @@ def write_fold_predictions(f: Fold, state: TrainState) -> None:
     distributed.barrier(ctx)  # rank 0 has written best.pt
     f.model.load_state_dict(load_checkpoint(f.out / "best.pt", ("model",))["model"])
     class_ids, batch = f.data.class_ids, cfg.batch_size * 2
+    size = f.train_src.shape[1]
     if not f.full:
         extra: dict = {}
-        logits, feats = predict(
-            f.model, f.train_src, f.val_rows, f.prep, batch, f.amp, cfg.tta, ctx, extra
+        # tiles (cfg.tiles) for OOF and eval alike, so that tuning sees what is submitted
+        tiles = fold_tiles(f, f.data.train, "train", size)
+        probs, logits, feats = predict_probs(
+            f.model, f.train_src, f.val_rows, f.prep, batch, f.amp, cfg, ctx, tiles, extra
         )
         if ctx.is_main:
             truth = one_hot(f.y_all[f.val_rows], len(class_ids), cfg.task)
             ids = f.data.train["id"].to_numpy()[f.val_rows]
             write_predictions(
-                f.out / "oof.npz", ids, logits, feats, class_ids, cfg.task, truth,
-                f.model, extra.get("super_logits"), cfg.supercat_rank,
-            )  # fmt: skip
+                f.out / "oof.npz",
+                ids,
+                logits,
+                feats,
+                class_ids,
+                cfg.task,
+                truth,
+                f.model,
+                extra.get("super_logits"),
+                cfg.supercat_rank,
+                probs,
+            )
     n_eval = len(f.data.eval)
-    extra = {}
+    extra, probs = {}, None
     if f.eval_src is not None:
+        tiles = fold_tiles(f, f.data.eval, "eval", size)
         # the eval images take device memory only now, while they are predicted
         with f.eval_src.held(cfg.data_on_device):
-            logits, feats = predict(
-                f.model, f.eval_src, np.arange(n_eval), f.prep, batch, f.amp, cfg.tta, ctx, extra
+            probs, logits, feats = predict_probs(
+                f.model, f.eval_src, np.arange(n_eval), f.prep, batch, f.amp, cfg, ctx, tiles, extra
             )
     else:  # a competition without eval images still gets an (empty) eval.npz
         logits = np.zeros((0, len(class_ids)), np.float32)
@@ -559,9 +602,18 @@ def write_fold_predictions(f: Fold, state: TrainState) -> None:
     if ctx.is_main:
         ids = f.data.eval["id"].to_numpy()
         write_predictions(
-            f.out / "eval.npz", ids, logits, feats, class_ids, cfg.task, None,
-            f.model, extra.get("super_logits"), cfg.supercat_rank,
-        )  # fmt: skip
+            f.out / "eval.npz",
+            ids,
+            logits,
+            feats,
+            class_ids,
+            cfg.task,
+            None,
+            f.model,
+            extra.get("super_logits"),
+            cfg.supercat_rank,
+            probs,
+        )
         f.say(
             f"{f.out}: best epoch {state.best_epoch}"
             + ("" if f.full else f", val MAP@20 {state.best_score:.4f}")
@@ -570,6 +622,51 @@ def write_fold_predictions(f: Fold, state: TrainState) -> None:
 
 
 # --- helpers
+
+
+def open_crops(
+    data: TrainData,
+    cfg: TrainConfig,
+    train_rows: np.ndarray,
+    size: int,
+    device: torch.device,
+    ctx: distributed.Dist,
+) -> FoldCrops:
+    """The fold's box crops (crop_rate > 0): the crops of every training image in one cache,
+    `<dataset>-crops` (rank 0 builds it), of which this fold trains on its training images'."""
+    if data.boxes is None or data.boxes.empty:
+        raise FathomError(
+            f"crop_rate = {cfg.crop_rate}: {data.name} has no boxes "
+            "(object_detection/train.json annotations); set crop_rate = 0"
+        )
+    table = crop_table(data.train, data.boxes, cfg.crop_margin)
+    if table.empty:
+        raise FathomError(
+            f"crop_rate = {cfg.crop_rate}: no box of {data.name} is on a training image"
+        )
+    label = f"{data.name}-crops"
+    if ctx.is_main:
+        build_cache(table, cfg.cache_dir, size, label, cfg.num_workers or None)
+    distributed.barrier(ctx)
+    path = build_cache(table, cfg.cache_dir, size, label, progress=False)
+    on_device = cfg.data_on_device == "yes" or (
+        cfg.data_on_device == "auto" and fits_on_device(len(table) * size * size * 3, device)
+    )
+    return FoldCrops(
+        table=table,
+        eligible=fold_crops(table, data.train, train_rows, cfg.holdout_categories),
+        offset=len(data.train),
+        rate=cfg.crop_rate,
+        source=ImageSource(path, device, on_device, cfg.num_workers),
+        targets=label_matrix(table["categories"], data.class_ids),
+    )
+
+
+def fold_tiles(f: Fold, table: pd.DataFrame, split: str, size: int) -> ImageSource | None:
+    """The tiles of a split's images when cfg.tiles asks for them (their cache built now)."""
+    if not f.cfg.tiles:
+        return None
+    return open_tiles(table, f"{f.data.name}-{split}", f.cfg, size, f.device, f.ctx)
 
 
 def fold_name(fold: int | None) -> str:

@@ -4,7 +4,9 @@ The script is `fathom/kernel_template.py` with its SETTINGS filled in: which com
 datasets to find under /kaggle/input, and which fathom commands to run there. Kinds:
 
 - `predict`: every run's `fathom predict` on the hidden eval set, then `fathom submit` to
-  /kaggle/working/submission.csv (internet off, as code competitions require);
+  /kaggle/working/submission.csv (internet off, as code competitions require); the
+  `fathom predict` options among `--arg`s (`--arg=--tiles=3`, `--arg=--tta`) go to every
+  predict step, the others to submit;
 - `train`: one fold of one experiment (build K of them to run K folds as K Kaggle jobs at once);
 - `prior`: the frequency-prior baseline, a check that the kernel machinery works.
 """
@@ -35,6 +37,15 @@ METADATA = "kernel-metadata.json"
 # the accelerators a kernel's metadata may name (kagglesdk's documented machine shapes; the TPU
 # is left out: fathom trains with torch on CUDA)
 MACHINE_SHAPES = ("NvidiaTeslaT4", "NvidiaTeslaP100")
+# `fathom predict` options a predict kernel's --arg may carry (to its predict steps), and
+# whether each takes a value
+PREDICT_OPTIONS = {
+    "--tiles": True,
+    "--tile-overlap": True,
+    "--tile-blend": True,
+    "--tta": False,
+    "--no-tta": False,
+}
 _SETTINGS_LINE = re.compile(
     r"^SETTINGS: dict = \{.*?^\}  # `fathom kernel build` writes the real settings here$",
     re.S | re.M,
@@ -54,6 +65,7 @@ class KernelSpec:
     fold: int | None = None  # train
     folds_file: str | None = None  # train: a file name under the dataset's folds/
     extra_args: tuple[str, ...] = ()  # for `submit` (appended) or `train` (key=value overrides)
+    predict_args: tuple[str, ...] = ()  # predict: options of every `fathom predict` step
     gpu: bool = True
     machine_shape: str | None = "NvidiaTeslaT4"
     private: bool = True
@@ -154,6 +166,8 @@ def specs(
         machine_shape=None if cpu or kind == "prior" else machine_shape,
         private=not public,
     )
+    if kind == "predict":
+        common["predict_args"], common["extra_args"] = split_predict_args(tuple(extra_args))
     if kind != "train":
         return [KernelSpec(name=name, **common)]
     if fold is not None:
@@ -163,6 +177,26 @@ def specs(
     else:
         raise FathomError("a train kernel needs --fold K or --n-folds N")
     return [KernelSpec(name=f"{name}-fold{k}", fold=k, **common) for k in folds]
+
+
+def split_predict_args(args: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(the `fathom predict` options among a predict kernel's --args, the rest for submit):
+    `--tiles=3` or `--tiles`, `3`; a value-less `--tta`."""
+    predict, rest, i = [], [], 0
+    while i < len(args):
+        option = args[i].split("=", 1)[0]
+        takes_value = PREDICT_OPTIONS.get(option)
+        if takes_value is None:
+            rest.append(args[i])
+        elif takes_value and "=" not in args[i]:
+            if i + 1 >= len(args):
+                raise FathomError(f"--arg {args[i]}: needs its value (e.g. --arg={option}=3)")
+            predict += args[i : i + 2]
+            i += 1
+        else:
+            predict.append(args[i])
+        i += 1
+    return tuple(predict), tuple(rest)
 
 
 def metadata(spec: KernelSpec) -> dict:
@@ -210,7 +244,7 @@ def settings(spec: KernelSpec) -> dict:
         # replaces what the last run predicted
         todo = [
             ["predict", f"{{runs}}/{run}", "--comp", "{comp}", "--out", f"{{tmp}}/preds/{run}"]
-            + ["--overwrite"]
+            + ["--overwrite", *spec.predict_args]
             for run in spec.runs
         ]
         todo.append(
