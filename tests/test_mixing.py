@@ -211,3 +211,33 @@ def test_colour_keys_change_the_training_batch_per_image():
         assert not torch.allclose(out, plain), key
         # each image its own draw: the six copies come out differently
         assert len({round(float(o.sum()), 3) for o in out}) > 2, key
+
+
+@pytest.mark.parametrize(
+    "task, loss",
+    [("multilabel", n) for n in ("bce", "bce_balanced", "asl", "focal")]
+    + [("singlelabel", n) for n in ("ce", "ce_balanced", "focal")],
+)
+def test_every_loss_takes_mixed_targets(task, loss):
+    """One-hot targets give the loss of the labels themselves; a mixed target is fitted best
+    by logits that follow the mix."""
+    from fathom.engine.losses import build_loss
+
+    fit_on = (
+        torch.tensor([[1.0, 0, 0], [0, 1, 1]]).numpy()
+        if task == "multilabel"
+        else torch.tensor([0, 1, 2]).numpy()
+    )
+    fn = build_loss(TrainConfig(task=task, loss=loss), fit_on, 3)
+    logits = torch.tensor([[2.0, -1.0, 0.5], [-0.3, 1.2, -2.0]])
+    if task == "singlelabel":
+        labels = torch.tensor([0, 2])
+        onehot = torch.nn.functional.one_hot(labels, 3).float()
+        torch.testing.assert_close(fn(logits, onehot), fn(logits, labels))
+    soft = torch.tensor([[0.7, 0.3, 0.0], [0.7, 0.3, 0.0]])
+    follows = torch.tensor([[3.0, 1.0, -6.0]]) if task == "singlelabel" else None
+    if follows is None:  # multi-label: the logits whose sigmoids are the mixed targets
+        follows = torch.logit(torch.tensor([[0.7, 0.3, 1e-3]]))
+    against = follows.flip(1)
+    good, bad = fn(follows.expand(2, -1), soft), fn(against.expand(2, -1), soft)
+    assert torch.isfinite(good) and good < bad
