@@ -11,7 +11,8 @@ Random parameters are drawn on the CPU from an explicit `torch.Generator`, so an
 augmentation is the same on any device and a resumed run repeats it. The training loop draws a
 whole epoch's at once (`Preprocess.draw`, batch by batch in the same order as one call per batch
 would) and uploads them in one copy, so no step waits on a host-to-device transfer. A key that
-is off draws nothing, so a run that leaves the keys below off repeats the runs made before them.
+is off draws nothing: a run that leaves the colour and mixing keys off repeats, number for
+number, the runs made before they existed.
 
 Colour (`contrast`, `saturation`, `hue`) and the automatic policy (`auto_augment = "trivial"`,
 TrivialAugmentWide's colour half: one op with a random signed magnitude per image; the geometric
@@ -23,8 +24,10 @@ picked it (`torch.where`), so a GPU step never syncs on which images picked what
 Mixup and CutMix (`Preprocess.mix`) mix each image with a partner from its own batch after the
 augmentation, and mix the targets alike: multi-label targets as lam * y + (1 - lam) * y_partner,
 single-label ones as one-hot vectors the same way (lam: Mixup's blend weight, CutMix's kept area
-share). By hand because timm's `Mixup` one-hot encodes class indices (multi-label targets break
-it), draws from NumPy's global RNG, and its per-image mode loops over the batch in Python.
+share). By hand, although timm's `Mixup` mixes dense multi-label targets too (`multi_label=True`):
+it draws from NumPy's global RNG, outside the epoch's generator that makes a resumed run repeat;
+its per-image mode loops over the batch in Python, one small op per image; and an image's
+partner is always its mirror in the reversed batch.
 """
 
 from __future__ import annotations
