@@ -33,6 +33,7 @@ LOSSES = {
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULERS = ("cosine", "plateau", "none")
 AMP = ("auto", "bf16", "fp16", "off")
+AUTO_AUGMENT = ("", "trivial")
 # values older configs and checkpoints hold, read as what they meant then (amp was a bool)
 LEGACY = {"amp": {True: "auto", False: "off", "true": "auto", "false": "off"}}
 # keys that may differ when a run is resumed or continued: they change how it executes, or
@@ -71,6 +72,14 @@ RANGES: dict[str, tuple[float, float, bool, bool]] = {
     "supercat_rank": (0, 1, True, True),
     "pseudo_threshold": (0, 1, True, True),
     "pseudo_weight": (0, math.inf, True, False),
+    # issue 12: mixing, colour, layer-wise lr decay
+    "mixup": (0, math.inf, True, False),
+    "cutmix": (0, math.inf, True, False),
+    "mix_prob": (0, 1, True, True),
+    "hue": (0, 0.5, True, True),
+    "saturation": (0, 1, True, True),
+    "contrast": (0, 1, True, True),
+    "layer_decay": (0, 1, True, True),
 }
 # --- issue 12: box crops and tiled prediction (their ranges; the tile keys, like tta, only
 # change how a run's checkpoints predict, never the weights it trains)
@@ -164,6 +173,15 @@ class TrainConfig:
     tiles: int = 0  # predict also on an n x n grid of overlapping full-resolution tiles; 0 = off
     tile_overlap: float = 0.25  # fraction of a tile's side shared with its neighbour
     tile_blend: float = 0.5  # probs = (1 - blend) * whole frame + blend * max over the tiles
+    # --- issue 12: mixing, colour and layer-wise lr decay (mixing and colour: data/augment.py)
+    mixup: float = 0.0  # Mixup: Beta(alpha, alpha) alpha of the blend weight; 0 = off
+    cutmix: float = 0.0  # CutMix: Beta(alpha, alpha) alpha of the kept area share; 0 = off
+    mix_prob: float = 1.0  # share of batches mixed; with mixup and cutmix on, each picks one 50/50
+    hue: float = 0.0  # max hue shift, fraction of the hue circle: uniform in [-hue, hue]
+    saturation: float = 0.0  # max relative change: factor uniform in [1 - s, 1 + s]; 0 = off
+    contrast: float = 0.0  # max relative change: factor uniform in [1 - c, 1 + c]; 0 = off
+    auto_augment: str = ""  # "" | trivial: one random colour op, random magnitude, per image
+    layer_decay: float = 0.0  # stage 2 lr x layer_decay ** (layers below the head) (timm); 0 = off
     # --- runtime
     seed: int = 42
     device: str = "auto"  # auto | cpu | cuda | cuda:N
@@ -197,6 +215,8 @@ class TrainConfig:
             problems.append(f"optimizer must be one of {', '.join(OPTIMIZERS)}")
         if self.scheduler not in SCHEDULERS:
             problems.append(f"scheduler must be one of {', '.join(SCHEDULERS)}")
+        if self.auto_augment not in AUTO_AUGMENT:
+            problems.append(f'auto_augment must be "" or trivial, not {self.auto_augment!r}')
         if self.amp not in AMP:
             problems.append(f"amp must be one of {', '.join(AMP)}")
         if self.data_on_device not in ("auto", "yes", "no"):

@@ -322,3 +322,101 @@ def test_oof_stitches_every_training_image_once_with_its_fold(two_folds, tmp_pat
     again = read_predictions(out)
     np.testing.assert_array_equal(again["ids"], ev["ids"])
     np.testing.assert_allclose(again["fold_probs"], ev["fold_probs"], atol=1e-5)
+
+
+# --- issue 12: mixing, colour and layer-wise lr decay in the loop
+
+
+def _group_lrs(opt, model):
+    """{parameter name: its group's lr} of an optimizer."""
+    names = {id(p): n for n, p in model.named_parameters()}
+    return {names[id(p)]: g["lr"] for g in opt.param_groups for p in g["params"]}
+
+
+@pytest.mark.parametrize("scheduler", ["cosine", "none"])
+def test_layer_decay_gives_earlier_layers_lower_learning_rates(scheduler):
+    from fathom.config import TrainConfig
+    from fathom.engine.models import set_trainable
+
+    cfg = TrainConfig(layer_decay=0.5, scheduler=scheduler, warmup_epochs=0, lr=1e-2)
+    model = build_model(cfg, 5)
+    set_trainable(model, 2, -1)
+    opt, sched = train_module.make_optimizer(cfg, model, 2, 10)
+    sched.step_update(num_updates=0)
+    lrs = _group_lrs(opt, model)
+    assert set(lrs) == {n for n, _ in model.named_parameters()}  # every parameter, once
+    assert opt.param_groups[0]["lr"] == pytest.approx(1e-2)  # the head's: the history's lr
+    assert lrs["backbone.head.weight"] == pytest.approx(1e-2)
+    # fathom_cnn's group_matcher: blocks 0..3, then the neck, then the head, each 0.5x the next
+    layers = [f"backbone.blocks.{i}.0.weight" for i in range(4)] + ["backbone.neck.0.weight"]
+    expected = [1e-2 * 0.5 ** (5 - i) for i in range(5)]
+    assert [lrs[n] for n in layers] == pytest.approx(expected)
+    # off: one lr for every parameter, as before
+    plain, _ = train_module.make_optimizer(cfg.replace(layer_decay=0.0), model, 2, 10)
+    assert list(_group_lrs(plain, model).values()) == pytest.approx([1e-2] * len(lrs))
+
+
+def test_layer_decay_leaves_stage_1_and_frozen_stages_alone():
+    from fathom.config import TrainConfig
+    from fathom.engine.models import set_trainable
+
+    cfg = TrainConfig(layer_decay=0.5, stage1_epochs=1, unfreeze_stages=1, scheduler="none")
+    model = build_model(cfg, 5)
+    set_trainable(model, 1)
+    opt, _ = train_module.make_optimizer(cfg, model, 1, 10)
+    assert set(_group_lrs(opt, model)) == {"backbone.head.weight", "backbone.head.bias"}
+    assert set(_group_lrs(opt, model).values()) == {cfg.stage1_lr}
+    set_trainable(model, 2, 1)  # the head and the last stage (the neck) only
+    opt, _ = train_module.make_optimizer(cfg, model, 2, 10)
+    lrs = _group_lrs(opt, model)
+    assert not any(n.startswith("backbone.blocks.") for n in lrs)
+    assert lrs["backbone.neck.0.weight"] == pytest.approx(cfg.lr * 0.5)
+
+
+LEVERS = dict(
+    mixup=0.4,
+    cutmix=1.0,
+    mix_prob=0.8,
+    hue=0.05,
+    saturation=0.3,
+    contrast=0.3,
+    auto_augment="trivial",
+    layer_decay=0.75,
+)
+
+
+def test_mixing_colour_and_layer_decay_train_and_repeat_exactly(tiny_comp, tmp_path):  # noqa: F811
+    cfg = tiny_config(tiny_comp, tmp_path, epochs=2, stage1_epochs=1, **LEVERS)
+    data = read_data(cfg)
+    for name in ("a", "b"):
+        train_fold(cfg, data, tmp_path / name, 0, progress=False)
+    pd.testing.assert_frame_equal(
+        _history(tmp_path / "a")[NUMBERS], _history(tmp_path / "b")[NUMBERS]
+    )
+    assert np.isfinite(_history(tmp_path / "a")[NUMBERS].to_numpy()).all()
+    plain = tiny_config(tiny_comp, tmp_path, epochs=2, stage1_epochs=1)
+    train_fold(plain, data, tmp_path / "plain", 0, progress=False)
+    assert not np.allclose(
+        _history(tmp_path / "a")["train_loss"], _history(tmp_path / "plain")["train_loss"]
+    )
+
+
+@pytest.mark.parametrize("loss", ["ce", "focal"])
+def test_singlelabel_trains_on_mixed_one_hot_targets(tiny_comp, tmp_path, loss):  # noqa: F811
+    comp = open_competition(tiny_comp[0])
+    train = read_split(comp, "train")
+    train = train.assign(
+        categories=[(c[0] % 4,) for c in train["categories"]], fold=np.arange(len(train)) % 2
+    )
+    data = TrainData(
+        train[["id", "path", "categories", "fold"]],
+        read_split(comp, "eval")[["id", "path"]],
+        (0, 1, 2, 3),
+        "fish",
+    )
+    cfg = tiny_config(
+        tiny_comp, tmp_path, task="singlelabel", loss=loss, epochs=1, mixup=0.4, cutmix=1.0
+    )
+    train_fold(cfg, data, tmp_path / "runs", 0, progress=False)
+    hist = _history(tmp_path / "runs")
+    assert np.isfinite(hist[NUMBERS].to_numpy()).all() and "val_acc" in hist.columns

@@ -52,7 +52,16 @@ class SoftmaxFocalLoss(nn.Module):
         self.register_buffer("weight", weight)
 
     def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        logp = F.log_softmax(logits.float(), dim=1).gather(1, labels.view(-1, 1)).squeeze(1)
+        """`labels`: (N,) class indices, or (N, C) class probabilities (Mixup's, CutMix's
+        soft targets), where each class's term weighs by its probability."""
+        logp_all = F.log_softmax(logits.float(), dim=1)
+        if labels.dim() == 2:
+            probs = labels.float()
+            terms = -((1 - logp_all.exp()) ** self.gamma) * logp_all * probs
+            if self.weight is not None:
+                terms = terms * self.weight
+            return terms.sum(dim=1).mean()
+        logp = logp_all.gather(1, labels.view(-1, 1)).squeeze(1)
         loss = -((1 - logp.exp()) ** self.gamma) * logp
         if self.weight is not None:
             loss = loss * self.weight[labels]

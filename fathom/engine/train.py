@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from timm.optim import create_optimizer_v2
+from timm.optim import create_optimizer_v2, param_groups_layer_decay
 from timm.scheduler import create_scheduler_v2
 from timm.utils import ModelEmaV3
 from tqdm import tqdm
@@ -447,6 +447,8 @@ def train_one_epoch(f: Fold, stage: Stage, state: TrainState, progress: bool) ->
         part = slice(int(starts[i]), int(starts[i + 1]))
         x = f.prep.train(images, aug[part])
         y = f.y_dev[rows_dev[part]]
+        if f.prep.mixing:  # Mixup / CutMix: images and targets alike, targets now soft
+            x, y = f.prep.mix(x, y, aug[part], len(f.data.class_ids))
         step_now = (i + 1) % cfg.accumulate == 0 or i + 1 == len(batches)
         # accumulating under DDP: skip the gradient all-reduce until the step
         sync = (
@@ -766,9 +768,13 @@ def make_optimizer(cfg: TrainConfig, model: FathomModel, stage: int, updates_per
     """Optimizer and lr schedule for one stage (timm's factories), over the trainable parameters."""
     lr = cfg.stage1_lr if stage == 1 else cfg.lr
     epochs = cfg.stage1_epochs if stage == 1 else cfg.epochs - cfg.stage1_epochs
-    opt = create_optimizer_v2(
-        model, opt=cfg.optimizer, lr=lr, weight_decay=cfg.weight_decay, momentum=cfg.momentum
-    )
+    # stage 1 trains the head alone, which layer decay leaves at the full lr anyway
+    if cfg.layer_decay > 0 and stage == 2:
+        opt = layer_decay_optimizer(cfg, model, lr)
+    else:
+        opt = create_optimizer_v2(
+            model, opt=cfg.optimizer, lr=lr, weight_decay=cfg.weight_decay, momentum=cfg.momentum
+        )
     if cfg.scheduler == "none":
         return opt, NoSchedule()
     warmup = min(cfg.warmup_epochs, max(epochs - 1, 0))
@@ -787,6 +793,33 @@ def make_optimizer(cfg: TrainConfig, model: FathomModel, stage: int, updates_per
             opt, sched="cosine", step_on_epochs=False, updates_per_epoch=updates_per_epoch, **common
         )
     return opt, sched
+
+
+def layer_decay_optimizer(cfg: TrainConfig, model: FathomModel, lr: float):
+    """timm's layer-wise lr decay over the trainable parameters: the head at `lr`, each layer
+    below it (the backbone's `group_matcher`, fine-grained) at layer_decay times the one above.
+
+    Given the backbone, not the wrapper: timm finds the layers by the backbone's group_matcher,
+    and its parameters are all the wrapper's. The groups go head first, so that the history's
+    lr column (group 0) is still the head's. timm's cosine schedule scales each group by its
+    `lr_scale`; the plateau one reads it only while warming up and the constant one never, so
+    for them the scale goes into each group's own lr here instead (plateau's warm-up then
+    climbs from lr / 100 to each group's scaled lr)."""
+    groups = param_groups_layer_decay(
+        model.backbone,
+        weight_decay=cfg.weight_decay,
+        layer_decay=cfg.layer_decay,
+        no_weight_decay_list=getattr(model.backbone, "no_weight_decay", set)(),
+    )
+    groups.sort(key=lambda g: -g["lr_scale"])  # stable: layers keep their order within a scale
+    if cfg.scheduler != "cosine":
+        groups = [
+            {k: v for k, v in g.items() if k != "lr_scale"} | {"lr": lr * g["lr_scale"]}
+            for g in groups
+        ]
+    return create_optimizer_v2(
+        groups, opt=cfg.optimizer, lr=lr, weight_decay=cfg.weight_decay, momentum=cfg.momentum
+    )
 
 
 def wrap_for_step(
