@@ -13,7 +13,7 @@ import math
 import re
 import types
 import typing
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -468,9 +468,16 @@ def apply_overrides(cfg: TrainConfig, overrides: list[str]) -> TrainConfig:
 
 
 def config_differences(a: dict[str, Any], b: dict[str, Any], ignore=RUNTIME_KEYS) -> list[str]:
-    """Keys whose values differ between two config dicts (runtime-only keys ignored)."""
+    """Keys whose values differ between two config dicts (runtime-only keys ignored). A key
+    one dict lacks counts as its default: a run saved before the key existed trained with
+    the default, so it resumes under a fathom that knows the key."""
+    defaults = asdict(TrainConfig())
     keys = sorted((set(a) | set(b)) - set(ignore))
-    return [k for k in keys if _plain(_legacy(k, a.get(k))) != _plain(_legacy(k, b.get(k)))]
+
+    def value(d, k):
+        return _plain(_legacy(k, d.get(k, defaults.get(k))))
+
+    return [k for k in keys if value(a, k) != value(b, k)]
 
 
 __all__ = [

@@ -90,3 +90,16 @@ def test_tta_is_a_prediction_time_choice_not_part_of_the_runs_identity():
     cfg = TrainConfig()
     assert config_differences(cfg.to_dict(), cfg.replace(tta=True).to_dict()) == []
     assert config_differences(cfg.to_dict(), cfg.replace(tta=True, seed=1).to_dict()) == ["seed"]
+
+
+def test_a_run_saved_before_a_key_existed_is_the_same_config():
+    """A config.json without a newer key trained with that key's default: resuming it under
+    this fathom is not "another config"; a non-default value still is."""
+    from dataclasses import asdict
+
+    from fathom.config import TrainConfig, config_differences
+
+    new = asdict(TrainConfig())
+    old = {k: v for k, v in new.items() if k not in ("mixup", "crop_rate", "supercat_weight")}
+    assert config_differences(old, new) == []
+    assert config_differences(old, {**new, "mixup": 0.4}) == ["mixup"]
