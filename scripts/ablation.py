@@ -79,7 +79,8 @@ def variant_settings(name: str) -> tuple[list[str], dict]:
         return LEVERS[name]
     overrides, options = [], {}
     for lever, (o, p) in LEVERS.items():
-        if lever != "baseline":
+        # box crops and pseudo-labels do not combine yet (config.check): `all` keeps pseudo
+        if lever not in ("baseline", "crops"):
             overrides += o
             options |= p
     return overrides, options
