@@ -35,9 +35,12 @@ gpu-check: install
 		for m in $(BENCH_MODELS); do \
 			$(PY) scripts/bench_train.py --model $$m --img-size 224 --batch 128 || exit 1; \
 		done; \
+		$(PY) scripts/bench_flow.py --device cuda --frame 640x360 --epochs 2 || exit 1; \
 	else \
 		echo "gpu-check: no CUDA device on this machine: the gpu tests skip, and the benchmark runs CPU-sized"; \
 		$(PY) -m pytest -m gpu -q -p no:cacheprovider || exit 1; \
 		$(PY) scripts/bench_train.py --model fathom_cnn --img-size 32 --batch 32 --n-images 96 \
 			--source-size 128x96 --epochs 1 --steps 3 --warmup 1 --workers 2 || exit 1; \
+		$(PY) scripts/bench_flow.py --size cpu --device cpu --folds 2 --epochs 1 \
+			--workdir $$(mktemp -d) || exit 1; \
 	fi
