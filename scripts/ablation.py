@@ -164,8 +164,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--workdir", default="ablation", help="everything goes here (default ablation)")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--epochs", type=int, help="epochs per fold (default: the size's)")
     args = p.parse_args(argv)
-    size, work = SIZES[args.size], Path(args.workdir)
+    size, work = dict(SIZES[args.size]), Path(args.workdir)
+    if args.epochs:  # a longer run: do the levers pay once the baseline has converged?
+        size["train"] = [*size["train"], f"epochs={args.epochs}"]
     comp = work / "competition"
     if not (comp / "category_key.csv").exists():
         generate(comp, size["synth"], progress=False)
