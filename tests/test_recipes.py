@@ -47,3 +47,12 @@ def test_no_such_config_names_the_paths_it_tried_without_garbling_them(tmp_path,
         "configs", "mine.toml"
     ).relative_to(tmp_path)
     assert load_config("mine").epochs == 2
+
+
+@pytest.mark.parametrize("name", ["fathomnet_effb0", "fathomnet_r50", "fathomnet_d121"])
+def test_recipes_adopt_the_lever_the_ablation_supported(name):
+    from fathom.config import load_config
+
+    cfg = load_config(name)
+    assert cfg.supercat_weight > 0 and 0 < cfg.supercat_rank <= 1
+    assert cfg.crop_rate == 0 and cfg.mixup == 0 and cfg.tiles == 0  # those did not pay
