@@ -218,3 +218,17 @@ def test_tune_simulates_and_chooses_supercat_entropy_from_a_held_run(tmp_path):
     result = tune_runs([good], holdout=[held])["osd"]
     assert result["simulated_sauc"]["supercat_entropy"] > 0.9
     assert result["scorer"] in ("supercat_entropy", "domain+supercat_entropy")
+
+
+def test_the_head_reads_the_pooled_features_of_a_model_with_a_layer_after_pooling():
+    """MobileNetV3 pools 288 channels into a 1024-wide conv_head: the supercategory head must
+    take the 1024 features the category head reads."""
+    import torch
+
+    from fathom.config import TrainConfig
+    from fathom.engine.models import build_model
+
+    cfg = TrainConfig(model="mobilenetv3_small_050", pretrained=False, supercat_weight=0.5)
+    model = build_model(cfg, 6, (0, 0, 1, 1, 2, 2), 3).eval()
+    out = model(torch.zeros(2, 3, 32, 32))
+    assert out["super_logits"].shape == (2, 3) and out["features"].shape[1] == 1024

@@ -111,6 +111,13 @@ def fathom_cnn(pretrained: bool = False, **kwargs) -> FathomCNN:
     return FathomCNN(**kwargs)
 
 
+def feature_width(backbone: nn.Module) -> int:
+    """The width of the pooled features the head reads (`forward_head(pre_logits=True)`):
+    timm's `head_hidden_size` where a model has a layer after pooling (MobileNetV3's conv_head:
+    288 channels pooled, 1024 features), else `num_features`."""
+    return int(getattr(backbone, "head_hidden_size", None) or backbone.num_features)
+
+
 class FathomModel(nn.Module):
     """A timm backbone whose forward returns {"features": pooled features, "logits": head output},
     plus "super_logits" when it has the supercategory head (`supercat_of`: the supercategory
@@ -123,7 +130,7 @@ class FathomModel(nn.Module):
         self.super_head = None
         if n_super > 0:
             # made after the backbone: the backbone's initial weights do not depend on it
-            self.super_head = nn.Linear(int(backbone.num_features), n_super)
+            self.super_head = nn.Linear(feature_width(backbone), n_super)
             self.register_buffer("supercat_of", torch.as_tensor(supercat_of, dtype=torch.long))
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:

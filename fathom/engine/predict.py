@@ -20,6 +20,7 @@ from fathom import fileio, runs
 from fathom.data.augment import Preprocess
 from fathom.data.loader import ImageSource, shard
 from fathom.engine import distributed, precision
+from fathom.engine.models import feature_width
 from fathom.errors import FathomError
 from fathom.runs import FULL_FIT
 
@@ -72,7 +73,7 @@ def predict(
     backbone = getattr(model, "backbone", model)
     if not logits:  # an empty shard still needs the right widths to concatenate
         logits = [np.zeros((0, int(backbone.num_classes)), np.float32)]
-        features = [np.zeros((0, int(backbone.num_features)), np.float32)]
+        features = [np.zeros((0, feature_width(backbone)), np.float32)]
     logits, features = distributed.gather_rows(
         ctx, np.concatenate(logits), np.concatenate(features)
     )

@@ -60,6 +60,7 @@ from fathom.engine.models import (
     FathomModel,
     build_model,
     data_config,
+    feature_width,
     freeze_norm_statistics,
     init_head_bias,
     init_super_bias,
@@ -600,7 +601,7 @@ def write_fold_predictions(f: Fold, state: TrainState) -> None:
             )
     else:  # a competition without eval images still gets an (empty) eval.npz
         logits = np.zeros((0, len(class_ids)), np.float32)
-        feats = np.zeros((0, f.model.backbone.num_features), np.float32)
+        feats = np.zeros((0, feature_width(f.model.backbone)), np.float32)
     if ctx.is_main:
         ids = f.data.eval["id"].to_numpy()
         write_predictions(
