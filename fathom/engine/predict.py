@@ -242,12 +242,11 @@ def warn_missing_folds(run_dir: Path, checkpoints: dict[int, Path], n_folds: int
     warn(f"{run_dir}: {named} no best.pt; predicting with {using}")
 
 
-def run_config(run_dir: Path, checkpoints: dict[int, Path]) -> dict:
+def run_config(run: runs.Run, checkpoints: dict[int, Path]) -> dict:
     """The run's config.json; for a run folder without one (copied by hand), the config saved
     in one of its checkpoints."""
-    path = run_dir / "config.json"
-    if path.is_file():
-        return fileio.read_json(path)
+    if config := run.config():
+        return config
     first = next(iter(checkpoints.values()))
     ckpt = fileio.load_torch(first, "checkpoint")
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("config"), dict):
@@ -290,10 +289,11 @@ def predict_run(
         raise FathomError(f"{out}: already exists; pass --overwrite to replace it")
     fileio.check_writable(out.parent, "predictions folder")  # before the long work
     fileio.check_writable(cache_dir, "cache folder")
-    checkpoints = runs.open_run(run_dir).checkpoints()
+    run = runs.open_run(run_dir)
+    checkpoints = run.checkpoints()
     if not checkpoints:
         raise FathomError(f"{run_dir}: no fold<k>/best.pt or full/best.pt (train first)")
-    run_cfg = run_config(run_dir, checkpoints)
+    run_cfg = run_config(run, checkpoints)
     warn_missing_folds(run_dir, checkpoints, int(run_cfg.get("n_folds", 0)))
     tta = bool(run_cfg.get("tta", False)) if tta is None else tta
     chosen = {"tiles": tiles, "tile_overlap": tile_overlap, "tile_blend": tile_blend}

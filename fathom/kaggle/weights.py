@@ -193,8 +193,8 @@ def stage(
     cv = {}
     for run in map(open_run, runs):
         try:
-            if run.cv():
-                cv[run.name] = run.cv().get("map20")
+            if scores := run.cv():
+                cv[run.name] = scores.get("map20")
         except (FathomError, AttributeError):  # a damaged cv.json must not stop an upload
             cv[run.name] = None
     manifest = {
