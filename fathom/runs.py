@@ -188,8 +188,13 @@ class Run:
         return self.path.name
 
     def config(self) -> dict:
+        """The run's config.json ({} when there is none), refused when it is not an object:
+        every stage after training reads keys of it."""
         path = self.path / "config.json"
-        return fileio.read_json(path) if path.is_file() else {}
+        config = fileio.read_json(path) if path.is_file() else {}
+        if not isinstance(config, dict):
+            raise FathomError(f"{path}: not a config (expected a JSON object)")
+        return config
 
     def cv(self) -> dict:
         path = self.path / "cv.json"

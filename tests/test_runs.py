@@ -122,3 +122,14 @@ def test_eval_osd_pairs_fold_models_by_fold_number_and_skips_the_full_fit():
         [oof_feats[3], oof_feats[1]],
     )
     assert not np.allclose(got, swapped)  # pairing by position would have given this
+
+
+def test_a_config_json_that_is_no_object_is_one_line_for_the_stages_after_training(
+    tmp_path, run_cli
+):
+    run = tmp_path / "r"
+    _fold(run, 0, ["a", "b"])
+    (run / "config.json").write_text("[1, 2]")
+    code, _, err = run_cli("oof", run)
+    assert code == 2 and f"{run / 'config.json'}: not a config" in err
+    assert len(err.strip().splitlines()) == 1
