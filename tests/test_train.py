@@ -240,18 +240,23 @@ def test_full_fit_trains_on_everything_and_writes_eval_only(tiny_comp, tmp_path)
     assert list(read_predictions(out / "eval.npz")["ids"]) == list(data.eval["id"])
 
 
-def test_singlelabel_task_from_a_generic_table(tiny_comp, tmp_path):  # noqa: F811
+def _four_class_data(tiny_comp) -> TrainData:
+    """The tiny competition as a generic single-label table: class = first category mod 4."""
     comp = open_competition(tiny_comp[0])
     train = read_split(comp, "train")
     train = train.assign(
         categories=[(c[0] % 4,) for c in train["categories"]], fold=np.arange(len(train)) % 2
     )
-    data = TrainData(
+    return TrainData(
         train[["id", "path", "categories", "fold"]],
         read_split(comp, "eval")[["id", "path"]],
         (0, 1, 2, 3),
         "fish",
     )
+
+
+def test_singlelabel_task_from_a_generic_table(tiny_comp, tmp_path):  # noqa: F811
+    data = _four_class_data(tiny_comp)
     cfg = tiny_config(
         tiny_comp, tmp_path, task="singlelabel", loss="ce_balanced", label_smoothing=0.1
     )
@@ -403,17 +408,7 @@ def test_mixing_colour_and_layer_decay_train_and_repeat_exactly(tiny_comp, tmp_p
 
 @pytest.mark.parametrize("loss", ["ce", "focal"])
 def test_singlelabel_trains_on_mixed_one_hot_targets(tiny_comp, tmp_path, loss):  # noqa: F811
-    comp = open_competition(tiny_comp[0])
-    train = read_split(comp, "train")
-    train = train.assign(
-        categories=[(c[0] % 4,) for c in train["categories"]], fold=np.arange(len(train)) % 2
-    )
-    data = TrainData(
-        train[["id", "path", "categories", "fold"]],
-        read_split(comp, "eval")[["id", "path"]],
-        (0, 1, 2, 3),
-        "fish",
-    )
+    data = _four_class_data(tiny_comp)
     cfg = tiny_config(
         tiny_comp, tmp_path, task="singlelabel", loss=loss, epochs=1, mixup=0.4, cutmix=1.0
     )
