@@ -41,7 +41,16 @@ COMMANDS = [
 ]
 
 
-class IntermixedParser(argparse.ArgumentParser):
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line like every other error of fathom's: the
+    usage block argparse prints first would read as a second error (and wraps over several
+    lines for the commands with many options); `--help` still shows it."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+class IntermixedParser(Parser):
     """Lets key=value overrides come before or after the options (`--fold 0 lr=1e-3`):
     plain argparse stops collecting positionals at the first option."""
 
@@ -56,7 +65,7 @@ class IntermixedParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="fathom",
         description=(
             "fathom takes a Kaggle image-classification competition from raw files to an "

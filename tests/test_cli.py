@@ -47,6 +47,25 @@ def test_a_group_needs_one_of_its_verbs(run_cli):
     assert code == 2 and "invalid choice: 'nope'" in err
 
 
+@pytest.mark.parametrize(
+    "argv,prog,says",
+    [
+        (["trian"], "fathom", "invalid choice: 'trian'"),
+        (["train", "default", "--fold", "x"], "fathom train", "--fold"),
+        (["kaggle", "submit", "a.csv", "--nope"], "fathom", "unrecognized arguments: --nope"),
+        (["kaggle", "submit"], "fathom kaggle submit", "required: file"),
+        (["tune"], "fathom tune", "required"),
+    ],
+)
+def test_a_usage_error_is_one_line_that_names_the_command_and_its_help(run_cli, argv, prog, says):
+    code, out, err = run_cli(*argv)
+    assert code == 2 and out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"{prog}: error: ") and says in lines[0]
+    assert lines[0].endswith(f"(see `{prog} --help`)")
+
+
 @pytest.mark.parametrize("group", sorted(GROUPS))
 def test_a_groups_verbs_are_thin_adapters(group):
     """At most ~80 lines each, importing no other command (the logic lives in the library)."""
