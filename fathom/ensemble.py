@@ -145,12 +145,12 @@ class EnsembleResult:
 
 
 def combine(method: str, prob_list: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:
-    """Apply a combination chosen by `tune_ensemble` to new predictions (e.g. the eval set)."""
+    """Apply a combination chosen by `tune_ensemble` to new predictions (e.g. the eval set),
+    with the weights it recorded: equal over the averaged members for "mean" and "rank" (0
+    for a member they leave out, such as the frequency prior), the fitted ones for "weighted"."""
     if method == "rank":
-        return rank_average(prob_list)
-    if method == "mean":
-        return weighted_mean(prob_list, np.ones(len(prob_list)))
-    if method == "weighted":
+        return rank_average(prob_list, weights)
+    if method in ("mean", "weighted"):
         return weighted_mean(prob_list, weights)
     raise ValueError(f"unknown ensemble method {method!r}")
 
@@ -160,14 +160,24 @@ def tune_ensemble(
     targets: np.ndarray,
     fold: np.ndarray,
     metric: Metric = map_at_k_matrix,
+    averaged: Sequence[bool] | None = None,
 ) -> EnsembleResult:
     """Compare the plain mean, rank averaging and fitted weights; choose by held-out `metric`.
 
-    All matrices are aligned by row with `targets` and `fold`.
+    All matrices are aligned by row with `targets` and `fold`. `averaged` marks the members
+    the plain mean and the rank average cover (default: all). A baseline such as the
+    frequency prior joins as a member the weight search may lean on, but it is not a model:
+    averaging it in with an equal share would only dilute the models, and the fitted weights,
+    held out, pay for their noise (three folds of a few hundred images each), so the honest
+    comparison for an ensemble of models is their plain mean.
     """
     fold = np.asarray(fold)
-    mean = weighted_mean(prob_list, np.ones(len(prob_list)))
-    rank = rank_average(prob_list)
+    plain = np.ones(len(prob_list)) if averaged is None else np.asarray(averaged, dtype=float)
+    if len(plain) != len(prob_list) or not plain.any():
+        raise ValueError(f"`averaged` must mark some of the {len(prob_list)} members")
+    plain = plain / plain.sum()
+    mean = weighted_mean(prob_list, plain)
+    rank = rank_average(prob_list, plain)
 
     def fit(rows):
         return fit_weights([p[rows] for p in prob_list], targets[rows], metric=metric)
@@ -193,7 +203,7 @@ def tune_ensemble(
         key=lambda name: (scores[name], -["mean", "rank", "weighted"].index(name)),
     )
     chosen = {"mean": mean, "rank": rank, "weighted": held_out}[method]
-    used = full_w if method == "weighted" else np.ones(len(prob_list)) / len(prob_list)
+    used = full_w if method == "weighted" else plain
     return EnsembleResult(
         method=method,
         weights=[float(x) for x in used],

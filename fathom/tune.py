@@ -346,7 +346,7 @@ def tune_runs(experiments, holdout=(), comp=None, osd_name=None, prior=False) ->
         probs.append(fold_prior(targets, fold, label_matrix(never_validated, cats["id"])))
         members.append({"name": "frequency prior", "path": None, "kind": "prior"})
 
-    ens = tune_ensemble(probs, targets, fold, metric)
+    ens = tune_ensemble(probs, targets, fold, metric, [m["kind"] == "run" for m in members])
     result = {
         "competition": str(data_dir),
         "task": dataset.task,

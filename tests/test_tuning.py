@@ -74,7 +74,8 @@ def test_rank_average_ignores_a_models_scale():
     # squashing one model's probabilities changes the mean but not the rank average
     b = rng.random((50, 10))
     assert np.allclose(rank_average([a, b]), rank_average([a**5 * 0.01, b]))
-    assert np.allclose(combine("rank", [a, b], [1, 0]), rank_average([a, b]))
+    assert np.allclose(combine("rank", [a, b], [0.5, 0.5]), rank_average([a, b]))
+    assert np.allclose(combine("rank", [a, b], [1, 0]), row_ranks(a))  # the recorded weights
     with pytest.raises(ValueError):
         combine("median", [a, b], [1, 1])
 
@@ -148,3 +149,27 @@ def test_mean_and_rank_record_the_equal_weights_they_use(monkeypatch):
     res = tune_ensemble([p, p.copy()], _targets_from(p), np.arange(40) % 4)
     assert res.method == "mean"  # identical members: every method ties, the simplest wins
     assert res.weights == [0.5, 0.5] and res.fitted_weights == [0.9, 0.1]
+
+
+def test_the_plain_mean_and_rank_average_leave_out_a_baseline_member(monkeypatch):
+    """The frequency prior joins for the weight search only: the plain mean of two models is
+    their mean, not a third of each plus a third of the prior, and a submission applies the
+    recorded weights, so it combines the eval predictions exactly as the OOF was scored."""
+    rng = np.random.default_rng(7)
+    signal = rng.random((300, 12))
+    y = _targets_from(signal)
+    a = signal + 0.4 * rng.random((300, 12))
+    b = signal + 0.4 * rng.random((300, 12))
+    prior = np.tile(y.mean(axis=0), (300, 1))
+    fold = np.arange(300) % 3
+    import fathom.ensemble as ensemble
+
+    # weights that lean on the prior alone lose, so a plain combination is chosen
+    monkeypatch.setattr(ensemble, "fit_weights", lambda probs, targets, **kw: np.eye(3)[2])
+    res = tune_ensemble([a, b, prior], y, fold, averaged=[True, True, False])
+    assert res.scores["mean"] == pytest.approx(map_at_k_matrix((a + b) / 2, y))
+    assert res.scores["rank"] == pytest.approx(map_at_k_matrix(rank_average([a, b]), y))
+    assert res.method in ("mean", "rank") and res.weights == [0.5, 0.5, 0.0]
+    assert np.allclose(combine(res.method, [a, b, prior], res.weights), res.held_out_probs)
+    with pytest.raises(ValueError, match="averaged"):
+        tune_ensemble([a, b], y, fold, averaged=[False, False])
