@@ -3,8 +3,11 @@ reads it. This is the only module that knows the layout.
 
     runs/<exp>/config.json        the resolved training config (`fathom train`)
     runs/<exp>/fold<k>/           one trained fold: best.pt, last.pt, history.csv,
-                                  oof.npz (its validation rows, with `targets`), eval.npz
-    runs/<exp>/full/              a full fit (no validation rows): best.pt, history.csv, eval.npz
+                                  oof.npz (its validation rows, with `targets`), eval.npz,
+                                  bank.npz (best.pt's features of its training images, with
+                                  their targets: the kNN member's, fathom/knn.py)
+    runs/<exp>/full/              a full fit (no validation rows): best.pt, history.csv, eval.npz,
+                                  bank.npz
     runs/<exp>/oof.npz            the folds' OOF rows stitched (`fathom oof`): ids, fold, probs,
                                   logits, features, targets, category_ids
     runs/<exp>/eval.npz           every checkpoint's eval predictions, stacked (fold_probs,
@@ -36,7 +39,7 @@ from fathom.errors import FathomError
 
 FULL_FIT = -1
 # what one trained model leaves in its fold<k>/ or full/ folder (a training kernel keeps these)
-MODEL_FILES = ("best.pt", "history.csv", "oof.npz", "eval.npz")
+MODEL_FILES = ("best.pt", "history.csv", "oof.npz", "eval.npz", "bank.npz")
 OOF_KEYS = ("ids", "fold", "probs", "logits", "features", "category_ids")
 EVAL_KEYS = ("ids", "probs", "logits", "category_ids")
 SUPER_KEYS = ("super_probs",)  # optional: only runs with the supercategory head have it
@@ -292,7 +295,7 @@ class Run:
 
     def upload_files(self) -> list[Path]:
         """What a kernel needs from the run: its JSON files, oof.npz (`fathom submit` reads the
-        OOF features for its osd scorers) and every model's best.pt and config."""
+        OOF features for its osd scorers) and every model's best.pt, config and kNN bank."""
         if not (self.path / "config.json").is_file():
             raise FathomError(
                 f"{self.path}: no config.json (not a run folder written by `fathom train`)"
@@ -302,8 +305,8 @@ class Run:
         checkpoints = list(self.checkpoints().values())
         if not checkpoints:
             raise FathomError(f"{self.path}: no fold<k>/best.pt or full/best.pt to upload")
-        configs = [c.parent / "config.json" for c in checkpoints]
-        return files + checkpoints + [c for c in configs if c.is_file()]
+        beside = [c.parent / n for c in checkpoints for n in ("config.json", "bank.npz")]
+        return files + checkpoints + [p for p in beside if p.is_file()]
 
 
 def open_run(path: str | Path) -> Run:
@@ -371,6 +374,21 @@ def is_run_member(member: dict) -> bool:
     return member.get("kind", "run") == "run"
 
 
+def member_run(member: dict) -> str | None:
+    """The name of the run folder a member reads: its own for a model, the model's for a kNN
+    member (kind "knn": the same run's features and banks); None for the prior."""
+    kind = member.get("kind", "run")
+    if kind == "prior":
+        return None
+    return member.get("run", member["name"]) if kind == "knn" else member["name"]
+
+
 def run_members(tuning: dict) -> list[dict]:
-    """The tuning's members that are run folders (the prior needs no weights, no prediction)."""
-    return [e for e in tuning["experiments"] if is_run_member(e)]
+    """The run folders the tuning reads, once each, as {"name", "path"}: those of its models
+    and of its kNN members (the frequency prior needs none: no weights, no prediction)."""
+    seen: dict[str, dict] = {}
+    for e in tuning["experiments"]:
+        name = member_run(e)
+        if name is not None and name not in seen:
+            seen[name] = {"name": name, "path": e["path"]}
+    return list(seen.values())

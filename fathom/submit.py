@@ -18,9 +18,17 @@ from fathom import osd as osd_lib
 from fathom.data import open_dataset
 from fathom.ensemble import combine, weighted_mean
 from fathom.errors import FathomError
+from fathom.knn import eval_knn
 from fathom.manifest import build_manifest, write_manifest
 from fathom.prior import prior_logits, prior_probabilities
-from fathom.runs import FULL_FIT, align_rows, check_categories, open_run, run_members
+from fathom.runs import (
+    FULL_FIT,
+    align_rows,
+    check_categories,
+    member_run,
+    open_run,
+    run_members,
+)
 from fathom.submission import (
     make_label_submission,
     make_submission,
@@ -53,17 +61,30 @@ def ensemble_eval(tuning: dict, data_dir, predictions=None) -> dict:
         check_categories(arrays, cats["id"], where)
         evals.append(align_rows(arrays, ids, where))
         oofs.append(run.oof())
-    member_probs, member_logits = [e["probs"] for e in evals], [e["logits"] for e in evals]
-    if any(e.get("kind") == "prior" for e in members):  # the frequency prior is always last
-        train = dataset.split("train", require_images=False, categories=cats)
-        freq = prior_probabilities(train, len(ids), cats["id"])
-        member_probs.append(freq)
-        member_logits.append(prior_logits(freq))
+    by_name = {run.name: i for i, run in enumerate(runs)}
+    member_probs, member_logits = [], []
+    for e in members:  # in the tuning's order, which its weights follow
+        kind = e.get("kind", "run")
+        if kind == "prior":
+            train = dataset.split("train", require_images=False, categories=cats)
+            p = prior_probabilities(train, len(ids), cats["id"])
+            logits = prior_logits(p)
+        elif kind == "knn":
+            i = by_name[member_run(e)]
+            p = eval_knn(runs[i], evals[i], float(e["temperature"]))
+            logits = prior_logits(p)  # a share of neighbours, as a logit for the osd scorers
+        else:
+            i = by_name[e["name"]]
+            p, logits = evals[i]["probs"], evals[i]["logits"]
+        member_probs.append(p)
+        member_logits.append(logits)
     method, weights = tuning["ensemble"]["method"], tuning["ensemble"]["weights"]
-    used = weights if method == "weighted" else [1.0] * len(member_probs)
-    # a member with weight 0 does not shape the ensemble's predictions: its features and its
-    # opinion should not shape the osd score either
-    run_w = [w for w, e in zip(used, members, strict=True) if e.get("kind", "run") == "run"]
+    # a run none of whose members has weight does not shape the ensemble's predictions: its
+    # features and its opinion should not shape the osd score either
+    run_w = np.zeros(len(runs))
+    for w, e in zip(weights, members, strict=True):
+        if member_run(e) is not None:
+            run_w[by_name[member_run(e)]] += w
     keep = [i for i, w in enumerate(run_w) if w > 0] or list(range(len(runs)))
     # the supercategory head's eval probabilities (runs trained with supercat_weight > 0): the
     # `supercat_entropy` osd scorer reads their mean over the runs that have them all
@@ -75,8 +96,8 @@ def ensemble_eval(tuning: dict, data_dir, predictions=None) -> dict:
         "class_names": cats["name"].tolist(),
         "task": dataset.task,
         "scores": combine(method, member_probs, weights),
-        "probs": weighted_mean(member_probs, used),
-        "logits": weighted_mean(member_logits, used),
+        "probs": weighted_mean(member_probs, weights),
+        "logits": weighted_mean(member_logits, weights),
         "runs": [runs[i] for i in keep],
         "evals": [evals[i] for i in keep],
         "oofs": [oofs[i] for i in keep],
@@ -165,10 +186,10 @@ def make(
     experiments = [
         {
             **e,
-            "checkpoints": list(run_of[e["name"]].checkpoints().values()),
-            "predictions": str(Path(predictions) / e["name"] if predictions else e["path"]),
+            "checkpoints": list(run_of[member_run(e)].checkpoints().values()),
+            "predictions": str(Path(predictions) / member_run(e) if predictions else e["path"]),
         }
-        if e.get("kind", "run") == "run"
+        if member_run(e) is not None
         else e
         for e in tuning["experiments"]
     ]

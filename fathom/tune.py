@@ -316,9 +316,12 @@ def tune_osd(runs, oofs, held_runs, labels, osd_name=None) -> dict:
     return info
 
 
-def tune_runs(experiments, holdout=(), comp=None, osd_name=None, prior=False) -> dict:
+def tune_runs(experiments, holdout=(), comp=None, osd_name=None, prior=False, knn=False) -> dict:
     """Everything `fathom tune` decides, as a JSON-ready dict (pure apart from reading the runs).
 
+    With `knn`, every run also joins as a kNN member (fathom/knn.py: its own features read as a
+    nearest-neighbour classifier over its banks, the temperature chosen fold-held-out);
+    `knn="only"` makes the kNN members the only models.
     With `prior`, the frequency prior joins the ensemble as one more member (its OOF rows are
     the other folds' frequencies), so the weight search can lean on it where models are weak.
     A single-label dataset is tuned on accuracy and has no label sets and no osd.
@@ -340,13 +343,32 @@ def tune_runs(experiments, holdout=(), comp=None, osd_name=None, prior=False) ->
     metric_name, metric = METRICS[dataset.task]
     probs = [a["probs"] for a in oofs]
     members = [{"name": r.name, "path": str(r.path), "kind": "run"} for r in runs]
+    if knn:
+        from fathom.knn import tune_knn
+
+        if knn == "only":
+            probs, members = [], []
+        for run, arrays in zip(runs, oofs, strict=True):
+            k = tune_knn(run, arrays, targets, metric)
+            probs.append(k["probs"])
+            members.append(
+                {
+                    "name": f"{run.name} kNN",
+                    "path": str(run.path),
+                    "kind": "knn",
+                    "run": run.name,
+                    "temperature": k["temperature"],
+                    "fold_temperatures": k["fold_temperatures"],
+                    "cv_by_temperature": k["cv_by_temperature"],
+                }
+            )
     if prior:
         in_oof = set(ids)
         never_validated = [c for uid, c in labels.items() if uid not in in_oof]
         probs.append(fold_prior(targets, fold, label_matrix(never_validated, cats["id"])))
         members.append({"name": "frequency prior", "path": None, "kind": "prior"})
 
-    ens = tune_ensemble(probs, targets, fold, metric, [m["kind"] == "run" for m in members])
+    ens = tune_ensemble(probs, targets, fold, metric, [m["kind"] != "prior" for m in members])
     result = {
         "competition": str(data_dir),
         "task": dataset.task,

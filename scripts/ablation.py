@@ -11,7 +11,8 @@ Every variant goes through fathom's own stages (train every fold, oof, predict, 
 one run with a fixed osd scorer so sAUC is comparable across variants, submit, score), and
 each finished stage is reused on a rerun (delete --workdir to start over). A lever is a set
 of config overrides (training) and prediction options; `pseudo` trains a second round from
-the baseline of the same seed. The seed changes the model's initialisation and the order of
+the baseline of the same seed; `knn` tunes the baseline's run with its kNN member (`fathom
+tune --knn`), and `all` adds it too. The seed changes the model's initialisation and the order of
 batches, not the data or the folds, so the spread is the training noise a lever must beat.
 """
 
@@ -70,7 +71,9 @@ LEVERS = {
     "supercat": (["supercat_weight=0.5", "supercat_rank=0.3"], {}),
     "pseudo": (["pseudo_threshold=0.5"], {}),  # + pseudo_from: the seed's baseline
     "llrd": (["layer_decay=0.75"], {}),
+    "knn": ([], {}),  # a tuning-time lever: the run's kNN member joins (`fathom tune --knn`)
 }
+TUNE_LEVERS = {"knn": {"knn": True}}
 OSD_SCORER = "knn"  # fixed, so that sAUC compares the levers' features, not a scorer choice
 
 
@@ -89,8 +92,10 @@ def variant_settings(name: str) -> tuple[list[str], dict]:
 def run_variant(work: Path, name: str, seed: int, size: dict, device: str) -> dict:
     comp, cache = work / "competition", work / "cache"
     runs = work / "runs" / f"seed{seed}"
-    exp = runs / name
-    overrides, options = variant_settings(name)
+    # a tuning-time lever reuses the baseline's run and predictions, with a tuning of its own
+    trained = "baseline" if name in TUNE_LEVERS else name
+    exp = runs / trained
+    overrides, options = variant_settings(trained)
     overrides = [
         *size["train"],
         *overrides,
@@ -106,24 +111,26 @@ def run_variant(work: Path, name: str, seed: int, size: dict, device: str) -> di
         overrides.append(f"pseudo_from={runs / 'baseline'}")
     t0 = time.perf_counter()
     if not (exp / "cv.json").exists():
-        cfg = load_config("default", overrides, name=name)
+        cfg = load_config("default", overrides, name=trained)
         train_run(cfg, read_data(cfg), runs, list(range(size["folds"])), progress=False)
         write_oof(exp)
     preds = work / "predictions" / f"seed{seed}"
-    if not (preds / name / "eval.npz").exists():
-        predict_run(exp, comp, preds / name / "eval.npz", cache, device=device, **options)
-    tune_path = exp / "tune.json"
+    if not (preds / trained / "eval.npz").exists():
+        predict_run(exp, comp, preds / trained / "eval.npz", cache, device=device, **options)
+    tune_path = exp / ("tune.json" if trained == name else f"tune-{name}.json")
     if not tune_path.exists():
-        write_tuning(tune_path, tune_runs([exp], comp=comp, osd_name=OSD_SCORER))
+        tuning = {} if name != "all" else {"knn": True}
+        tuning |= TUNE_LEVERS.get(name, {})
+        write_tuning(tune_path, tune_runs([exp], comp=comp, osd_name=OSD_SCORER, **tuning))
     subs = work / "submissions" / f"seed{seed}"
     if not (subs / f"{name}.csv").exists():
         make(read_tuning(tune_path), name, comp, preds, out_dir=subs)
     scores = score_files(subs / f"{name}.csv", comp / TRUTH_FILE)
-    cv = fileio.read_json(exp / "cv.json")
+    ens = read_tuning(tune_path)["ensemble"]  # the tuned CV: a tuning lever changes it
     return {
         "lever": name,
         "seed": seed,
-        "cv_map20": cv["map20"],
+        "cv_map20": ens["scores"][ens["method"]],
         "eval_map20": scores["map20"],
         "eval_sauc": scores["sauc"],
         "seconds": time.perf_counter() - t0,

@@ -14,6 +14,7 @@ import pandas as pd
 
 from fathom import fileio
 from fathom.data.coco import label_matrix, open_competition, read_categories, read_split
+from fathom.knn import BANK_FILE, write_bank
 from fathom.synth.fathomnet import TRUTH_FILE
 
 
@@ -74,7 +75,13 @@ def make_run(root, comp_dir, name, quality=0.8, seed=0, holdout=(), n_folds=3, d
         fold_logits=fl,
         fold_features=ff,
         category_ids=cat_ids,
+        folds=np.arange(n_folds),
     )
+    # each fold model's kNN bank: its features of the rows it trained on (the other folds')
+    _, _, bank_feats = _outputs(y, quality, embed, rng)
+    for k in range(n_folds):
+        rows = fold != k
+        write_bank(root / f"fold{k}" / BANK_FILE, ids[rows], bank_feats[rows], y_all[rows], cat_ids)
     fileio.write_json(
         root / "config.json",
         {

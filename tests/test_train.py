@@ -230,11 +230,14 @@ def test_full_fit_trains_on_everything_and_writes_eval_only(tiny_comp, tmp_path)
     data = read_data(cfg, need_folds=False)
     out = train_run(cfg, data, tmp_path / "runs", [None], progress=False) / "full"
     assert sorted(p.name for p in out.iterdir()) == [
+        "bank.npz",
         "best.pt",
         "eval.npz",
         "history.csv",
         "last.pt",
     ]
+    bank = np.load(out / "bank.npz")  # the kNN bank of a full fit: every training image
+    assert sorted(bank["ids"].astype(str)) == sorted(data.train["id"].astype(str))
     hist = _history(out.parent, "full")
     assert "val_map20" not in hist.columns and len(hist) == 1
     assert list(read_predictions(out / "eval.npz")["ids"]) == list(data.eval["id"])

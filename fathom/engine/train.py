@@ -74,6 +74,7 @@ from fathom.engine.predict import (
     write_predictions,
 )
 from fathom.errors import FathomError
+from fathom.knn import BANK_FILE, write_bank
 from fathom.metrics import map_at_k_matrix
 
 
@@ -590,6 +591,7 @@ def write_fold_predictions(f: Fold, state: TrainState) -> None:
                 cfg.supercat_rank,
                 probs,
             )
+    write_fold_bank(f, batch)
     n_eval = len(f.data.eval)
     extra, probs = {}, None
     if f.eval_src is not None:
@@ -622,6 +624,22 @@ def write_fold_predictions(f: Fold, state: TrainState) -> None:
             + ("" if f.full else f", val MAP@20 {state.best_score:.4f}")
         )
     distributed.barrier(ctx)  # no rank starts the next fold before the files exist
+
+
+def write_fold_bank(f: Fold, batch: int) -> None:
+    """bank.npz: best.pt's features of the labelled images this model trained on (pseudo-
+    labelled eval rows and box crops left out) with their targets, for the kNN member
+    (fathom/knn.py). Before eval.npz, which marks the fold done."""
+    rows = f.train_rows[f.train_rows < f.n_labelled]
+    _, feats = predict(f.model, f.train_src, rows, f.prep, batch, f.amp, f.cfg.tta, f.ctx)
+    if f.ctx.is_main:
+        write_bank(
+            f.out / BANK_FILE,
+            f.data.train["id"].to_numpy()[rows],
+            feats,
+            one_hot(f.y_all[rows], len(f.data.class_ids), f.cfg.task),
+            f.data.class_ids,
+        )
 
 
 # --- helpers

@@ -145,8 +145,11 @@ def kernel_tuning(weights: Path, runs: Path, comp: Path, tmp: Path) -> Path:
         )
     data = json.loads(source.read_text())
     for experiment in data["experiments"]:
-        if experiment.get("kind", "run") == "run":  # the frequency prior has no folder
+        kind = experiment.get("kind", "run")
+        if kind == "run":  # the frequency prior has no folder
             experiment["path"] = str(runs / experiment["name"])
+        elif kind == "knn":  # a run's kNN member reads that run's folder
+            experiment["path"] = str(runs / experiment["run"])
     data["competition"] = str(comp)
     out = tmp / "tune.json"
     out.write_text(json.dumps(data, indent=2))

@@ -1,0 +1,176 @@
+"""A kNN member: each model's own pooled features, read as a nearest-neighbour classifier over
+the images that model trained on.
+
+A sigmoid head learns a category from its positives, and a category with two or three training
+images barely moves it: the head ranks it below the common ones. The features of the same
+model often place such an image right beside those two or three. The kNN member scores
+category c of an image by the similarity-weighted share of its nearest training images that
+hold c (cosine similarity, weights exp((s - s_max) / temperature) over the k nearest), so a
+rare category ranks as high as its neighbours are close. The public FathomNet 2023 solutions
+used kNN on separately trained contrastive features; this reads the features the classifier
+already has, at the cost of one forward pass over each fold model's training images
+(`bank.npz`, written by the engine beside best.pt).
+
+Honest by construction: fold k's OOF rows are scored by fold k's model against fold k's bank
+(the rows that model trained on, never a held-out one), and so are the eval images, once per
+fold model, averaged. The temperature is chosen from `TEMPERATURES` on the OOF, fold-held-out
+(each fold's rows are scored with the temperature the other folds chose), so a kNN member's
+CV is no more optimistic than a model's.
+
+The neighbour search is scikit-learn's (NearestNeighbors, brute-force cosine); the weighting
+is written here because sklearn's KNeighborsRegressor recomputes the neighbours for every
+temperature tried and its `weights` callable gets no way to keep exp() from underflowing at a
+small temperature (the shift by the row's nearest distance is what keeps it finite).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from fathom import fileio
+from fathom.errors import FathomError
+from fathom.metrics import map_at_k_matrix
+
+TEMPERATURES = (0.01, 0.02, 0.05, 0.1, 0.2)
+NEIGHBOURS = 50
+BANK_FILE = "bank.npz"
+BANK_KEYS = ("ids", "features", "targets", "category_ids")
+
+
+def neighbours(query: np.ndarray, bank: np.ndarray, k: int = NEIGHBOURS):
+    """(cosine distances, bank indices) of each query row's k nearest bank rows, nearest first."""
+    from sklearn.neighbors import NearestNeighbors
+
+    k = min(k, len(bank))
+    nn = NearestNeighbors(n_neighbors=k, metric="cosine", algorithm="brute")
+    nn.fit(np.asarray(bank, dtype=np.float32))
+    return nn.kneighbors(np.asarray(query, dtype=np.float32))
+
+
+def vote(distances: np.ndarray, index: np.ndarray, bank_targets: np.ndarray, temperature: float):
+    """Each query's category scores: its neighbours' label rows, weighted by
+    exp(-(d - d_nearest) / temperature); in [0, 1], 1 where every neighbour holds the category."""
+    w = np.exp(-(distances - distances[:, :1]) / temperature)
+    w /= w.sum(axis=1, keepdims=True)
+    return np.einsum("nk,nkc->nc", w, np.asarray(bank_targets, dtype=np.float32)[index])
+
+
+def knn_scores(
+    query, bank, bank_targets, temperature: float, k: int = NEIGHBOURS, chunk: int = 2048
+) -> np.ndarray:
+    """Category scores of the query rows (chunked: the neighbours' label rows of 10,000 eval
+    images at once would take gigabytes)."""
+    d, i = neighbours(query, bank, k)
+    out = np.zeros((len(d), np.shape(bank_targets)[1]), dtype=np.float32)
+    for s in range(0, len(d), chunk):
+        out[s : s + chunk] = vote(d[s : s + chunk], i[s : s + chunk], bank_targets, temperature)
+    return out
+
+
+# --- banks: a fold model's features of the images it trained on
+
+
+def write_bank(path: Path, ids, features, targets, category_ids) -> Path:
+    """Features as float16: cosine similarity needs no more, and the bank travels with the
+    weights to a Kaggle kernel (a fold of the real competition: ~4,800 x 1,280 values)."""
+    return fileio.save_npz(
+        path,
+        ids=np.asarray(ids, dtype=str),
+        features=np.asarray(features, dtype=np.float16),
+        targets=np.asarray(targets, dtype=np.uint8),
+        category_ids=np.asarray(category_ids),
+    )
+
+
+def read_bank(model_dir: Path, category_ids) -> dict[str, np.ndarray]:
+    from fathom.runs import read_predictions
+
+    path = Path(model_dir) / BANK_FILE
+    hint = (
+        "runs trained before fathom wrote kNN banks have none: train the run again, or "
+        "leave the kNN member out"
+    )
+    data = read_predictions(path, BANK_KEYS, hint)
+    n, c = len(data["ids"]), len(data["category_ids"])
+    if n == 0 or data["features"].ndim != 2 or len(data["features"]) != n:
+        raise FathomError(f"{path}: not a kNN bank (no features, or not one row per image)")
+    if data["targets"].shape != (n, c):
+        raise FathomError(
+            f"{path}: `targets` has shape {data['targets'].shape}, expected ({n}, {c})"
+        )
+    if [int(x) for x in data["category_ids"]] != [int(x) for x in category_ids]:
+        raise FathomError(f"{path}: its categories differ from the run's predictions")
+    return data
+
+
+# --- the member's OOF and eval scores
+
+
+def oof_neighbours(run, oof: dict) -> dict[int, tuple]:
+    """Per fold k: (its OOF row positions, distances, neighbour indices, fold k's bank labels)."""
+    from fathom.runs import fold_dirs
+
+    dirs = fold_dirs(run.path)
+    out = {}
+    for k in np.unique(oof["fold"]):
+        if int(k) not in dirs:
+            raise FathomError(f"{run.path}: OOF rows of fold {k} but no fold{k}/ folder")
+        bank = read_bank(dirs[int(k)], oof["category_ids"])
+        rows = np.flatnonzero(oof["fold"] == k)
+        d, i = neighbours(oof["features"][rows], bank["features"])
+        out[int(k)] = (rows, d, i, bank["targets"])
+    return out
+
+
+def _vote_rows(parts, temperature: float, shape) -> np.ndarray:
+    out = np.zeros(shape, dtype=np.float32)
+    for rows, d, i, labels in parts.values():
+        out[rows] = vote(d, i, labels, temperature)
+    return out
+
+
+def tune_knn(run, oof: dict, targets: np.ndarray, metric=map_at_k_matrix) -> dict:
+    """The kNN member of one run on its OOF rows: the temperature chosen on all rows (what a
+    submission uses), each fold's rows scored with the one the other folds chose (`probs`, the
+    honest OOF the ensemble is tuned on), and the CV of every temperature tried."""
+    parts = oof_neighbours(run, oof)
+    shape = oof["probs"].shape
+    by_t = {t: _vote_rows(parts, t, shape) for t in TEMPERATURES}
+    fold = oof["fold"]
+
+    def best(rows):
+        return max(TEMPERATURES, key=lambda t: (metric(by_t[t][rows], targets[rows]), -t))
+
+    held = np.zeros(shape, dtype=np.float32)
+    fold_t = {}
+    for k in np.unique(fold):
+        t = best(fold != k) if len(np.unique(fold)) > 1 else TEMPERATURES[1]
+        fold_t[int(k)] = t
+        held[fold == k] = by_t[t][fold == k]
+    return {
+        "temperature": best(np.ones(len(fold), dtype=bool)),
+        "fold_temperatures": fold_t,
+        "cv_by_temperature": {str(t): metric(p, targets) for t, p in by_t.items()},
+        "probs": held,
+    }
+
+
+def eval_knn(run, arrays: dict, temperature: float) -> np.ndarray:
+    """The kNN member on the eval images: each model's eval features (`fold_features`, in the
+    order of `folds`) against that model's own bank, averaged over the models."""
+    from fathom.runs import fold_label
+
+    if "fold_features" not in arrays or "folds" not in arrays:
+        raise FathomError(
+            f"{run.path}: its eval predictions lack `fold_features`/`folds` for the kNN member "
+            "(predict again with this version of fathom)"
+        )
+    scores = []
+    for j, k in enumerate(arrays["folds"]):
+        bank = read_bank(run.path / fold_label(int(k)), arrays["category_ids"])
+        scores.append(
+            knn_scores(arrays["fold_features"][j], bank["features"], bank["targets"], temperature)
+        )
+    return np.mean(scores, axis=0).astype(np.float32)

@@ -1,0 +1,212 @@
+# ruff: noqa: F811  (pytest fixtures imported from engine_fixtures)
+"""The kNN member (fathom/knn.py): its vote, its fold-honesty, its banks from the engine, and
+its way through tune, submit and the kernel."""
+
+import json
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+from _fake_runs import make_run  # noqa: E402
+from engine_fixtures import one_thread, tiny_comp, tiny_config  # noqa: E402, F401
+
+from fathom import fileio  # noqa: E402
+from fathom.cli import main  # noqa: E402
+from fathom.errors import FathomError  # noqa: E402
+from fathom.knn import (  # noqa: E402
+    BANK_FILE,
+    TEMPERATURES,
+    _vote_rows,
+    eval_knn,
+    knn_scores,
+    oof_neighbours,
+    read_bank,
+    tune_knn,
+    write_bank,
+)
+from fathom.manifest import read_manifest  # noqa: E402
+from fathom.runs import open_run, run_members  # noqa: E402
+from fathom.submission import read_submission  # noqa: E402
+from fathom.synth.fathomnet import SynthConfig, generate  # noqa: E402
+
+
+def cli(*args):
+    try:
+        return main([str(a) for a in args])
+    except SystemExit as exc:
+        return exc.code
+
+
+def test_the_vote_is_the_similarity_weighted_share_of_the_neighbours_labels():
+    bank = np.array([[1.0, 0.0], [1.0, 0.1], [0.0, 1.0]])
+    labels = np.array([[1, 0, 0], [1, 1, 0], [0, 0, 1]])
+    # a query on the first bank row, at a tiny temperature: that row's labels alone
+    sharp = knn_scores(np.array([[2.0, 0.0]]), bank, labels, temperature=1e-4)
+    assert np.allclose(sharp, [[1, 0, 0]], atol=1e-6)
+    # at a huge temperature every neighbour weighs the same: the plain share
+    flat = knn_scores(np.array([[2.0, 0.0]]), bank, labels, temperature=1e6)
+    assert np.allclose(flat, [[2 / 3, 1 / 3, 1 / 3]], atol=1e-4)
+    # only the k nearest vote (cosine: the third row is orthogonal)
+    two = knn_scores(np.array([[2.0, 0.0]]), bank, labels, temperature=1e6, k=2)
+    assert np.allclose(two, [[1.0, 0.5, 0.0]], atol=1e-4)
+    # chunking changes nothing, and a small temperature does not underflow to nan
+    q = np.random.default_rng(0).normal(size=(7, 2))
+    a = knn_scores(q, bank, labels, 1e-3, chunk=3)
+    assert np.isfinite(a).all() and np.allclose(a, knn_scores(q, bank, labels, 1e-3))
+
+
+def _fold_run(tmp_path, labels_of_fold):
+    """A run whose fold k's bank holds one image labelled `labels_of_fold[k]`, with the same
+    features as every OOF row: the scores show which bank each row was scored against."""
+    run = tmp_path / "run"
+    n_folds, cats = len(labels_of_fold), np.array([10, 20, 30])
+    fold = np.arange(6) % n_folds
+    feats = np.ones((6, 4), np.float32)
+    for k, label in enumerate(labels_of_fold):
+        y = np.zeros((1, 3), np.uint8)
+        y[0, label] = 1
+        write_bank(run / f"fold{k}" / BANK_FILE, [f"t{k}"], feats[:1], y, cats)
+    oof = {
+        "ids": np.array([f"i{j}" for j in range(6)]),
+        "fold": fold,
+        "features": feats,
+        "probs": np.zeros((6, 3), np.float32),
+        "category_ids": cats,
+    }
+    return open_run(run), oof
+
+
+def test_oof_rows_of_a_fold_are_scored_against_that_folds_bank_only(tmp_path):
+    run, oof = _fold_run(tmp_path, [0, 2])
+    parts = oof_neighbours(run, oof)
+    scores = _vote_rows(parts, 0.05, (6, 3))
+    assert scores[oof["fold"] == 0].argmax(axis=1).tolist() == [0, 0, 0]
+    assert scores[oof["fold"] == 1].argmax(axis=1).tolist() == [2, 2, 2]
+
+
+def test_the_temperature_of_a_fold_is_chosen_on_the_other_folds(tmp_path, monkeypatch):
+    """Each fold's rows get the temperature the other folds' rows chose; the one a submission
+    uses is chosen on every row."""
+    import fathom.knn as knn
+
+    cats = np.array([10, 20, 30])
+    fold = np.arange(6) % 3
+    bank = np.array([[1.0, 0, 0, 0], [1.0, 1.0, 0, 0]])  # the query's twin (A), a near one (B)
+    for k in range(3):
+        write_bank(tmp_path / "run" / f"fold{k}" / BANK_FILE, ["a", "b"], bank, np.eye(3)[:2], cats)
+    oof = {
+        "ids": np.array([f"i{j}" for j in range(6)]),
+        "fold": fold,
+        "features": np.tile([1.0, 0, 0, 0], (6, 1)),
+        "probs": np.zeros((6, 3), np.float32),
+        "category_ids": cats,
+    }
+    targets = np.zeros((6, 3))
+    targets[fold == 0, 2] = 1  # fold 0's rows are the ones marked in column 2
+
+    def metric(p, y):  # with fold 0's rows: B's share should be high; without them: low
+        return p[:, 1].mean() if y[:, 2].any() else -p[:, 1].mean()
+
+    monkeypatch.setattr(knn, "TEMPERATURES", (0.01, 10.0))
+    res = tune_knn(open_run(tmp_path / "run"), oof, targets, metric)
+    assert res["fold_temperatures"] == {0: 0.01, 1: 10.0, 2: 10.0}
+    assert res["temperature"] == 10.0  # chosen on every row, fold 0's included
+    sharp, flat = res["probs"][fold == 0], res["probs"][fold == 1]
+    assert sharp[:, 1].max() < 1e-6 and flat[:, 1].min() > 0.4
+    assert set(res["cv_by_temperature"]) == {"0.01", "10.0"}
+
+
+def test_a_missing_or_foreign_bank_is_one_line_naming_the_file(tmp_path):
+    with pytest.raises(FathomError, match="no kNN banks|kNN bank|bank.npz"):
+        read_bank(tmp_path, [1, 2])
+    write_bank(tmp_path / BANK_FILE, ["a"], np.ones((1, 4)), np.ones((1, 2)), [1, 2])
+    with pytest.raises(FathomError, match="categories differ"):
+        read_bank(tmp_path, [1, 3])
+    fileio.save_npz(tmp_path / BANK_FILE, ids=np.array(["a"]), features=np.ones((1, 4)))
+    with pytest.raises(FathomError, match="lacks"):
+        read_bank(tmp_path, [1, 2])
+
+
+# --- through the engine, tune, submit and the kernel
+
+
+def test_training_writes_each_folds_bank_of_the_images_it_trained_on(tiny_comp, tmp_path):
+    from fathom.data import read_data
+    from fathom.engine.train import train_run
+
+    cfg = tiny_config(tiny_comp, tmp_path, epochs=1)
+    run = train_run(cfg, read_data(cfg), tmp_path / "runs", [0, 1], progress=False)
+    folds = pd.read_csv(tiny_comp[1], dtype={"id": str}).set_index("id")["fold"]
+    for k in (0, 1):
+        oof = np.load(run / f"fold{k}" / "oof.npz")
+        bank = read_bank(run / f"fold{k}", oof["category_ids"])
+        assert set(bank["ids"]) == set(folds.index[folds != k])
+        assert not set(oof["ids"].astype(str)) & set(bank["ids"])  # never a held-out image
+        assert bank["features"].shape == (len(bank["ids"]), oof["features"].shape[1])
+        assert bank["targets"].sum(axis=1).min() >= 1  # every training image has a label
+    # the bank travels with the weights
+    assert run / "fold0" / BANK_FILE in open_run(run).upload_files()
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("knn")
+    comp = generate(
+        root / "comp",
+        SynthConfig(n_train=150, n_eval=60, width=48, height=36, seed=5),
+        progress=False,
+    )
+    good = make_run(root / "runs", comp, "good", quality=0.45, seed=1)
+    return {"comp": comp, "good": good}
+
+
+def test_tune_knn_adds_a_member_per_run_and_submit_scores_it_on_the_eval_features(world, tmp_path):
+    out = tmp_path / "tune.json"
+    assert cli("tune", world["good"], "--knn", "--prior", "--osd", "knn", "--out", out) == 0
+    tuning = json.loads(out.read_text())
+    kinds = [(e["name"], e["kind"]) for e in tuning["experiments"]]
+    assert kinds == [("good", "run"), ("good kNN", "knn"), ("frequency prior", "prior")]
+    member = tuning["experiments"][1]
+    assert member["run"] == "good" and member["temperature"] in TEMPERATURES
+    assert run_members(tuning) == [{"name": "good", "path": str(world["good"])}]
+    # a submission that leans on the kNN member alone ranks by its eval scores
+    tuning["ensemble"].update(method="weighted", weights=[0.0, 1.0, 0.0])
+    out.write_text(json.dumps(tuning))
+    assert cli("submit", out, "--name", "k", "--out-dir", tmp_path) == 0
+    run = open_run(world["good"])
+    arrays = run.eval()
+    expected = eval_knn(run, arrays, member["temperature"])
+    sub = read_submission(tmp_path / "k.csv").set_index("id")
+    first = [int(sub.loc[i, "categories"].split()[0]) for i in arrays["ids"]]
+    top = arrays["category_ids"][expected.argmax(axis=1)]
+    agree = np.mean([a == b for a, b in zip(first, top, strict=True)])
+    assert agree > 0.9  # ties among equal shares may order differently
+    m = read_manifest(tmp_path / "k.json")
+    assert m["experiments"][1]["checkpoints"]  # the kNN member names its run's weights
+
+
+def test_a_kernel_points_a_knn_member_at_its_runs_folder(tmp_path):
+    from fathom.kaggle.kernel_template import kernel_tuning
+
+    weights = tmp_path / "w"
+    weights.mkdir()
+    (weights / "tune.json").write_text(
+        json.dumps(
+            {
+                "competition": "/old/comp",
+                "experiments": [
+                    {"name": "cnn", "kind": "run", "path": "/old/runs/cnn"},
+                    {"name": "cnn kNN", "kind": "knn", "run": "cnn", "path": "/old/runs/cnn"},
+                    {"name": "frequency prior", "kind": "prior", "path": None},
+                ],
+            }
+        )
+    )
+    out = json.loads(
+        kernel_tuning(weights, tmp_path / "runs", tmp_path / "c", tmp_path).read_text()
+    )
+    paths = [e["path"] for e in out["experiments"]]
+    assert paths == [str(tmp_path / "runs" / "cnn")] * 2 + [None]
