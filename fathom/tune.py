@@ -435,7 +435,12 @@ def format_tuning(result: dict) -> str:
     label = METRIC_NAMES[ens["metric"]]
     lines = [f"{result['n_images']} OOF images, {result['n_folds']} folds"]
     rows = [
-        {"model": e["name"], f"OOF {label}": e["cv"], "weight": e["weight"]}
+        {
+            "model": e["name"]
+            + (f" (temperature {e['temperature']})" if e.get("kind") == "knn" else ""),
+            f"OOF {label}": e["cv"],
+            "weight": e["weight"],
+        }
         for e in result["experiments"]
     ]
     lines.append(pd.DataFrame(rows).round(4).to_string(index=False))

@@ -163,9 +163,12 @@ def world(tmp_path_factory):
     return {"comp": comp, "good": good}
 
 
-def test_tune_knn_adds_a_member_per_run_and_submit_scores_it_on_the_eval_features(world, tmp_path):
+def test_tune_knn_adds_a_member_per_run_and_submit_scores_it_on_the_eval_features(
+    world, tmp_path, capsys
+):
     out = tmp_path / "tune.json"
     assert cli("tune", world["good"], "--knn", "--prior", "--osd", "knn", "--out", out) == 0
+    assert "good kNN (temperature " in capsys.readouterr().out
     tuning = json.loads(out.read_text())
     kinds = [(e["name"], e["kind"]) for e in tuning["experiments"]]
     assert kinds == [("good", "run"), ("good kNN", "knn"), ("frequency prior", "prior")]
@@ -210,3 +213,12 @@ def test_a_kernel_points_a_knn_member_at_its_runs_folder(tmp_path):
     )
     paths = [e["path"] for e in out["experiments"]]
     assert paths == [str(tmp_path / "runs" / "cnn")] * 2 + [None]
+
+
+def test_knn_only_tunes_the_knn_members_alone(world, tmp_path):
+    out = tmp_path / "only.json"
+    assert cli("tune", world["good"], "--knn-only", "--osd", "knn", "--out", out) == 0
+    tuning = json.loads(out.read_text())
+    assert [e["kind"] for e in tuning["experiments"]] == ["knn"]
+    assert cli("submit", out, "--name", "only", "--out-dir", tmp_path / "subs") == 0
+    assert read_manifest(tmp_path / "subs" / "only.json")["experiments"][0]["name"] == "good kNN"
