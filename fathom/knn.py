@@ -62,8 +62,10 @@ def knn_scores(
 ) -> np.ndarray:
     """Category scores of the query rows (chunked: the neighbours' label rows of 10,000 eval
     images at once would take gigabytes)."""
+    out = np.zeros((len(query), np.shape(bank_targets)[1]), dtype=np.float32)
+    if len(query) == 0:  # a competition without eval images
+        return out
     d, i = neighbours(query, bank, k)
-    out = np.zeros((len(d), np.shape(bank_targets)[1]), dtype=np.float32)
     for s in range(0, len(d), chunk):
         out[s : s + chunk] = vote(d[s : s + chunk], i[s : s + chunk], bank_targets, temperature)
     return out
@@ -102,7 +104,15 @@ def read_bank(model_dir: Path, category_ids) -> dict[str, np.ndarray]:
         )
     if [int(x) for x in data["category_ids"]] != [int(x) for x in category_ids]:
         raise FathomError(f"{path}: its categories differ from the run's predictions")
+    finite(data["features"], path)
     return data
+
+
+def finite(features: np.ndarray, where) -> np.ndarray:
+    """A diverged model's NaN features would stop scikit-learn with a traceback."""
+    if not np.isfinite(np.asarray(features, dtype=np.float32)).all():
+        raise FathomError(f"{where}: non-finite features (did the model diverge?)")
+    return features
 
 
 # --- the member's OOF and eval scores
@@ -119,7 +129,8 @@ def oof_neighbours(run, oof: dict) -> dict[int, tuple]:
             raise FathomError(f"{run.path}: OOF rows of fold {k} but no fold{k}/ folder")
         bank = read_bank(dirs[int(k)], oof["category_ids"])
         rows = np.flatnonzero(oof["fold"] == k)
-        d, i = neighbours(oof["features"][rows], bank["features"])
+        query = finite(oof["features"][rows], run.path / "oof.npz")
+        d, i = neighbours(query, bank["features"])
         out[int(k)] = (rows, d, i, bank["targets"])
     return out
 
@@ -170,7 +181,6 @@ def eval_knn(run, arrays: dict, temperature: float) -> np.ndarray:
     scores = []
     for j, k in enumerate(arrays["folds"]):
         bank = read_bank(run.path / fold_label(int(k)), arrays["category_ids"])
-        scores.append(
-            knn_scores(arrays["fold_features"][j], bank["features"], bank["targets"], temperature)
-        )
+        query = finite(arrays["fold_features"][j], f"{run.path}: eval predictions")
+        scores.append(knn_scores(query, bank["features"], bank["targets"], temperature))
     return np.mean(scores, axis=0).astype(np.float32)

@@ -52,6 +52,7 @@ def test_the_vote_is_the_similarity_weighted_share_of_the_neighbours_labels():
     # only the k nearest vote (cosine: the third row is orthogonal)
     two = knn_scores(np.array([[2.0, 0.0]]), bank, labels, temperature=1e6, k=2)
     assert np.allclose(two, [[1.0, 0.5, 0.0]], atol=1e-4)
+    assert knn_scores(np.zeros((0, 2)), bank, labels, 0.1).shape == (0, 3)  # no eval images
     # chunking changes nothing, and a small temperature does not underflow to nan
     q = np.random.default_rng(0).normal(size=(7, 2))
     a = knn_scores(q, bank, labels, 1e-3, chunk=3)
@@ -125,6 +126,9 @@ def test_a_missing_or_foreign_bank_is_one_line_naming_the_file(tmp_path):
     write_bank(tmp_path / BANK_FILE, ["a"], np.ones((1, 4)), np.ones((1, 2)), [1, 2])
     with pytest.raises(FathomError, match="categories differ"):
         read_bank(tmp_path, [1, 3])
+    write_bank(tmp_path / BANK_FILE, ["a"], np.full((1, 4), np.nan), np.ones((1, 2)), [1, 2])
+    with pytest.raises(FathomError, match="non-finite features"):
+        read_bank(tmp_path, [1, 2])
     fileio.save_npz(tmp_path / BANK_FILE, ids=np.array(["a"]), features=np.ones((1, 4)))
     with pytest.raises(FathomError, match="lacks"):
         read_bank(tmp_path, [1, 2])
