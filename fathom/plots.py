@@ -124,7 +124,8 @@ def plot_model_comparison(rows: pd.DataFrame, out: Path) -> str:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 0.45 * len(rows) + 1.2))
     y = np.arange(len(rows))
-    ax.barh(y, values, color=["#2b7bba" if k == "model" else "#e08a2c" for k in rows["kind"]])
+    colours = {"model": "#2b7bba", "kNN member": "#3a9e5a"}  # ensembles: orange
+    ax.barh(y, values, color=[colours.get(k, "#e08a2c") for k in rows["kind"]])
     for i, v in enumerate(rows[metric]):
         ax.text(
             0 if pd.isna(v) else v,

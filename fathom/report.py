@@ -182,6 +182,11 @@ def build_report(run_paths, out_dir, tune_path=None, comp=None, progress=True) -
     ens_probs = combine("mean", probs, [1.0] * len(probs))
     if tuning:
         m = tuning["ensemble"]["scores"]
+        rows += [  # the runs' kNN members (`tune --knn`): their fold-held-out OOF figure
+            {"name": e["name"], "kind": "kNN member", label: e["cv"]}
+            for e in tuning["experiments"]
+            if e.get("kind") == "knn"
+        ]
         rows += [
             {"name": "ensemble: mean", "kind": "ensemble", label: m["mean"]},
             {"name": "ensemble: rank average", "kind": "ensemble", label: m["rank"]},

@@ -193,6 +193,9 @@ def test_tune_knn_adds_a_member_per_run_and_submit_scores_it_on_the_eval_feature
     assert agree > 0.9  # ties among equal shares may order differently
     m = read_manifest(tmp_path / "k.json")
     assert m["experiments"][1]["checkpoints"]  # the kNN member names its run's weights
+    # the report's model comparison shows the kNN member beside its run
+    assert cli("report", world["good"], "--tune", out, "--out", tmp_path / "report") == 0
+    assert "good kNN" in (tmp_path / "report" / "index.html").read_text()
 
 
 def test_a_kernel_points_a_knn_member_at_its_runs_folder(tmp_path):
