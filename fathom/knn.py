@@ -91,8 +91,8 @@ def read_bank(model_dir: Path, category_ids) -> dict[str, np.ndarray]:
 
     path = Path(model_dir) / BANK_FILE
     hint = (
-        "runs trained before fathom wrote kNN banks have none: train the run again, or "
-        "leave the kNN member out"
+        "a fold trained before fathom wrote kNN banks: run its `fathom train` command again, "
+        "which writes the bank of each finished fold from its best.pt without training"
     )
     data = read_predictions(path, BANK_KEYS, hint)
     n, c = len(data["ids"]), len(data["category_ids"])

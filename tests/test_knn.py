@@ -153,6 +153,15 @@ def test_training_writes_each_folds_bank_of_the_images_it_trained_on(tiny_comp, 
         assert bank["targets"].sum(axis=1).min() >= 1  # every training image has a label
     # the bank travels with the weights
     assert run / "fold0" / BANK_FILE in open_run(run).upload_files()
+    # a fold finished without a bank (an older run) gets it from the same command, untrained
+    fold0 = run / "fold0"
+    before = {p.name: p.read_bytes() for p in fold0.iterdir() if p.name != BANK_FILE}
+    bank = dict(np.load(fold0 / BANK_FILE))
+    (fold0 / BANK_FILE).unlink()
+    train_run(cfg, read_data(cfg), tmp_path / "runs", [0, 1], progress=False)
+    assert {p.name: p.read_bytes() for p in fold0.iterdir() if p.name != BANK_FILE} == before
+    again = np.load(fold0 / BANK_FILE)  # (a zip's bytes hold its time: compare the arrays)
+    assert all(np.array_equal(again[k], v) for k, v in bank.items())
 
 
 @pytest.fixture(scope="module")

@@ -203,6 +203,13 @@ def train_fold(
     out = Path(run_dir) / fold_name(fold)
     say = print if ctx.is_main else (lambda *a, **k: None)
     if fold_is_done(out, full=fold is None):
+        if not (out / BANK_FILE).is_file():  # finished before fathom wrote kNN banks
+            with fold_lock(out, ctx):
+                f = set_up_fold(cfg, data, fold, out, ctx, device, say)
+                f.model.load_state_dict(load_checkpoint(out / "best.pt", ("model",))["model"])
+                write_fold_bank(f, cfg.batch_size * 2)
+            say(f"{out}: already done; wrote its kNN bank ({BANK_FILE}) from best.pt")
+            return out
         say(f"{out}: already done (delete the folder to train it again)")
         return out
     with fold_lock(out, ctx):
