@@ -15,7 +15,14 @@ import pandas as pd
 from fathom import fileio
 from fathom.data.coco import label_matrix, open_competition, read_categories, read_split
 from fathom.knn import BANK_FILE, write_bank
-from fathom.synth.fathomnet import TRUTH_FILE
+from fathom.synth.fathomnet import TRUTH_FILE, SynthConfig, generate
+
+# the competition the tuning tests build their fake runs on
+SMALL = SynthConfig(n_train=150, n_eval=60, width=48, height=36, seed=5)
+
+
+def small_competition(root) -> Path:
+    return generate(Path(root) / "comp", SMALL, progress=False)
 
 
 def _outputs(y, quality, embed, rng, deep=None):

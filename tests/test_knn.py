@@ -10,7 +10,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
-from _fake_runs import make_run  # noqa: E402
+from _fake_runs import make_run, small_competition  # noqa: E402
 from engine_fixtures import one_thread, tiny_comp, tiny_config  # noqa: E402, F401
 
 from fathom import fileio  # noqa: E402
@@ -30,7 +30,6 @@ from fathom.knn import (  # noqa: E402
 from fathom.manifest import read_manifest  # noqa: E402
 from fathom.runs import open_run, run_members  # noqa: E402
 from fathom.submission import read_submission  # noqa: E402
-from fathom.synth.fathomnet import SynthConfig, generate  # noqa: E402
 
 
 def cli(*args):
@@ -167,11 +166,7 @@ def test_training_writes_each_folds_bank_of_the_images_it_trained_on(tiny_comp, 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("knn")
-    comp = generate(
-        root / "comp",
-        SynthConfig(n_train=150, n_eval=60, width=48, height=36, seed=5),
-        progress=False,
-    )
+    comp = small_competition(root)
     good = make_run(root / "runs", comp, "good", quality=0.45, seed=1)
     return {"comp": comp, "good": good}
 

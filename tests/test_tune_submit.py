@@ -6,13 +6,13 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
-from _fake_runs import make_run  # noqa: E402
+from _fake_runs import make_run, small_competition  # noqa: E402
 
 from fathom.cli import main  # noqa: E402
 from fathom.manifest import read_manifest, sha256  # noqa: E402
 from fathom.score import score_files  # noqa: E402
 from fathom.submission import read_submission, validate  # noqa: E402
-from fathom.synth.fathomnet import TRUTH_FILE, SynthConfig, generate  # noqa: E402
+from fathom.synth.fathomnet import TRUTH_FILE  # noqa: E402
 
 HOLDOUT = None
 
@@ -28,11 +28,7 @@ def cli(*args):
 def world(tmp_path_factory):
     """A small synthetic competition with two experiment runs and one held-out-category run."""
     root = tmp_path_factory.mktemp("tune")
-    comp = generate(
-        root / "comp",
-        SynthConfig(n_train=150, n_eval=60, width=48, height=36, seed=5),
-        progress=False,
-    )
+    comp = small_competition(root)
     train = pd.read_csv(comp / "multilabel_classification" / "train.csv")
     counts = pd.Series([c for s in train["categories"] for c in json.loads(s)]).value_counts()
     holdout = tuple(int(c) for c in counts.index[5:25])
