@@ -110,9 +110,10 @@ def run_variant(work: Path, name: str, seed: int, size: dict, device: str) -> di
     if name in ("pseudo", "all"):
         overrides.append(f"pseudo_from={runs / 'baseline'}")
     t0 = time.perf_counter()
+    # finished folds are skipped (a fold from before kNN banks only gets its bank)
+    cfg = load_config("default", overrides, name=trained)
+    train_run(cfg, read_data(cfg), runs, list(range(size["folds"])), progress=False)
     if not (exp / "cv.json").exists():
-        cfg = load_config("default", overrides, name=trained)
-        train_run(cfg, read_data(cfg), runs, list(range(size["folds"])), progress=False)
         write_oof(exp)
     preds = work / "predictions" / f"seed{seed}"
     if not (preds / trained / "eval.npz").exists():
