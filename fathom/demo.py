@@ -47,18 +47,19 @@ from fathom.synth.imagefolder import FolderSynthConfig, generate_folder
 from fathom.tune import format_tuning, tune_runs, write_tuning
 
 # The multi-label demo's members (issue 12's measurements, `scripts/demo_seeds.py`): the scratch
-# CNN at two resolutions, both with the supercategory head, each also read as a kNN member on
-# its own features (`tune --knn`, fathom/knn.py). At 32 px the CNN needs lr 1e-3: at 3e-3 its
-# CV moved by 0.06 from one training seed to the next. Two similar CNNs alone barely ensemble
-# (their heads fail on the same rare categories); their kNN members do, and rank the rare
-# categories the heads cannot. Each member trains with its own seed (the first the config's,
-# the next one more): two members of one seed share their initial luck and batch order, and
-# their kNN members gained half as much together (+0.007 against +0.013 on CV, 3 seeds).
+# CNN at 32 and at 48 px, both with the supercategory head, each also read as a kNN member on
+# its own features (`tune --knn`, fathom/knn.py). lr 1e-3: at 3e-3 the CNN's CV moved by up to
+# 0.06 from one training seed to the next. Two similar CNN heads barely ensemble (they fail on
+# the same rare categories); their kNN members rank the rare categories the heads cannot, and
+# ensemble. Each member trains with its own seed (the first the config's, the next one more):
+# members of one seed share their initial luck and batch order, and fail alike. Over training
+# seeds 42, 1, 2 the ensemble's CV MAP@20 was 0.5855 +- 0.0079 against its best member's
+# (48 px kNN) 0.5737 +- 0.0061, and eval MAP@20 0.410, 2.1x the frequency prior's.
 # From random init: no download.
 SUPERCAT = ("supercat_weight=0.5", "supercat_rank=0.3")
 DEMO_MODELS = (
     ("cnn", "default", (*SUPERCAT, "epochs=12", "lr=1e-3")),
-    ("cnn48", "default", (*SUPERCAT, "epochs=8", "img_size=48")),
+    ("cnn48", "default", (*SUPERCAT, "epochs=10", "img_size=48", "lr=1e-3")),
 )
 # 3 folds, not 5: each fold model trains on 2/3 of the images and there are fewer of them,
 # which halves the training time of the demo.
