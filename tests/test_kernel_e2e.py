@@ -309,6 +309,7 @@ def test_training_kernel_for_one_fold_runs_here_with_images_from_another_dataset
     assert "fathom kernel: pretrained weights from" in result.stdout
     fold = tmp_path / "working" / "runs" / "r10" / "fold1"
     assert sorted(p.name for p in fold.iterdir()) == [
+        "bank.npz",  # the fold's kNN bank travels back with its weights
         "best.pt",
         "eval.npz",
         "history.csv",
