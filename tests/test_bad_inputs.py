@@ -138,6 +138,15 @@ def eval_json_not_json(ws):
     return Case(["cache", ws.comp, "--size", "16"], f"{path}: not valid JSON")
 
 
+def _edit_cell(path: Path, row: int, column: str, value: str) -> Path:
+    """One cell of a CSV changed in place (row 0 is the file's line 2), every other cell
+    written back as it was read."""
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    frame.loc[row, column] = value
+    frame.to_csv(path, index=False)
+    return path
+
+
 def _folds_with(ws, value: str, line: int = 2) -> Path:
     frame = pd.read_csv(ws.folds, dtype=str, keep_default_na=False)
     frame.loc[line - 2, "fold"] = value
@@ -288,19 +297,15 @@ def image_random_bytes(ws):
 
 @case(1)
 def category_key_id_not_integer(ws):
-    path = ws.comp / "category_key.csv"
-    frame = pd.read_csv(path, dtype=str)
-    frame.loc[1, "id"] = "two"
-    frame.to_csv(path, index=False)
+    path = _edit_cell(ws.comp / "category_key.csv", 1, "id", "two")
     return Case(["cache", ws.comp, "--size", "16"], f"{path}, line 3: category id 'two'")
 
 
 @case(1)
 def train_csv_category_not_a_number(ws):
-    path = ws.comp / "multilabel_classification" / "train.csv"
-    frame = pd.read_csv(path, dtype=str)
-    frame.loc[0, "categories"] = "[1.0, x]"
-    frame.to_csv(path, index=False)
+    path = _edit_cell(
+        ws.comp / "multilabel_classification" / "train.csv", 0, "categories", "[1.0, x]"
+    )
     return Case(["cache", ws.comp, "--size", "16"], f"{path}, line 2")
 
 
@@ -481,19 +486,13 @@ def holdout_category_unknown(ws):
 
 @case(5)
 def empty_supercategory(ws):
-    path = ws.comp / "category_key.csv"
-    frame = pd.read_csv(path, dtype=str)
-    frame.loc[4, "supercat"] = ""
-    frame.to_csv(path, index=False)
+    path = _edit_cell(ws.comp / "category_key.csv", 4, "supercat", "")
     return Case(["cache", ws.comp, "--size", "16"], f"{path}, line 6: category")
 
 
 @case(5)
 def image_with_empty_category_list(ws):
-    path = ws.comp / "multilabel_classification" / "train.csv"
-    frame = pd.read_csv(path, dtype=str)
-    frame.loc[2, "categories"] = "[]"
-    frame.to_csv(path, index=False)
+    path = _edit_cell(ws.comp / "multilabel_classification" / "train.csv", 2, "categories", "[]")
     return Case(["cache", ws.comp, "--size", "16"], f"{path}, line 4")
 
 
@@ -656,10 +655,7 @@ def one_category_per_row_varied(ws):
 
 @case(8)
 def osd_text_in_one_row(ws):
-    sub = _submission(ws, lambda i: "1 2")
-    frame = pd.read_csv(sub, dtype=str)
-    frame.loc[0, "osd"] = "high"
-    frame.to_csv(sub, index=False)
+    sub = _edit_cell(_submission(ws, lambda i: "1 2"), 0, "osd", "high")
     return Case(
         ["kaggle", "submit", sub, "--comp", ws.comp, "--dry-run", "-m", "x"],
         "osd 'high' is not a number",
