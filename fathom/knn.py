@@ -32,6 +32,7 @@ import numpy as np
 from fathom import fileio
 from fathom.errors import FathomError
 from fathom.metrics import map_at_k_matrix
+from fathom.runs import fold_dirs, fold_label, read_predictions
 
 TEMPERATURES = (0.01, 0.02, 0.05, 0.1, 0.2)
 NEIGHBOURS = 50
@@ -87,8 +88,6 @@ def write_bank(path: Path, ids, features, targets, category_ids) -> Path:
 
 
 def read_bank(model_dir: Path, category_ids) -> dict[str, np.ndarray]:
-    from fathom.runs import read_predictions
-
     path = Path(model_dir) / BANK_FILE
     hint = (
         "a fold trained before fathom wrote kNN banks: run its `fathom train` command again, "
@@ -120,8 +119,6 @@ def finite(features: np.ndarray, where) -> np.ndarray:
 
 def oof_neighbours(run, oof: dict) -> dict[int, tuple]:
     """Per fold k: (its OOF row positions, distances, neighbour indices, fold k's bank labels)."""
-    from fathom.runs import fold_dirs
-
     dirs = fold_dirs(run.path)
     out = {}
     for k in np.unique(oof["fold"]):
@@ -171,8 +168,6 @@ def tune_knn(run, oof: dict, targets: np.ndarray, metric=map_at_k_matrix) -> dic
 def eval_knn(run, arrays: dict, temperature: float) -> np.ndarray:
     """The kNN member on the eval images: each model's eval features (`fold_features`, in the
     order of `folds`) against that model's own bank, averaged over the models."""
-    from fathom.runs import fold_label
-
     if "fold_features" not in arrays or "folds" not in arrays:
         raise FathomError(
             f"{run.path}: its eval predictions lack `fold_features`/`folds` for the kNN member "
