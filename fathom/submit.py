@@ -64,17 +64,16 @@ def ensemble_eval(tuning: dict, data_dir, predictions=None) -> dict:
     by_name = {run.name: i for i, run in enumerate(runs)}
     member_probs, member_logits = [], []
     for e in members:  # in the tuning's order, which its weights follow
-        kind = e.get("kind", "run")
-        if kind == "prior":
+        if member_run(e) is None:  # the frequency prior
             train = dataset.split("train", require_images=False, categories=cats)
             p = prior_probabilities(train, len(ids), cats["id"])
             logits = prior_logits(p)
-        elif kind == "knn":
+        elif e.get("kind") == "knn":
             i = by_name[member_run(e)]
             p = eval_knn(runs[i], evals[i], float(e["temperature"]))
             logits = prior_logits(p)  # a share of neighbours, as a logit for the osd scorers
         else:
-            i = by_name[e["name"]]
+            i = by_name[member_run(e)]
             p, logits = evals[i]["probs"], evals[i]["logits"]
         member_probs.append(p)
         member_logits.append(logits)

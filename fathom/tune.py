@@ -30,6 +30,7 @@ from fathom.data import open_dataset
 from fathom.data.coco import label_matrix
 from fathom.ensemble import fold_held_out, tune_ensemble, weighted_mean
 from fathom.errors import FathomError
+from fathom.knn import tune_knn
 from fathom.metrics import accuracy_matrix, map_at_k_matrix, sauc
 from fathom.prior import fold_prior
 from fathom.runs import align_rows, check_categories, open_run
@@ -344,8 +345,6 @@ def tune_runs(experiments, holdout=(), comp=None, osd_name=None, prior=False, kn
     probs = [a["probs"] for a in oofs]
     members = [{"name": r.name, "path": str(r.path), "kind": "run"} for r in runs]
     if knn:
-        from fathom.knn import tune_knn
-
         if knn == "only":
             probs, members = [], []
         for run, arrays in zip(runs, oofs, strict=True):
