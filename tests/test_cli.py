@@ -81,3 +81,69 @@ def test_a_groups_verbs_are_thin_adapters(group):
 def test_missing_folder_is_one_line_error(run_cli, tmp_path):
     code, out, err = run_cli("folds", tmp_path / "nowhere")
     assert code == 2 and err.count("\n") == 1 and "no such competition or dataset folder" in err
+
+
+HEAVY = ("torch", "sklearn", "pandas", "timm", "kaggle")
+ALL_HELPS = (
+    [[]]
+    + [[name] for name in COMMANDS]
+    + [[group, verb] for group, verbs in GROUPS.items() for verb in verbs]
+)
+
+
+def _heavy_modules_after(*argv: str) -> list[str]:
+    """The heavy libraries loaded by `fathom ARGV` in a fresh interpreter (so nothing a test
+    imported before counts)."""
+    probe = (
+        "import sys\n"
+        "from fathom.cli import main\n"
+        "try:\n"
+        f"    main({list(argv)!r})\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        f"print('loaded:', *(m for m in {HEAVY!r} if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    (line,) = [x for x in done.stdout.splitlines() if x.startswith("loaded:")]
+    return line.split()[1:]
+
+
+def test_no_help_loads_torch_sklearn_or_pandas():
+    # every help in one interpreter each would cost ~0.1 s x 25; building the whole parser
+    # (what any `--help` does) is the part that matters, then each command's own help text
+    probe = (
+        "import sys, contextlib, io\n"
+        "from fathom.cli import main\n"
+        f"for argv in {ALL_HELPS!r}:\n"
+        "    with contextlib.redirect_stdout(io.StringIO()):\n"
+        "        try:\n"
+        "            main(argv + ['--help'])\n"
+        "        except SystemExit:\n"
+        "            pass\n"
+        f"print(' '.join(m for m in {HEAVY!r} if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == []
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["train", "--list"], ["train", "default", "epohcs=1"], ["synth", "--help"]],
+    ids=["train-list", "mistyped-key", "synth-help"],
+)
+def test_quick_answers_do_not_load_torch(argv):
+    assert _heavy_modules_after(*argv) == []
+
+
+def test_spelled_out_help_defaults_match_the_configs():
+    from fathom.commands import images, synth
+    from fathom.data.images import DownloadConfig
+    from fathom.synth.fathomnet import SynthConfig
+    from fathom.synth.imagefolder import FolderSynthConfig
+
+    for table, cls in [
+        (synth.SYNTH_DEFAULTS, SynthConfig),
+        (synth.FOLDER_DEFAULTS, FolderSynthConfig),
+        (images.DOWNLOAD_DEFAULTS, DownloadConfig),
+    ]:
+        assert table == {k: getattr(cls(), k) for k in table}
