@@ -11,11 +11,17 @@ PY := $(VENV)/bin/python
 
 install: $(VENV)/.installed
 
+# pip is left to talk (no -q): the first install downloads ~6 GB (torch) and takes ~5 minutes,
+# which a silent terminal makes look like a hang
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+	@echo "make: [1/3] creating the virtual environment $(VENV) (a few seconds)"
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q -r requirements-dev.txt
-	$(PY) -m pip install -q --no-deps -e .
+	@echo "make: [2/3] installing the pinned requirements-dev.txt into $(VENV): torch, timm, ... (~6 GB, about 5 minutes the first time; pip shows each package)"
+	$(PY) -m pip install -r requirements-dev.txt
+	@echo "make: [3/3] installing fathom itself (pip install -e ., a few seconds)"
+	$(PY) -m pip install --no-deps -e .
 	touch $@
+	@echo "make: installed; $(VENV)/bin/fathom --help lists the commands"
 
 demo: install
 	$(VENV)/bin/fathom demo
