@@ -13,11 +13,13 @@ CONFIG is a .toml path, or a name looked up as configs/<name>.toml, then among f
 packaged configs (`default`: a small CNN on the synthetic competition).
 
 examples:
-  fathom train default competition=demo/competition folds=demo/folds/mlskf5.csv
-  fathom train configs/effb0.toml --fold 0 model=efficientnet_b0 img_size=256 ema=true
-  fathom train configs/effb0.toml --full-fit
+  fathom train default                                          (data/synth, folds/mlskf5.csv)
+  fathom train default competition=demo/competition folds=demo/folds/mlskf3.csv n_folds=3
+  fathom train mobilenet --fold 0 img_size=96 ema=true --name mobilenet96
+  fathom train default --full-fit
+  fathom train --list                                           (the packaged configs)
   fathom train fathomnet_effb0 --gpus 0,1,2,3                  (4 folds at once, one per GPU)
-  torchrun --nproc_per_node 4 -m fathom train configs/effb0.toml --fold 0   (4 GPUs, DDP)"""
+  torchrun --nproc_per_node 4 -m fathom train fathomnet_effb0 --fold 0   (4 GPUs, DDP)"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

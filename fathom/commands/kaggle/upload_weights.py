@@ -30,7 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         dest="configs",
-        help="an experiment config a training kernel trains from (stored in configs/; repeatable)",
+        help="an experiment config a training kernel trains from: a .toml path or a name as `fathom train` takes it (stored in configs/; repeatable)",
     )
     p.add_argument(
         "--pretrained",
@@ -48,9 +48,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from fathom.config import resolve_config_path
     from fathom.kaggle import api as kaggle_api
     from fathom.kaggle import weights as weights_dataset
 
+    # a packaged recipe by name (`--config fathomnet_effb0`), as `fathom train` takes it, so the
+    # command works from any folder, not only from a checkout's root
+    configs = [str(resolve_config_path(c)) for c in args.configs]
     # credentials first: staging copies gigabytes, which a missing kaggle.json would waste
     api = None if args.dry_run else kaggle_api.connect()
     staged = weights_dataset.stage_for_upload(
@@ -60,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         args.title,
         args.folds,
         args.tune,
-        args.configs,
+        configs,
         args.notes,
         args.pretrained,
     )

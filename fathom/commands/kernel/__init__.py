@@ -20,9 +20,10 @@ The generated script also runs here: set FATHOM_KAGGLE_INPUT to a folder laid ou
 /kaggle/input (FATHOM_KAGGLE_WORKING for the outputs) and run `python kernels/NAME/NAME.py`.
 
 examples:
-  fathom kaggle upload-weights runs/effb0 runs/r50 --tune runs/tune-ab.json --dataset me/fathom-weights
-  fathom kernel build fathom-predict --tune runs/tune-ab.json --dataset me/fathom-weights
-  fathom kernel build fathom-train-effb0 --kind train --config effb0.toml --folds-file mlskf5.csv --n-folds 5
+  fathom kaggle upload-weights runs/default runs/mobilenet --tune runs/tune.json --dataset me/fathom-weights
+  fathom kernel build fathom-predict --tune runs/tune.json --dataset me/fathom-weights
+  fathom kernel build fathom-train-effb0 --kind train --config fathomnet_effb0.toml --folds-file mlskf5.csv --n-folds 5
+  (no Kaggle credentials here: add --owner <your user name> to build)
   fathom kernel push fathom-predict
   fathom kernel status me/fathom-predict
   fathom kernel output me/fathom-predict --out kernels/fathom-predict/output"""
