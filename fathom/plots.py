@@ -78,10 +78,11 @@ def plot_training_curves(histories: dict[str, pd.DataFrame], title: str, out: Pa
     for k, (fold, h) in enumerate(histories.items()):
         x = h["epoch"] if "epoch" in h else np.arange(1, len(h) + 1)
         color = f"C{k}"
+        # markers: a one-epoch run is one point per curve, which a line alone does not draw
         if "train_loss" in h:
-            axes[0].plot(x, h["train_loss"], color=color, label=f"{fold} train")
+            axes[0].plot(x, h["train_loss"], color=color, marker=".", label=f"{fold} train")
         if "val_loss" in h:
-            axes[0].plot(x, h["val_loss"], color=color, ls="--", label=f"{fold} val")
+            axes[0].plot(x, h["val_loss"], color=color, marker=".", ls="--", label=f"{fold} val")
         if score in h:
             axes[1].plot(x, h[score], color=color, marker=".", label=fold)
     name = {"val_map20": "MAP@20"}.get(score, "accuracy" if score else "score")
@@ -169,7 +170,15 @@ def plot_osd_histograms(
     return _save(fig, out)
 
 
-def plot_confusions(conf: pd.DataFrame, names: list[str], out: Path) -> str:
+def plot_confusions(
+    conf: pd.DataFrame,
+    names: list[str],
+    out: Path,
+    kind: str = "supercategory",
+    unit: str = "pairs",
+) -> str:
+    """`conf`: true, predicted, count rows; `kind` names the axes (supercategory or class),
+    `unit` what a count is (an image, or an (image, true supercategory) pair)."""
     plt = _plt()
     index = {n: i for i, n in enumerate(names)}
     matrix = np.zeros((len(names), len(names)))
@@ -180,11 +189,33 @@ def plot_confusions(conf: pd.DataFrame, names: list[str], out: Path) -> str:
     ax.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
     ax.set_yticks(range(len(names)), names, fontsize=7)
     ax.set(
-        xlabel="supercategory of the wrong top-1 guess",
-        ylabel="true supercategory",
+        xlabel=f"{kind} of the wrong top-1 guess",
+        ylabel=f"true {kind}",
         title="Where top-1 mistakes go",
     )
-    fig.colorbar(im, ax=ax, shrink=0.7, label="images")
+    fig.colorbar(im, ax=ax, shrink=0.7, label=unit)
+    return _save(fig, out)
+
+
+def plot_osd_histogram(
+    score: np.ndarray, unseen: np.ndarray, name: str, sauc: float | None, out: Path
+) -> str:
+    """The chosen osd scorer alone, in- against out-of-sample, counts (not densities) so the
+    small out-of-sample group reads as small."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.5, 3.0))
+    bins = np.linspace(0, 1, 26)
+    ax.hist(score[~unseen], bins=bins, alpha=0.6, label=f"in-sample ({int((~unseen).sum())})")
+    ax.hist(
+        score[unseen],
+        bins=bins,
+        alpha=0.6,
+        color="#d62728",
+        label=f"out-of-sample ({int(unseen.sum())})",
+    )
+    auc = "" if sauc is None or np.isnan(sauc) else f": sAUC {sauc:.3f}"
+    ax.set(xlabel="osd score (rank in fold)", ylabel="images", title=f"chosen scorer {name}{auc}")
+    ax.legend(fontsize=8)
     return _save(fig, out)
 
 
@@ -194,13 +225,14 @@ def plot_histories(
     """One panel per numeric history column (loss, metrics, lr), every run as a line.
 
     `histories`: run name -> fold name -> history. The first fold each run has is drawn
-    unless `fold` names one, so a 5-fold run and a single-split run are drawn alike.
+    unless `fold` names one, so a 5-fold run and a single-split run are drawn alike; the
+    legend and the title say which fold that is.
     """
     plt = _plt()
     chosen = []
     for name, per_fold in histories.items():
         key = fold if fold in per_fold else next(iter(per_fold))
-        chosen.append((name, per_fold[key]))
+        chosen.append((f"{name} ({key})", per_fold[key]))
     columns: list[str] = []
     for _, h in chosen:
         columns += [
@@ -226,6 +258,7 @@ def plot_histories(
     for ax in list(axes.flat)[len(columns) :]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=8)
+    fig.suptitle("one fold of each run, named in the legend (the first it has)", fontsize=10)
     fig.tight_layout()
     with fileio.atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)

@@ -17,6 +17,7 @@ from fathom/plots.py. The numbers are pure functions here (`per_category_ap`,
 
 from __future__ import annotations
 
+import datetime
 import html
 from pathlib import Path
 
@@ -63,13 +64,72 @@ def supercategory_confusions(
         pred = names[supercat_of[top[i]]]
         for true in {names[supercat_of[c]] for c in np.flatnonzero(targets[i])}:
             counts[(true, pred)] = counts.get((true, pred), 0) + 1
+    # "pairs", not "images": an image with organisms of two supercategories counts twice
     frame = pd.DataFrame(
-        [{"true": t, "predicted": p, "images": n} for (t, p), n in counts.items()],
-        columns=["true", "predicted", "images"],
+        [{"true": t, "predicted": p, "pairs": n} for (t, p), n in counts.items()],
+        columns=["true", "predicted", "pairs"],
     )
     return frame.sort_values(
-        ["images", "true", "predicted"], ascending=[False, True, True]
+        ["pairs", "true", "predicted"], ascending=[False, True, True]
     ).reset_index(drop=True)
+
+
+def worst_mistakes(probs: np.ndarray, targets: np.ndarray, n: int = 12) -> np.ndarray:
+    """Rows whose top-1 guess is wrong, the most confident first: the mistakes worth a look."""
+    top = probs.argmax(axis=1)
+    wrong = np.flatnonzero(targets[np.arange(len(top)), top] == 0)
+    return wrong[np.argsort(-probs[wrong, top[wrong]], kind="stable")][:n]
+
+
+def ensemble_reason(tuning: dict, label: str) -> str:
+    """Why `fathom tune` kept its ensemble method, from the figures it stored."""
+    ens = tuning["ensemble"]
+    names = {"mean": "plain mean", "rank": "rank average", "weighted": "fitted weights"}
+    scores = ens.get("scores", {})
+    figures = ", ".join(
+        f"{names[k]} {scores[k]:.4f}"
+        for k in ("mean", "rank", "weighted")
+        if isinstance(scores.get(k), int | float)
+    )
+    return (
+        f"{names.get(ens['method'], ens['method'])}: the best OOF {label} of {figures} "
+        "(fitted weights scored fold-held-out; ties go to the simpler method)"
+    )
+
+
+GALLERY_SIZE = 12
+
+
+def thumbnail(src: Path, out_dir: Path, key: str, size: int = 160) -> str | None:
+    """A small PNG copy of an image under OUT/thumbs/ (so the page is light and moves with its
+    folder); its path relative to OUT, or None when the image is not on this machine."""
+    from PIL import Image
+
+    src = Path(src)
+    if not src.is_file():
+        return None
+    name = "thumbs/" + "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in key) + ".png"
+    with Image.open(src) as image:
+        image = image.convert("RGB")
+        image.thumbnail((size, size))
+        with fileio.atomic_path(out_dir / name) as tmp:
+            image.save(tmp, format="PNG")
+    return name
+
+
+def gallery(items: list[tuple[str, Path, str]], out_dir: Path, empty: str) -> str:
+    """A grid of (key, image path, caption) thumbnails, or `empty` when none can be shown."""
+    figures = []
+    for key, path, caption in items:
+        src = thumbnail(path, out_dir, key)
+        if src:
+            figures.append(
+                f'<figure><img src="{html.escape(src)}" alt="{html.escape(key)}">'
+                f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+            )
+    if not figures:
+        return f'<p class="note">{html.escape(empty)}</p>'
+    return '<div class="gallery">' + "".join(figures) + "</div>"
 
 
 def html_table(frame: pd.DataFrame) -> str:
@@ -88,6 +148,10 @@ h1 {{ font-size: 1.5em; }} h2 {{ font-size: 1.15em; border-bottom: 1px solid #dd
 img {{ max-width: 100%; }} table.t {{ border-collapse: collapse; font-size: .9em; margin: .5em 0; }}
 table.t td, table.t th {{ padding: 2px 10px; border-bottom: 1px solid #eee; text-align: right; }}
 p.note {{ color: #555; font-size: .9em; }}
+div.gallery {{ display: grid; grid-template-columns: repeat(auto-fill, minmax(170px, 1fr)); gap: 10px; }}
+figure {{ margin: 0; font-size: .75em; color: #444; }} figure img {{ display: block; width: 160px; }}
+dl.summary {{ display: grid; grid-template-columns: max-content auto; gap: 2px 14px; }}
+dl.summary dt {{ font-weight: 600; }} dl.summary dd {{ margin: 0; }}
 </style></head><body>
 <h1>{html.escape(title)}</h1>
 {body}
@@ -115,13 +179,21 @@ def build_report(run_paths, out_dir, tune_path=None, comp=None, progress=True) -
     cats = dataset.categories()
     train = dataset.split("train", require_images=False, categories=cats)
     labels = dict(zip(train["id"], train["categories"], strict=True))
+    paths = dict(zip(train["id"], train["path"], strict=True))
+    cat_name = dict(zip(cats["id"], cats["name"], strict=True))
+
+    def named(categories) -> str:
+        return ", ".join(str(cat_name.get(int(c), c)) for c in categories)
+
     counts = label_matrix(train["categories"], cats["id"]).sum(axis=0)
     names = list(dict.fromkeys(cats["supercat"]))
     supercat_of = cats["supercat_id"].to_numpy()
     metric_name, metric = METRICS[dataset.task]
     label = METRIC_NAMES[metric_name]
     sections = []
-    steps = tqdm(total=5 + len(runs), desc="report", unit="plot", disable=not progress)
+    steps = tqdm(total=7 + len(runs), desc="report", unit="plot", disable=not progress)
+    singlelabel = dataset.task == "singlelabel"
+    kind = "class" if singlelabel else "supercategory"
 
     png = plots.plot_category_frequency(counts, out_dir / "category_frequency.png")
     n_img = len(train)
@@ -131,6 +203,18 @@ def build_report(run_paths, out_dir, tune_path=None, comp=None, progress=True) -
             f'<p class="note">{n_img} training images; {int((counts > 0).sum())} of '
             f"{len(counts)} categories occur; the most frequent is in {int(counts.max())} "
             f'images ({counts.max() / n_img:.0%}).</p><img src="{png}">',
+        )
+    )
+    steps.update()
+    picked = np.random.default_rng(0).permutation(n_img)[:GALLERY_SIZE]
+    sections.append(
+        (
+            "Sample training images",
+            gallery(
+                [(train["id"][i], train["path"][i], named(train["categories"][i])) for i in picked],
+                out_dir,
+                "the training images are not on this machine (`fathom images` fetches them)",
+            ),
         )
     )
     steps.update()
@@ -229,27 +313,108 @@ def build_report(run_paths, out_dir, tune_path=None, comp=None, progress=True) -
 
     if dataset.task == "multilabel":
         sections.append(
-            ("osd scores: in- and out-of-sample", _osd_section(tuning, labels, out_dir))
+            (
+                "osd scores: in- and out-of-sample",
+                _osd_section(tuning, labels, out_dir, paths, named),
+            )
         )
     steps.update()
 
     conf = supercategory_confusions(ens_probs, targets, supercat_of, names)
-    png = plots.plot_confusions(conf, names, out_dir / "supercategory_confusions.png")
+    unit = "images" if singlelabel else "pairs"
+    if singlelabel:  # one label an image: a (image, true class) pair is an image
+        conf = conf.rename(columns={"pairs": "images"})
+    png = plots.plot_confusions(
+        conf, names, out_dir / f"{kind}_confusions.png", kind=kind, unit=unit
+    )
     between = conf[conf["true"] != conf["predicted"]]
-    within = int(conf["images"].sum() - between["images"].sum())
+    total, within = int(conf[unit].sum()), int(conf[unit].sum() - between[unit].sum())
+    if singlelabel:
+        note = (
+            "Images whose top-1 OOF guess (of the ensemble) is wrong, by true and guessed class: "
+            f"the table lists the most frequent pairs of classes ({total} mistakes in all)."
+        )
+    else:
+        note = (
+            "Images whose top-1 OOF guess (of the ensemble) is wrong, counted once per "
+            "supercategory of the organisms they hold, so an image with two counts twice: "
+            f"{total} (image, true supercategory) pairs, {within} of them within the true "
+            "supercategory (the diagonal of the map); the table lists the top pairs between two."
+        )
     sections.append(
         (
-            "Top confusions between supercategories",
-            '<p class="note">Images whose top-1 OOF guess (of the ensemble) is wrong, by the true '
-            "and guessed supercategory: the table lists the top pairs between two supercategories; "
-            f"{within} of {int(conf['images'].sum())} mistakes stay within the true supercategory "
-            f'(the diagonal of the map).</p>{html_table(between.head(10))}<img src="{png}">',
+            f"Top confusions between {'classes' if singlelabel else 'supercategories'}",
+            f'<p class="note">{note}</p>{html_table(between.head(10))}<img src="{png}">',
+        )
+    )
+    steps.update()
+    worst = worst_mistakes(ens_probs, targets)
+    top = ens_probs.argmax(axis=1)
+    sections.append(
+        (
+            "Worst mistakes",
+            '<p class="note">OOF images whose top-1 guess of the ensemble is wrong, the most '
+            "confident first.</p>"
+            + gallery(
+                [
+                    (
+                        ids[i],
+                        paths.get(ids[i], ""),
+                        f"true: {named(labels[ids[i]])}; guessed: "
+                        f"{named([cats['id'].iloc[top[i]]])} ({ens_probs[i, top[i]]:.2f})",
+                    )
+                    for i in worst
+                ],
+                out_dir,
+                "no wrong top-1 guess, or the images are not on this machine",
+            ),
         )
     )
     steps.update()
     steps.close()
+    sections.insert(
+        0, ("Summary", summary_html(runs, tuning, data_dir, dataset.task, label, len(train)))
+    )
     title = "fathom report: " + ", ".join(r.name for r in runs)
     return write_html(out_dir, title, sections)
+
+
+def summary_html(runs, tuning: dict | None, data_dir, task: str, label: str, n_train: int) -> str:
+    """What the page is about, before any plot: when, which data, which runs with which
+    settings, and what `fathom tune` chose and why."""
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    kind = "single-label folder dataset" if task == "singlelabel" else "multi-label competition"
+    rows = []
+    for run in runs:
+        config, cv = run.config(), run.cv()
+        rows.append(
+            {
+                "run": run.name,
+                "model": config.get("model", ""),
+                "img_size": config.get("img_size", ""),
+                "epochs": config.get("epochs", ""),
+                "folds": len(cv.get("per_fold") or {}) or len(run.histories()),
+                "loss": config.get("loss", ""),
+                f"CV {label}": cv.get("map20", cv.get("accuracy")),
+            }
+        )
+    items = [
+        ("written", now),
+        ("dataset", f"{html.escape(str(data_dir))} ({kind}, {n_train} training images)"),
+    ]
+    if tuning:
+        items.append(("tuning file", html.escape(str(tuning.get("path", "")))))
+        items.append(("ensemble", html.escape(ensemble_reason(tuning, label))))
+        osd = tuning.get("osd") or {}
+        if osd.get("scorer"):
+            why = f" ({osd['why']})" if osd.get("why") else ""
+            items.append(("osd scorer", f"<b>{html.escape(osd['scorer'])}</b>{html.escape(why)}"))
+        elif task != "singlelabel":
+            items.append(("osd scorer", "none chosen (tune without --holdout)"))
+    else:
+        items.append(("ensemble", "plain mean of the runs (no --tune file: nothing was chosen)"))
+    listing = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in items)
+    return f'<dl class="summary">{listing}</dl>{html_table(pd.DataFrame(rows))}'
 
 
 def stored_osd_scores(tuning: dict) -> dict | None:
@@ -268,8 +433,9 @@ def stored_osd_scores(tuning: dict) -> dict | None:
     return {k: arrays[k] for k in ["ids", *(n for n in osd_lib.SCORERS if n in arrays)]}
 
 
-def _osd_section(tuning: dict | None, labels: dict, out_dir: Path) -> str:
-    """Histograms of every osd scorer on the tuning's held-out-category runs."""
+def _osd_section(tuning: dict | None, labels: dict, out_dir: Path, paths=None, named=str) -> str:
+    """The chosen scorer's histogram, every osd scorer's, on the tuning's held-out-category
+    runs, and the images the chosen (or best simulated) scorer finds most out-of-sample."""
     if not (tuning and tuning["osd"].get("holdout_runs")):
         return '<p class="note">Pass --tune with a tuning file that used --holdout runs to see these.</p>'
     held = [open_run(p) for p in tuning["osd"]["holdout_runs"]]
@@ -286,13 +452,47 @@ def _osd_section(tuning: dict | None, labels: dict, out_dir: Path) -> str:
             osd_lib.ModelRows(a["probs"], a["logits"], a["features"], a["fold"]) for a in h_arrays
         ]
         scores = osd_lib.simulate_scores(models, unseen)
-    png = plots.plot_osd_histograms(
-        scores, unseen, tuning["osd"]["simulated_sauc"], out_dir / "osd_histograms.png"
+    saucs = tuning["osd"]["simulated_sauc"]
+    png = plots.plot_osd_histograms(scores, unseen, saucs, out_dir / "osd_histograms.png")
+    chosen = tuning["osd"]["scorer"]
+    simulated = {n: v for n, v in saucs.items() if v is not None and scores.get(n) is not None}
+    shown = (
+        chosen
+        if scores.get(chosen) is not None
+        else max(simulated, key=simulated.get, default=None)
     )
+    if scores.get(chosen) is not None:
+        one = plots.plot_osd_histogram(
+            scores[chosen], unseen, chosen, saucs.get(chosen), out_dir / "osd_chosen.png"
+        )
+        chosen_part = f'<img src="{one}">'
+    else:  # domain (and domain+X) reads the eval images themselves: nothing to simulate
+        chosen_part = (
+            f'<p class="note">The chosen scorer, {html.escape(chosen)}, reads the eval images '
+            "themselves (the shift test), so it has no simulated scores here; below, every "
+            "simulated scorer.</p>"
+        )
+    gallery_part = ""
+    if shown and paths is not None:
+        order = np.argsort(-scores[shown], kind="stable")[:GALLERY_SIZE]
+        gallery_part = f"<h3>Most out-of-sample by {html.escape(shown)}</h3>" + gallery(
+            [
+                (
+                    h_ids[i],
+                    paths.get(h_ids[i], ""),
+                    f"{scores[shown][i]:.2f} {'out-of-sample' if unseen[i] else 'in-sample'}: "
+                    f"{named(labels[h_ids[i]])}",
+                )
+                for i in order
+            ],
+            out_dir,
+            "the images are not on this machine",
+        )
     return (
         f'<p class="note">{int(unseen.sum())} of {len(unseen)} OOF images of the held-out run(s) '
         f"hold one of {len(held_cats)} categories their models never trained on. Chosen scorer: "
-        f'<b>{html.escape(tuning["osd"]["scorer"])}</b>.</p><img src="{png}">'
+        f"<b>{html.escape(chosen)}</b>.</p>{chosen_part}"
+        f'<h3>Every scorer</h3><img src="{png}">{gallery_part}'
     )
 
 

@@ -116,7 +116,14 @@ def test_each_readme_command_parses_and_its_config_resolves(command, tmp_path, m
 TINY = {
     "synth": ["--n-train", "300", "--n-eval", "120", "--width", "64", "--height", "48"],
     "synth folder": ["--smallest", "3", "--size", "32"],
-    "train": ["epochs=1", "img_size=32", "cache_size=32", "pretrained=false", "num_workers=0"],
+    "train": [
+        "epochs=1",
+        "stage1_epochs=0",
+        "img_size=32",
+        "cache_size=32",
+        "pretrained=false",
+        "num_workers=0",
+    ],
     "cache": ["--size", "32"],
 }
 NOT_RUN = {"demo", "torchrun", "make", "--gpus", "weights"}

@@ -1,7 +1,13 @@
-import numpy as np
-import pytest
+import json
+import re
 
-from fathom.report import per_category_ap, supercategory_confusions
+import numpy as np
+import pandas as pd
+import pytest
+from _fake_runs import make_run, small_competition
+
+from fathom.cli import main
+from fathom.report import per_category_ap, supercategory_confusions, worst_mistakes
 
 
 def test_per_category_ap_is_one_for_a_perfect_column_and_nan_without_positives():
@@ -28,4 +34,116 @@ def test_supercategory_confusions_count_only_wrong_top1():
     conf = supercategory_confusions(probs, targets, supercat_of, names)
     got = {(t, p): n for t, p, n in conf.itertuples(index=False)}
     assert got == {("Fish", "Crab"): 1, ("Crab", "Fish"): 2, ("Fish", "Fish"): 1}
-    assert conf["images"].iloc[0] == 2  # most frequent first
+    # 3 wrong images make 4 counts: they are (image, true supercategory) pairs, named so
+    assert list(conf.columns) == ["true", "predicted", "pairs"] and conf["pairs"].sum() == 4
+    assert conf["pairs"].iloc[0] == 2  # most frequent first
+
+
+def test_worst_mistakes_are_the_confidently_wrong_first():
+    targets = np.array([[1, 0], [1, 0], [0, 1], [0, 1]], dtype=float)
+    probs = np.array([[0.9, 0.1], [0.3, 0.7], [0.95, 0.05], [0.2, 0.8]])
+    assert worst_mistakes(probs, targets).tolist() == [2, 1]  # right rows 0 and 3 left out
+
+
+def cli(*args):
+    try:
+        return main([str(a) for a in args])
+    except SystemExit as exc:
+        return exc.code
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """A small synthetic competition, two runs, a held-out-category run and their tuning."""
+    root = tmp_path_factory.mktemp("report")
+    comp = small_competition(root)
+    train = pd.read_csv(comp / "multilabel_classification" / "train.csv")
+    counts = pd.Series([c for s in train["categories"] for c in json.loads(s)]).value_counts()
+    holdout = tuple(int(c) for c in counts.index[5:25])
+    runs = root / "runs"
+    good = make_run(runs, comp, "good", quality=0.45, seed=1)
+    weak = make_run(runs, comp, "weak", quality=0.2, seed=2)
+    held = make_run(runs, comp, "held", quality=0.45, seed=3, holdout=holdout)
+    tune = root / "tune.json"
+    assert cli("tune", good, weak, "--holdout", held, "--out", tune) == 0
+    return {"root": root, "comp": comp, "good": good, "weak": weak, "tune": tune}
+
+
+def _sections(page: str) -> list[str]:
+    return re.findall(r"<h2>(.*?)</h2>", page)
+
+
+def test_report_opens_with_a_summary_of_runs_date_ensemble_and_osd_choice(world, tmp_path):
+    out = tmp_path / "report"
+    assert cli("report", world["good"], world["weak"], "--tune", world["tune"], "--out", out) == 0
+    page = (out / "index.html").read_text()
+    tuning = json.loads(world["tune"].read_text())
+    assert _sections(page)[0] == "Summary"
+    summary = page.split("<h2>Summary</h2>")[1].split("</section>")[0]
+    assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", summary)
+    assert "good" in summary and "weak" in summary and "<td>fake</td>" in summary  # the model
+    method = {"mean": "plain mean", "rank": "rank average", "weighted": "fitted weights"}
+    assert method[tuning["ensemble"]["method"]] + ": the best OOF" in summary
+    assert tuning["osd"]["scorer"] in summary and tuning["osd"]["why"][:30] in summary
+
+
+def test_report_galleries_embed_thumbnails_by_relative_path(world, tmp_path):
+    from PIL import Image
+
+    out = tmp_path / "report"
+    assert cli("report", world["good"], world["weak"], "--tune", world["tune"], "--out", out) == 0
+    page = (out / "index.html").read_text()
+    for title in ("Sample training images", "Worst mistakes"):
+        assert title in _sections(page)
+    assert "Most out-of-sample by" in page
+    thumbs = re.findall(r'<img src="(thumbs/[^"]+)"', page)
+    assert len(thumbs) >= 3 * 12 - 12  # samples and mistakes full, out-of-sample too
+    for src in thumbs:
+        assert not src.startswith("/")  # moves with its folder
+        with Image.open(out / src) as im:
+            assert im.format == "PNG" and max(im.size) <= 160
+    assert "true:" in page and "guessed:" in page and "out-of-sample:" in page
+
+
+def test_report_labels_confusion_counts_as_pairs(world, tmp_path):
+    out = tmp_path / "report"
+    assert cli("report", world["good"], world["weak"], "--tune", world["tune"], "--out", out) == 0
+    page = (out / "index.html").read_text()
+    part = page.split("Top confusions between supercategories")[1]
+    assert "(image, true supercategory) pairs" in part and "<th>pairs</th>" in part
+
+
+def test_report_draws_the_chosen_scorers_histogram(world, tmp_path):
+    tuning = json.loads(world["tune"].read_text())
+    tuning["osd"]["scorer"] = "knn"  # a simulated scorer (the fake eval set's shift picks domain)
+    tuning["osd"]["why"] = "test: knn chosen"
+    tune = world["root"] / "tune-knn.json"
+    tune.write_text(json.dumps(tuning))
+    out = tmp_path / "report"
+    assert cli("report", world["good"], world["weak"], "--tune", tune, "--out", out) == 0
+    page = (out / "index.html").read_text()
+    assert 'src="osd_chosen.png"' in page and (out / "osd_chosen.png").is_file()
+    assert "Most out-of-sample by knn" in page
+
+
+def test_report_says_when_the_chosen_scorer_cannot_be_simulated(world, tmp_path):
+    tuning = json.loads(world["tune"].read_text())
+    tuning["osd"]["scorer"] = "domain+knn"  # a combination tune may choose: never simulated
+    tune = world["root"] / "tune-combo.json"
+    tune.write_text(json.dumps(tuning))
+    out = tmp_path / "report"
+    assert cli("report", world["good"], world["weak"], "--tune", tune, "--out", out) == 0
+    page = (out / "index.html").read_text()
+    assert "osd_chosen.png" not in page and "has no simulated scores here" in page
+    assert "Most out-of-sample by " in page  # the best simulated scorer's images instead
+
+
+def test_a_one_epoch_loss_panel_draws_points(monkeypatch, tmp_path):
+    from fathom import plots
+
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig) or path.name)
+    one = pd.DataFrame({"epoch": [1], "train_loss": [0.7], "val_loss": [0.5], "val_map20": [0.1]})
+    plots.plot_training_curves({"fold0": one}, "run", tmp_path / "c.png")
+    lines = figures[0].axes[0].get_lines()
+    assert len(lines) == 2 and all(line.get_marker() not in (None, "", "None") for line in lines)
