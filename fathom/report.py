@@ -595,7 +595,10 @@ def compare_runs(
         ]
     table = pd.DataFrame(rows)
     fileio.write_csv(out / "compare.csv", table)
-    plots.plot_histories({name: h for _, name, _, h, _, _ in loaded}, out / "history.png")
+    histories = {name: h for _, name, _, h, _, _ in loaded}
+    plots.plot_histories(histories, out / "history.png")
+    drawn = ", ".join(f"{name} {next(iter(h))}" for name, h in histories.items())
+    notes.append(f"history.png draws one fold of each run (the first it has): {drawn}")
     return table, notes
 
 

@@ -125,3 +125,38 @@ def test_targets_stored_in_oof_need_no_dataset(tmp_path):
     assert pd.read_csv(tmp_path / "o" / "compare.csv")["accuracy"].tolist() == pytest.approx(
         [2 / 3]
     )
+
+
+def test_compare_says_which_fold_it_plots_and_where_its_confusions_are(tmp_path, dataset, capsys):
+    ids = ["val/a/a_0", "val/b/b_0", "val/c/c_0"]
+    one = _run(tmp_path, "one", dataset, [np.eye(3)], [ids], [1.0])
+    two = _run(tmp_path, "two", dataset, [np.eye(3), np.eye(3)[[0, 1]]], [ids, ids[:2]], [1.0])
+    out = tmp_path / "cmp"
+    with pytest.raises(SystemExit) as code:
+        main(["compare", str(one), str(two), "--out", str(out)])
+    assert code.value.code == 0
+    printed = capsys.readouterr().out
+    assert "history.png draws one fold of each run (the first it has): one fold0, two fold0" in (
+        printed
+    )
+    assert f"confusion matrices: {out}/one/confusion.png, {out}/two/confusion.png" in printed
+
+
+def test_compare_claims_no_confusion_matrix_for_a_multilabel_run(tmp_path, capsys):
+    run = _run(tmp_path, "ml", tmp_path / "gone", [np.eye(3)], [["x", "y", "z"]], [1.0])
+    config = json.loads((run / "config.json").read_text())
+    fileio.write_json(run / "config.json", {**config, "task": "multilabel"})
+    fileio.save_npz(
+        run / "fold0" / "oof.npz",
+        ids=np.array(["x", "y", "z"]),
+        probs=np.full((3, 3), 0.5, dtype=np.float32),
+        targets=np.array([[1, 1, 0], [0, 1, 0], [0, 0, 1]], dtype=np.float32),
+        category_ids=np.arange(3),
+    )
+    out = tmp_path / "o"
+    with pytest.raises(SystemExit) as code:
+        main(["compare", str(run), "--out", str(out)])
+    assert code.value.code == 0
+    printed = capsys.readouterr().out
+    assert "map20" in printed and "confusion" not in printed
+    assert not (out / "ml").exists()

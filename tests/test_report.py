@@ -147,3 +147,27 @@ def test_a_one_epoch_loss_panel_draws_points(monkeypatch, tmp_path):
     plots.plot_training_curves({"fold0": one}, "run", tmp_path / "c.png")
     lines = figures[0].axes[0].get_lines()
     assert len(lines) == 2 and all(line.get_marker() not in (None, "", "None") for line in lines)
+
+
+def test_a_folder_dataset_report_speaks_of_classes_not_supercategories(tmp_path, run_cli):
+    from folder_fixtures import make_dataset
+    from test_folder_flow import _run as folder_run
+
+    classes = ("carp", "perch", "tilapia")
+    fish = make_dataset(
+        tmp_path / "fish",
+        {
+            "train": {"carp": 6, "perch": 3, "tilapia": 2},
+            "val": {c: 2 for c in classes},
+            "test": {c: 1 for c in classes},
+        },
+    )
+    good = folder_run(tmp_path / "runs", fish, "good", 0.3, 0)
+    assert run_cli("oof", good)[0] == 0
+    code, _, err = run_cli("report", good, "--out", tmp_path / "report")
+    assert code == 0, err
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert "supercategor" not in page.lower()
+    assert "Top confusions between classes" in page and "<th>images</th>" in page
+    assert (tmp_path / "report" / "class_confusions.png").is_file()
+    assert "single-label folder dataset" in page and "Sample training images" in page

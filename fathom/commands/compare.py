@@ -9,8 +9,10 @@ single-label runs get accuracy, top-3 accuracy and macro precision / recall / F1
 runs get MAP@20. Beside them: epochs trained and training time from history.csv.
 
 Writes to OUT (default compare/): compare.csv (the table), history.png (every numeric
-history.csv column, one panel each, the runs overlaid) and, per single-label run,
-<run>/confusion.png, <run>/per_class.csv and <run>/most_confused.csv.
+history.csv column, one panel each, the runs overlaid: one fold of each run, the first it
+has, named in the legend) and, per single-label run, <run>/confusion.png,
+<run>/per_class.csv and <run>/most_confused.csv (a multi-label run gets none: its images
+have no one predicted class).
 
 example:  fathom compare runs/scratch_cnn runs/effnet_stage1 runs/effnet_stage2"""
 
@@ -35,7 +37,12 @@ def run(args: argparse.Namespace) -> int:
     print(format_table(table))
     for note in notes:
         print(note)
-    print(
-        f"wrote {args.out}/compare.csv, {args.out}/history.png and per-run confusion matrices under {args.out}/"
-    )
+    # only single-label runs get a confusion matrix (a multi-label image has no one class)
+    single = table["run"][table["accuracy"].notna()].tolist() if "accuracy" in table else []
+    wrote = f"wrote {args.out}/compare.csv and {args.out}/history.png"
+    if single:
+        wrote += (
+            f"; confusion matrices: {', '.join(f'{args.out}/{r}/confusion.png' for r in single)}"
+        )
+    print(wrote)
     return 0
