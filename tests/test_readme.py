@@ -194,3 +194,24 @@ def test_upload_weights_takes_a_packaged_recipe_by_name_from_any_folder(
     )
     assert code in (0, None), err
     assert (tmp_path / "staged" / "configs" / "fathomnet_effb0.toml").is_file()
+
+
+def test_every_command_in_the_readme_table_exists(run_cli):
+    # the table's first column is a synopsis (`fathom train CONFIG [key=value ...]`), not a
+    # command to paste: its words up to the first placeholder must name a command (and verb)
+    synopses = re.findall(r"^\| `fathom ([^`]+)`", README.read_text(), re.M)
+    rows = []
+    for synopsis in synopses:
+        words = []
+        for token in synopsis.split():
+            if not re.fullmatch(r"[a-z-]+(/[a-z-]+)*", token) or token.startswith("-"):
+                break
+            words.append(token)
+        rows.append(" ".join(words))
+    assert len(rows) > 15
+    for words in rows:
+        head, *rest = words.split()
+        verbs = rest[0].split("/") if rest and not rest[0].startswith("-") else [None]
+        for verb in verbs:
+            code, out, _ = run_cli(head, *([verb] if verb else []), "--help")
+            assert code == 0 and out.startswith("usage: fathom"), words
