@@ -85,6 +85,10 @@ def plot_training_curves(histories: dict[str, pd.DataFrame], title: str, out: Pa
             axes[0].plot(x, h["val_loss"], color=color, marker=".", ls="--", label=f"{fold} val")
         if score in h:
             axes[1].plot(x, h[score], color=color, marker=".", label=fold)
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in axes:  # epochs are whole numbers, also when a run has one or two
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     name = {"val_map20": "MAP@20"}.get(score, "accuracy" if score else "score")
     axes[0].set(xlabel="epoch", ylabel="loss", title=f"{title}: loss (solid train, dashed val)")
     axes[1].set(xlabel="epoch", ylabel=f"val {name}", title=f"{title}: validation {name}")

@@ -145,6 +145,7 @@ def write_html(out_dir: Path, title: str, sections: list[tuple[str, str]]) -> Pa
 <style>
 body {{ font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }}
 h1 {{ font-size: 1.5em; }} h2 {{ font-size: 1.15em; border-bottom: 1px solid #ddd; padding-bottom: .2em; }}
+h3 {{ font-size: .95em; margin: 1em 0 .3em; }}
 img {{ max-width: 100%; }} table.t {{ border-collapse: collapse; font-size: .9em; margin: .5em 0; }}
 table.t td, table.t th {{ padding: 2px 10px; border-bottom: 1px solid #eee; text-align: right; }}
 p.note {{ color: #555; font-size: .9em; }}
@@ -455,6 +456,10 @@ def _osd_section(tuning: dict | None, labels: dict, out_dir: Path, paths=None, n
     saucs = tuning["osd"]["simulated_sauc"]
     png = plots.plot_osd_histograms(scores, unseen, saucs, out_dir / "osd_histograms.png")
     chosen = tuning["osd"]["scorer"]
+    parts = chosen.split("+")
+    if all(scores.get(p) is not None for p in parts):
+        # `a+b` averages the parts' ranks, as `fathom tune` scores the eval images with it
+        scores = {**scores, chosen: osd_lib.to_unit(np.mean([scores[p] for p in parts], axis=0))}
     simulated = {n: v for n, v in saucs.items() if v is not None and scores.get(n) is not None}
     shown = (
         chosen
@@ -463,14 +468,23 @@ def _osd_section(tuning: dict | None, labels: dict, out_dir: Path, paths=None, n
     )
     if scores.get(chosen) is not None:
         one = plots.plot_osd_histogram(
-            scores[chosen], unseen, chosen, saucs.get(chosen), out_dir / "osd_chosen.png"
+            scores[chosen],
+            unseen,
+            chosen,
+            cm.sauc(unseen, scores[chosen]),
+            out_dir / "osd_chosen.png",
         )
         chosen_part = f'<img src="{one}">'
-    else:  # domain (and domain+X) reads the eval images themselves: nothing to simulate
+        if "domain" in parts:
+            chosen_part += (
+                '<p class="note">domain was chosen for the shift between the training and the '
+                "eval images, which held-out categories do not reproduce: these images cannot "
+                "show what it does on the eval set.</p>"
+            )
+    else:
         chosen_part = (
-            f'<p class="note">The chosen scorer, {html.escape(chosen)}, reads the eval images '
-            "themselves (the shift test), so it has no simulated scores here; below, every "
-            "simulated scorer.</p>"
+            f'<p class="note">The chosen scorer, {html.escape(chosen)}, has no simulated scores '
+            "here; below, every simulated scorer.</p>"
         )
     gallery_part = ""
     if shown and paths is not None:
@@ -480,7 +494,8 @@ def _osd_section(tuning: dict | None, labels: dict, out_dir: Path, paths=None, n
                 (
                     h_ids[i],
                     paths.get(h_ids[i], ""),
-                    f"{scores[shown][i]:.2f} {'out-of-sample' if unseen[i] else 'in-sample'}: "
+                    f"osd {scores[shown][i]:.2f}, "
+                    f"{'out-of-sample' if unseen[i] else 'in-sample'}: "
                     f"{named(labels[h_ids[i]])}",
                 )
                 for i in order

@@ -102,7 +102,7 @@ def test_report_galleries_embed_thumbnails_by_relative_path(world, tmp_path):
         assert not src.startswith("/")  # moves with its folder
         with Image.open(out / src) as im:
             assert im.format == "PNG" and max(im.size) <= 160
-    assert "true:" in page and "guessed:" in page and "out-of-sample:" in page
+    assert "true:" in page and "guessed:" in page and "osd " in page
 
 
 def test_report_labels_confusion_counts_as_pairs(world, tmp_path):
@@ -126,16 +126,17 @@ def test_report_draws_the_chosen_scorers_histogram(world, tmp_path):
     assert "Most out-of-sample by knn" in page
 
 
-def test_report_says_when_the_chosen_scorer_cannot_be_simulated(world, tmp_path):
+def test_report_draws_a_chosen_combination_from_its_parts(world, tmp_path):
     tuning = json.loads(world["tune"].read_text())
-    tuning["osd"]["scorer"] = "domain+knn"  # a combination tune may choose: never simulated
+    tuning["osd"]["scorer"] = "domain+knn"  # a combination tune may choose
     tune = world["root"] / "tune-combo.json"
     tune.write_text(json.dumps(tuning))
     out = tmp_path / "report"
     assert cli("report", world["good"], world["weak"], "--tune", tune, "--out", out) == 0
     page = (out / "index.html").read_text()
-    assert "osd_chosen.png" not in page and "has no simulated scores here" in page
-    assert "Most out-of-sample by " in page  # the best simulated scorer's images instead
+    # its parts' simulated ranks, averaged as tune scores the eval images with it
+    assert 'src="osd_chosen.png"' in page and "Most out-of-sample by domain+knn" in page
+    assert "held-out categories do not reproduce" in page
 
 
 def test_a_one_epoch_loss_panel_draws_points(monkeypatch, tmp_path):
@@ -171,3 +172,15 @@ def test_a_folder_dataset_report_speaks_of_classes_not_supercategories(tmp_path,
     assert "Top confusions between classes" in page and "<th>images</th>" in page
     assert (tmp_path / "report" / "class_confusions.png").is_file()
     assert "single-label folder dataset" in page and "Sample training images" in page
+
+
+def test_report_says_when_the_chosen_scorer_has_no_simulated_scores(world, tmp_path):
+    tuning = json.loads(world["tune"].read_text())
+    tuning["osd"]["scorer"] = "supercat_entropy"  # these runs have no supercategory head
+    tune = world["root"] / "tune-super.json"
+    tune.write_text(json.dumps(tuning))
+    out = tmp_path / "report"
+    assert cli("report", world["good"], world["weak"], "--tune", tune, "--out", out) == 0
+    page = (out / "index.html").read_text()
+    assert "osd_chosen.png" not in page and "has no simulated scores here" in page
+    assert "Most out-of-sample by " in page  # the best simulated scorer's images instead
