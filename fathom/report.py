@@ -220,22 +220,27 @@ def build_report(run_paths, out_dir, tune_path=None, comp=None, progress=True) -
     )
     steps.update()
 
-    oofs, ids, curves = [], None, []
+    oofs, ids, curves, cv_scores = [], None, [], {}
     for run in runs:
         arrays = run.oof()
         check_categories(arrays, cats["id"], str(run.path / "oof.npz"))
         ids = arrays["ids"] if ids is None else ids
         oofs.append(align_rows(arrays, ids, str(run.path / "oof.npz")))
         histories = run.histories()
-        cv = run.cv()
-        cv_table = ""
-        if cv.get("per_fold"):
-            cv_table = html_table(
-                pd.DataFrame(
-                    [{"fold": k, "MAP@20": v} for k, v in cv["per_fold"].items()]
-                    + [{"fold": "all (OOF)", "MAP@20": cv["map20"]}]
-                )
+        # the page's metric (accuracy for a single-label run, whose cv.json leads with
+        # MAP@20), per fold and overall, from the OOF rows themselves
+        run_targets = label_matrix([labels[uid] for uid in arrays["ids"]], cats["id"])
+        folds = arrays["fold"] if "fold" in arrays else np.zeros(len(run_targets), dtype=int)
+        per_fold = []
+        for k in np.unique(folds):
+            rows = folds == k
+            per_fold.append(
+                {"fold": str(k), label: metric(arrays["probs"][rows], run_targets[rows])}
             )
+        cv_scores[run.name] = metric(arrays["probs"], run_targets)
+        cv_table = html_table(
+            pd.DataFrame(per_fold + [{"fold": "all (OOF)", label: cv_scores[run.name]}])
+        )
         title = f"<h3>{html.escape(run.name)}</h3>{cv_table}"
         if histories:
             png = plots.plot_training_curves(
@@ -374,29 +379,35 @@ def build_report(run_paths, out_dir, tune_path=None, comp=None, progress=True) -
     steps.update()
     steps.close()
     sections.insert(
-        0, ("Summary", summary_html(runs, tuning, data_dir, dataset.task, label, len(train)))
+        0,
+        (
+            "Summary",
+            summary_html(runs, tuning, data_dir, dataset.task, label, len(train), cv_scores),
+        ),
     )
     title = "fathom report: " + ", ".join(r.name for r in runs)
     return write_html(out_dir, title, sections)
 
 
-def summary_html(runs, tuning: dict | None, data_dir, task: str, label: str, n_train: int) -> str:
+def summary_html(
+    runs, tuning: dict | None, data_dir, task: str, label: str, n_train: int, cv_scores: dict
+) -> str:
     """What the page is about, before any plot: when, which data, which runs with which
     settings, and what `fathom tune` chose and why."""
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     kind = "single-label folder dataset" if task == "singlelabel" else "multi-label competition"
     rows = []
     for run in runs:
-        config, cv = run.config(), run.cv()
+        config = run.config()
         rows.append(
             {
                 "run": run.name,
                 "model": config.get("model", ""),
                 "img_size": config.get("img_size", ""),
                 "epochs": config.get("epochs", ""),
-                "folds": len(cv.get("per_fold") or {}) or len(run.histories()),
+                "folds": len(run.histories()),
                 "loss": config.get("loss", ""),
-                f"CV {label}": cv.get("map20", cv.get("accuracy")),
+                f"OOF {label}": cv_scores.get(run.name),
             }
         )
     items = [

@@ -184,3 +184,28 @@ def test_report_says_when_the_chosen_scorer_has_no_simulated_scores(world, tmp_p
     page = (out / "index.html").read_text()
     assert "osd_chosen.png" not in page and "has no simulated scores here" in page
     assert "Most out-of-sample by " in page  # the best simulated scorer's images instead
+
+
+def test_a_folder_report_scores_folds_and_summary_by_accuracy(tmp_path, run_cli):
+    from folder_fixtures import make_dataset
+    from test_folder_flow import _run as folder_run
+
+    classes = ("carp", "perch", "tilapia")
+    fish = make_dataset(
+        tmp_path / "fish",
+        {
+            "train": {"carp": 6, "perch": 3, "tilapia": 2},
+            "val": {c: 2 for c in classes},
+            "test": {c: 1 for c in classes},
+        },
+    )
+    run = folder_run(tmp_path / "runs", fish, "good", 0.3, 0)
+    assert run_cli("oof", run)[0] == 0
+    cv = json.loads((run / "cv.json").read_text())
+    assert run_cli("report", run, "--out", tmp_path / "report")[0] == 0
+    page = (tmp_path / "report" / "index.html").read_text()
+    summary = page.split("</section>")[0]
+    # cv.json leads with MAP@20; the page's metric for a single-label run is accuracy
+    assert "OOF accuracy" in summary and f"{cv['accuracy']:.4f}" in summary
+    curves = page.split("Training curves per fold")[1].split("</section>")[0]
+    assert "<th>accuracy</th>" in curves and "MAP@20" not in curves
