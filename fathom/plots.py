@@ -47,7 +47,8 @@ def _save(fig, path: Path) -> str:
     return path.name
 
 
-def plot_category_frequency(counts: np.ndarray, out: Path) -> str:
+def plot_category_frequency(counts: np.ndarray, out: Path, noun: str = "category") -> str:
+    """Training images per category (`noun`: "class" for a folder dataset), most first."""
     plt = _plt()
     order = np.sort(counts)[::-1]
     fig, ax = plt.subplots(figsize=(9, 3.2))
@@ -55,9 +56,9 @@ def plot_category_frequency(counts: np.ndarray, out: Path) -> str:
     ax.bar(np.arange(len(seen)), seen, width=1.0, color="#2b7bba")
     ax.set_yscale("log")
     _plain_log_ticks(ax.yaxis)
-    ax.set_xlabel(f"category, most frequent first ({len(seen)} of {len(counts)} occur in training)")
+    ax.set_xlabel(f"{noun}, most frequent first ({len(seen)} of {len(counts)} occur in training)")
     ax.set_ylabel("training images")
-    ax.set_title("Category frequency (long tail)")
+    ax.set_title(f"{noun.capitalize()} frequency")
     return _save(fig, out)
 
 

@@ -196,13 +196,15 @@ def build_report(run_paths, out_dir, tune_path=None, comp=None, progress=True) -
     singlelabel = dataset.task == "singlelabel"
     kind = "class" if singlelabel else "supercategory"
 
-    png = plots.plot_category_frequency(counts, out_dir / "category_frequency.png")
+    noun = "class" if singlelabel else "category"
+    png = plots.plot_category_frequency(counts, out_dir / "category_frequency.png", noun)
     n_img = len(train)
     sections.append(
         (
-            "Category frequency",
+            f"{noun.capitalize()} frequency",
             f'<p class="note">{n_img} training images; {int((counts > 0).sum())} of '
-            f"{len(counts)} categories occur; the most frequent is in {int(counts.max())} "
+            f"{len(counts)} {'classes' if singlelabel else 'categories'} occur; the most "
+            f"frequent is in {int(counts.max())} "
             f'images ({counts.max() / n_img:.0%}).</p><img src="{png}">',
         )
     )

@@ -170,6 +170,8 @@ def test_a_folder_dataset_report_speaks_of_classes_not_supercategories(tmp_path,
     page = (tmp_path / "report" / "index.html").read_text()
     assert "supercategor" not in page.lower()
     assert "Top confusions between classes" in page and "<th>images</th>" in page
+    text = re.sub(r"<[^>]+>", " ", page)  # what a reader sees, not the file names
+    assert "Class frequency" in text and "categor" not in text.lower()
     assert (tmp_path / "report" / "class_confusions.png").is_file()
     assert "single-label folder dataset" in page and "Sample training images" in page
 
