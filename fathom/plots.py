@@ -98,7 +98,9 @@ def plot_training_curves(histories: dict[str, pd.DataFrame], title: str, out: Pa
     return _save(fig, out)
 
 
-def plot_per_category_ap(aps: dict[str, np.ndarray], counts: np.ndarray, out: Path) -> str:
+def plot_per_category_ap(
+    aps: dict[str, np.ndarray], counts: np.ndarray, out: Path, noun: str = "category"
+) -> str:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 4))
     for k, (name, ap) in enumerate(aps.items()):
@@ -115,9 +117,9 @@ def plot_per_category_ap(aps: dict[str, np.ndarray], counts: np.ndarray, out: Pa
     ax.set_xscale("log")
     _plain_log_ticks(ax.xaxis)
     ax.set(
-        xlabel="training images of the category",
+        xlabel=f"training images of the {noun}",
         ylabel="OOF average precision",
-        title="Per-category AP against frequency",
+        title=f"Per-{noun} AP against frequency",
     )
     ax.legend(fontsize=8)
     return _save(fig, out)

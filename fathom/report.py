@@ -257,11 +257,11 @@ def build_report(run_paths, out_dir, tune_path=None, comp=None, progress=True) -
     targets = label_matrix([labels[uid] for uid in ids], cats["id"])
     probs = [o["probs"] for o in oofs]
     aps = {run.name: per_category_ap(p, targets) for run, p in zip(runs, probs, strict=True)}
-    png = plots.plot_per_category_ap(aps, counts, out_dir / "per_category_ap.png")
+    png = plots.plot_per_category_ap(aps, counts, out_dir / "per_category_ap.png", noun)
     sections.append(
         (
-            "Per-category AP",
-            '<p class="note">OOF average precision of each category that has OOF positives, '
+            f"Per-{noun} AP",
+            f'<p class="note">OOF average precision of each {noun} that has OOF positives, '
             f'against how often it occurs in training.</p><img src="{png}">',
         )
     )
