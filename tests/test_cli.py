@@ -136,14 +136,14 @@ def test_quick_answers_do_not_load_torch(argv):
 
 
 def test_spelled_out_help_defaults_match_the_configs():
-    from fathom.commands import images, synth
+    from fathom import help_defaults
     from fathom.data.images import DownloadConfig
     from fathom.synth.fathomnet import SynthConfig
     from fathom.synth.imagefolder import FolderSynthConfig
 
     for table, cls in [
-        (synth.SYNTH_DEFAULTS, SynthConfig),
-        (synth.FOLDER_DEFAULTS, FolderSynthConfig),
-        (images.DOWNLOAD_DEFAULTS, DownloadConfig),
+        (help_defaults.SYNTH, SynthConfig),
+        (help_defaults.FOLDER_SYNTH, FolderSynthConfig),
+        (help_defaults.DOWNLOAD, DownloadConfig),
     ]:
         assert table == {k: getattr(cls(), k) for k in table}

@@ -20,13 +20,10 @@ examples:
   fathom images --json other.json --out imgs/    # any COCO json, any folder"""
 
 
-# DownloadConfig's defaults, spelled out so that `--help` does not import fathom.data (pandas and
-# scikit-learn: two seconds); tests/test_cli.py pins them to the dataclass.
-DOWNLOAD_DEFAULTS = {"workers": 32, "retries": 4, "read_timeout": 30.0}
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    d = argparse.Namespace(**DOWNLOAD_DEFAULTS)
+    from fathom.help_defaults import DOWNLOAD  # not fathom.data: --help stays instant
+
+    d = argparse.Namespace(**DOWNLOAD)
     p.add_argument("comp", nargs="?", help="competition folder (Kaggle layout)")
     p.add_argument(
         "--split", choices=["train", "eval", "all"], default="all", help="which split (default all)"

@@ -18,25 +18,11 @@ example:  fathom synth data/synth --n-train 900 --n-eval 450 --seed 0
 example:  fathom synth data/fish --kind folder"""
 
 
-# The defaults of SynthConfig and FolderSynthConfig, spelled out so that `--help` does not import
-# the generators (pandas, and scikit-learn through fathom.data: two seconds before any help);
-# tests/test_cli.py pins them to the dataclasses.
-SYNTH_DEFAULTS = {
-    "n_train": 900,
-    "n_eval": 450,
-    "width": 128,
-    "height": 96,
-    "n_categories": 290,
-    "n_supercategories": 20,
-    "seed": 0,
-}
-FOLDER_DEFAULTS = {"smallest": 8, "size": 64}
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from fathom.help_defaults import FOLDER_SYNTH, SYNTH  # not the generators: instant --help
     from fathom.synth import KINDS  # the package's __init__ is light; its generators are not
 
-    d, f = argparse.Namespace(**SYNTH_DEFAULTS), argparse.Namespace(**FOLDER_DEFAULTS)
+    d, f = argparse.Namespace(**SYNTH), argparse.Namespace(**FOLDER_SYNTH)
     p.add_argument("out", help="folder to write (must not hold a competition already)")
     p.add_argument(
         "--n-train", type=int, default=d.n_train, help=f"training images (default {d.n_train})"

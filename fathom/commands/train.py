@@ -16,8 +16,6 @@ examples:
   fathom train default                                          (data/synth, folds/mlskf5.csv)
   fathom train default competition=demo/competition folds=demo/folds/mlskf3.csv n_folds=3
   fathom train mobilenet --fold 0 img_size=96 ema=true --name mobilenet96
-  fathom train default --full-fit
-  fathom train --list                                           (the packaged configs)
   fathom train fathomnet_effb0 --gpus 0,1,2,3                  (4 folds at once, one per GPU)
   torchrun --nproc_per_node 4 -m fathom train fathomnet_effb0 --fold 0   (4 GPUs, DDP)"""
 
@@ -66,8 +64,7 @@ def run(args: argparse.Namespace) -> int:
     if args.pretrained is not None:
         overrides.append(f"pretrained={args.pretrained}")
     cfg = load_config(args.config or "", overrides, name=args.name)  # none: the configs named
-    # only now: --list and a mistyped key answer without the seconds torch takes to load
-    from fathom.data import read_data
+    from fathom.data import read_data  # only now: --list, a bad key answer without torch
     from fathom.engine import distributed, multigpu
     from fathom.engine.train import train_run
 
