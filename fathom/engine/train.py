@@ -837,6 +837,7 @@ def layer_decay_optimizer(cfg: TrainConfig, model: FathomModel, lr: float):
         layer_decay=cfg.layer_decay,
         no_weight_decay_list=getattr(model.backbone, "no_weight_decay", set)(),
     )
+    groups += head_groups(model, cfg.weight_decay)
     groups.sort(key=lambda g: -g["lr_scale"])  # stable: layers keep their order within a scale
     if cfg.scheduler != "cosine":
         groups = [
@@ -846,6 +847,24 @@ def layer_decay_optimizer(cfg: TrainConfig, model: FathomModel, lr: float):
     return create_optimizer_v2(
         groups, opt=cfg.optimizer, lr=lr, weight_decay=cfg.weight_decay, momentum=cfg.momentum
     )
+
+
+def head_groups(model: FathomModel, weight_decay: float) -> list[dict]:
+    """The trainable parameters outside the backbone (the supercategory head) as parameter
+    groups at the head's full lr: timm's layer groups see the backbone only, and a parameter
+    in no group gets gradients but never a step. Biases without weight decay, as timm does."""
+    params = [
+        (n, p)
+        for n, p in model.named_parameters()
+        if p.requires_grad and not n.startswith("backbone.")
+    ]
+    decay = [p for n, p in params if p.ndim > 1]
+    no_decay = [p for n, p in params if p.ndim <= 1]
+    return [
+        {"params": ps, "weight_decay": wd, "lr_scale": 1.0}
+        for ps, wd in ((decay, weight_decay), (no_decay, 0.0))
+        if ps
+    ]
 
 
 def wrap_for_step(
