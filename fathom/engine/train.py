@@ -385,7 +385,7 @@ def start_or_resume(f: Fold) -> tuple[TrainState, dict | None]:
         if f.ema is not None:
             f.ema.module.load_state_dict(resume["ema"])
         state = TrainState(**resume["state"])
-        torch.set_rng_state(resume["rng"])
+        restore_rng(resume, f.device)
         f.say(f"{f.out}: resuming after epoch {state.epoch}")
     else:
         seed_everything(cfg.seed + f.ctx.rank)  # dropout differs between ranks
@@ -393,6 +393,23 @@ def start_or_resume(f: Fold) -> tuple[TrainState, dict | None]:
         f.out.mkdir(parents=True, exist_ok=True)
         write_history(f.out, state.history)  # drop rows of an epoch that last.pt does not hold
     return state, resume
+
+
+def rng_state(device: torch.device) -> dict:
+    """The generators dropout and drop-path draw from: the CPU's, and on a GPU every CUDA
+    device's (there the masks come from the device's own generator, not the CPU's)."""
+    cuda = torch.cuda.get_rng_state_all() if device.type == "cuda" else None
+    return {"rng": torch.get_rng_state(), "cuda_rng": cuda}
+
+
+def restore_rng(ckpt: dict, device: torch.device) -> None:
+    """Put back what rng_state saved. A checkpoint from before the CUDA states were saved
+    (no `cuda_rng`) restores the CPU's alone, as it always did; states of GPUs this machine
+    does not have are left out."""
+    torch.set_rng_state(ckpt["rng"])
+    cuda = ckpt.get("cuda_rng")
+    if cuda and device.type == "cuda":
+        torch.cuda.set_rng_state_all(list(cuda)[: torch.cuda.device_count()])
 
 
 def stage_of(cfg: TrainConfig, epoch: int) -> int:
@@ -560,7 +577,7 @@ def save_state(f: Fold, stage: Stage, state: TrainState, improved: bool) -> None
             "scaler": f.scaler.state_dict(),  # {} unless fp16
             "state": asdict(state),
             # the RNG after this epoch, so that a resumed run's dropout draws what this one would
-            "rng": torch.get_rng_state(),
+            **rng_state(f.device),
             "class_ids": class_ids,
         },
     )
