@@ -199,8 +199,16 @@ def train_fold(
     folder. `on_start` is called once the fold's model and data are set up."""
     ctx = distributed.from_env()
     device = distributed.pick_device(cfg.device, ctx)
+    precision.check_gpu(cfg.amp, cfg.compile, device)
     distributed.init(ctx, device)
     out = Path(run_dir) / fold_name(fold)
+    with precision.gpu_errors(str(out), device, cfg.batch_size):
+        return _train_fold(cfg, data, out, fold, ctx, device, progress, on_start)
+
+
+def _train_fold(cfg, data, out, fold, ctx, device, progress, on_start) -> Path:
+    """The story of one fold: set-up, epochs, predictions (train_fold puts the device checks
+    and the one-line GPU errors around it)."""
     say = print if ctx.is_main else (lambda *a, **k: None)
     if fold_is_done(out, full=fold is None):
         if not (out / BANK_FILE).is_file():  # finished before fathom wrote kNN banks
@@ -217,7 +225,7 @@ def train_fold(
         if on_start is not None:
             on_start()
         state, resume = start_or_resume(f)
-        stage = None
+        stage, diverged = None, Divergence(f)
         while not state.finished:
             number = stage_of(cfg, state.epoch)
             if stage is None or stage.number != number:
@@ -225,7 +233,7 @@ def train_fold(
                 resume = None  # its optimizer state belongs to the stage it was saved in only
 
             t0 = time.perf_counter()
-            train_loss, seen = train_one_epoch(f, stage, state, progress)
+            train_loss, seen = train_one_epoch(f, stage, state, progress, diverged)
             train_seconds = time.perf_counter() - t0
             lr = stage.opt.param_groups[0]["lr"]
             scores = {} if f.full else validate(f)
@@ -435,8 +443,63 @@ def begin_stage(f: Fold, number: int, state: TrainState, resume: dict | None) ->
     return Stage(number, opt, sched, step_model)
 
 
-def train_one_epoch(f: Fold, stage: Stage, state: TrainState, progress: bool) -> tuple[float, int]:
-    """One pass over this rank's batches of epoch `state.epoch`; returns (mean loss, images)."""
+# a run stops once this many steps in a row had a loss that is not finite (or, under fp16,
+# once the loss scaler skipped every step of an epoch): it has diverged, and training on
+# would only end in a "finished" run of nan weights
+NONFINITE_STEPS = 20
+
+
+class Divergence:
+    """Counts non-finite losses in a row, across epochs, on the device (no host sync per
+    step); looked at every NONFINITE_STEPS steps and at the end of each epoch."""
+
+    def __init__(self, f: Fold):
+        self.name, self.scaler = f.name, f.scaler
+        self.streak = torch.zeros((), dtype=torch.long, device=f.device)
+        # where the current streak began: (epoch, step), both 1-based
+        self.first = torch.zeros(2, dtype=torch.long, device=f.device)
+
+    def start_epoch(self, epoch: int, n_batches: int) -> None:
+        self.epoch, self.n_batches, self.steps = epoch + 1, n_batches, 0
+        # a run of fewer steps than NONFINITE_STEPS stops after a whole epoch of them
+        self.limit = min(NONFINITE_STEPS, n_batches)
+        self.scale = self.scaler.get_scale() if self.scaler.is_enabled() else None
+
+    def add(self, i: int, loss: torch.Tensor, step_now: bool) -> None:
+        bad = ~torch.isfinite(loss.detach())
+        here = torch.tensor([self.epoch, i + 1], device=self.first.device)
+        self.first = torch.where(bad & (self.streak == 0), here, self.first)
+        self.streak = (self.streak + 1) * bad
+        self.steps += int(step_now)
+        if (i + 1) % NONFINITE_STEPS == 0 or i + 1 == self.n_batches:
+            self.check(i)
+
+    def check(self, i: int) -> None:
+        streak = int(self.streak)  # waits for the GPU: every NONFINITE_STEPS steps only
+        if streak >= self.limit:
+            epoch, step = self.first.tolist()
+            raise FathomError(
+                f"{self.name} epoch {epoch}, step {step}: the loss was not finite for "
+                f"{streak} steps in a row (the run diverged): lower lr, set grad_clip, or use "
+                "amp = bf16 / off; last.pt keeps the last finished epoch"
+            )
+        # fp16's first steps may overflow while its scale settles: judged over enough steps
+        if i + 1 == self.n_batches and self.scale is not None and self.steps >= NONFINITE_STEPS:
+            # a skipped step halves the scale: halved at every step, none was taken
+            if self.scaler.get_scale() <= self.scale * 0.5**self.steps:
+                raise FathomError(
+                    f"{self.name} epoch {self.epoch}: fp16 gradients overflowed at every step "
+                    f"({self.steps} steps, all skipped by the loss scaler): use amp = bf16 "
+                    "(compute capability 8.0 and up) or amp = off, or lower lr"
+                )
+
+
+def train_one_epoch(
+    f: Fold, stage: Stage, state: TrainState, progress: bool, diverged: Divergence | None = None
+) -> tuple[float, int]:
+    """One pass over this rank's batches of epoch `state.epoch`; returns (mean loss, images).
+    FathomError once the loss has not been finite for NONFINITE_STEPS steps (`diverged`
+    carries the count from epoch to epoch)."""
     cfg, ctx, model, epoch = f.cfg, f.ctx, f.model, state.epoch
     model.train()
     freeze_norm_statistics(model)
@@ -461,6 +524,8 @@ def train_one_epoch(f: Fold, stage: Stage, state: TrainState, progress: bool) ->
     rows_dev = to_device(np.concatenate(batches), f.device)
     loss_sum = torch.zeros((), device=f.device)
     seen = 0
+    diverged = diverged or Divergence(f)
+    diverged.start_epoch(epoch, len(batches))
     stage.opt.zero_grad(set_to_none=True)
     bar = tqdm(
         f.train_src.batches(batches) if f.crops is None else f.crops.batches(f.train_src, batches),
@@ -500,6 +565,7 @@ def train_one_epoch(f: Fold, stage: Stage, state: TrainState, progress: bool) ->
             if f.ema is not None:
                 f.ema.update(model, step=state.total_updates)
             stage.sched.step_update(num_updates=state.updates)
+        diverged.add(i, loss, step_now)
         loss_sum += loss.detach() * len(rows)  # stays on the device: no sync per step
         seen += len(rows)
     return float(loss_sum) / max(seen, 1), seen  # float() waits for the GPU to finish
