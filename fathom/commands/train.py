@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.gpus:  # each fold its own `fathom train --fold K` process on one GPU
             run_dir = multigpu.train_config_on_gpus(
-                args.config, overrides, cfg.name, args.runs, folds, args.gpus
+                args.config, overrides, cfg.name, args.runs, folds, args.gpus, device=cfg.device
             )
         else:
             run_dir = train_run(cfg, data, args.runs, folds, progress=not args.no_progress)
