@@ -1,12 +1,20 @@
 """The training loop: one fold (or a full fit) of any timm backbone, resumable, with its outputs.
 
     runs/<exp>/config.json                the resolved config (also inside every checkpoint)
-    runs/<exp>/fold<k>/history.csv        one row per epoch
+    runs/<exp>/fold<k>/history.csv        one row per epoch (columns below)
     runs/<exp>/fold<k>/last.pt            everything needed to resume, written after each epoch
-    runs/<exp>/fold<k>/best.pt            the weights with the best val MAP@20 (EMA weights with ema)
+    runs/<exp>/fold<k>/best.pt            the weights with the best validation score (EMA
+                                          weights with ema): MAP@20, or accuracy for a
+                                          single-label task
     runs/<exp>/fold<k>/oof.npz            the fold's validation images, from best.pt
     runs/<exp>/fold<k>/eval.npz           the eval images, from best.pt
     runs/<exp>/full/                      a full fit (no validation): eval.npz only
+
+history.csv: epoch, stage; train_loss and val_loss, both the category loss alone (without the
+supercategory head's term, which validation has no use for; train_loss is the mean over the
+epoch's steps, of the augmented and mixed batches, pseudo-labelled rows weighted by
+pseudo_weight); val_map20 (and val_acc for a single-label task) of the weights best.pt would
+keep; lr (the head's group), seconds, images_per_s.
 
 A killed run resumes from last.pt with the same command and loses at most the epoch in
 progress; a finished fold is skipped. Under torchrun every rank runs this same code on its
@@ -239,7 +247,9 @@ def _train_fold(cfg, data, out, fold, ctx, device, progress, on_start) -> Path:
             scores = {} if f.full else validate(f)
             # a full fit has nothing to validate on, so its latest epoch counts as its best
             score = (
-                float(state.epoch) if f.full else distributed.all_agree(ctx, scores["val_map20"])
+                float(state.epoch)
+                if f.full
+                else distributed.all_agree(ctx, scores[score_column(cfg.task)])
             )
             row = {"epoch": state.epoch + 1, "stage": stage.number, "train_loss": train_loss}
             row |= scores | {
@@ -548,7 +558,7 @@ def train_one_epoch(
         with sync:
             with precision.autocast(f.device, f.amp):
                 out = stage.step_model(x)
-            loss = batch_loss(f, out, y, rows, rows_dev[part])
+            loss, category = batch_loss(f, out, y, rows, rows_dev[part])
             f.scaler.scale(loss / cfg.accumulate).backward()
         if step_now:
             if cfg.grad_clip > 0:
@@ -566,20 +576,21 @@ def train_one_epoch(
                 f.ema.update(model, step=state.total_updates)
             stage.sched.step_update(num_updates=state.updates)
         diverged.add(i, loss, step_now)
-        loss_sum += loss.detach() * len(rows)  # stays on the device: no sync per step
+        loss_sum += category.detach() * len(rows)  # stays on the device: no sync per step
         seen += len(rows)
     return float(loss_sum) / max(seen, 1), seen  # float() waits for the GPU to finish
 
 
 def batch_loss(
     f: Fold, out: dict, y: torch.Tensor, rows: np.ndarray, rows_dev: torch.Tensor
-) -> torch.Tensor:
-    """The step's loss in float32 whatever the autocast: the main loss (pseudo rows, last in
-    the batch, weighted by pseudo_weight), plus supercat_weight x the supercategory BCE on
-    the labelled rows (a pseudo row has no supercategory truth)."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the step's loss, its category part), in float32 whatever the autocast: the category
+    loss (pseudo rows, last in the batch, weighted by pseudo_weight), plus supercat_weight x
+    the supercategory BCE on the labelled rows (a pseudo row has no supercategory truth).
+    history.csv's train_loss is the category part, on the terms of val_loss."""
     n_first = len(rows) if not f.n_pseudo else int((rows < f.n_labelled).sum())
     logits = out["logits"].float()
-    loss = weighted_rows_loss(f.loss_fn, logits, y, n_first, f.cfg.pseudo_weight)
+    loss = category = weighted_rows_loss(f.loss_fn, logits, y, n_first, f.cfg.pseudo_weight)
     if f.super_dev is not None:
         if n_first:
             target = f.super_dev[rows_dev[:n_first]]
@@ -588,7 +599,7 @@ def batch_loss(
             )
         else:  # keep the head in the graph (DDP expects every parameter to get a gradient)
             loss = loss + 0.0 * out["super_logits"].sum()
-    return loss
+    return loss, category
 
 
 def validate(f: Fold) -> dict[str, float]:
@@ -711,7 +722,7 @@ def write_fold_predictions(f: Fold, state: TrainState) -> None:
         )
         f.say(
             f"{f.out}: best epoch {state.best_epoch}"
-            + ("" if f.full else f", val MAP@20 {state.best_score:.4f}")
+            + ("" if f.full else f", val {metric_name(cfg.task)} {state.best_score:.4f}")
         )
     distributed.barrier(ctx)  # no rank starts the next fold before the files exist
 
@@ -778,6 +789,16 @@ def fold_tiles(f: Fold, table: pd.DataFrame, split: str, size: int) -> ImageSour
     if not f.cfg.tiles:
         return None
     return open_tiles(table, f"{f.data.name}-{split}", f.cfg, size, f.device, f.ctx)
+
+
+def score_column(task: str) -> str:
+    """The history column that picks best.pt, drives early stopping and the plateau schedule:
+    the task's own metric."""
+    return "val_map20" if task == "multilabel" else "val_acc"
+
+
+def metric_name(task: str) -> str:
+    return "MAP@20" if task == "multilabel" else "accuracy"
 
 
 def fold_name(fold: int | None) -> str:
@@ -1021,7 +1042,9 @@ def _epoch_line(fold: int | None, epochs: int, row: dict) -> str:
         f"stage {row['stage']}",
         f"train_loss {row['train_loss']:.4f}",
     ]
-    for key in ("val_loss", "val_map20", "val_acc"):
+    # a single-label run's MAP@20 (a reciprocal rank) stays in history.csv, out of its line
+    shown = ("val_loss", "val_acc") if "val_acc" in row else ("val_loss", "val_map20")
+    for key in shown:
         if key in row:
             parts.append(f"{key} {row[key]:.4f}")
     parts += [f"lr {row['lr']:.2e}", f"{row['images_per_s']:.0f} img/s", f"{row['seconds']:.1f}s"]
