@@ -54,7 +54,7 @@ from fathom.data.loader import (
     ImageSource,
     JoinedSource,
     TrainData,
-    fits_on_device,
+    device_plan,
     fold_rows,
     pseudo_labels,
     supercategory_targets,
@@ -310,8 +310,12 @@ def set_up_fold(
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
-    # after the model: whether the cache fits is judged on what the model leaves free
-    train_src, eval_src = open_images(data, cfg, cfg.cache_size or size, device, ctx)
+    side = cfg.cache_size or size
+    crop_rows = crop_table_of(data, cfg) if cfg.crop_rate > 0 else None
+    # after the model: whether the images fit is judged on what the model leaves free, once
+    # for everything that lives on the device while training
+    on_device = images_on_device(data, cfg, side, crop_rows, device, ctx, fold, say)
+    train_src, eval_src = open_images(data, cfg, side, device, ctx, on_device)
     loss_fn = build_loss(cfg, y_all[train_rows], n_classes).to(device)  # labelled rows only
     n_labelled, n_pseudo, y_dev = len(data.train), 0, y_all
     if cfg.pseudo_from:
@@ -321,7 +325,7 @@ def set_up_fold(
         say(f"{fold_name(fold)}: {n_pseudo} pseudo-labelled eval images from {cfg.pseudo_from}")
     crops = None
     if cfg.crop_rate > 0:  # (config.check keeps crops and pseudo-labels apart)
-        crops = open_crops(data, cfg, train_rows, cfg.cache_size or size, device, ctx)
+        crops = open_crops(data, cfg, crop_rows, train_rows, side, device, ctx, on_device)
         # a crop's targets follow the training table's rows: sample offset + j is crop j
         y_dev = np.concatenate([y_dev, crops.targets])
         if y_super is not None:  # a crop's supercategories are those of its categories
@@ -746,16 +750,8 @@ def write_fold_bank(f: Fold, batch: int) -> None:
 # --- helpers
 
 
-def open_crops(
-    data: TrainData,
-    cfg: TrainConfig,
-    train_rows: np.ndarray,
-    size: int,
-    device: torch.device,
-    ctx: distributed.Dist,
-) -> FoldCrops:
-    """The fold's box crops (crop_rate > 0): the crops of every training image in one cache,
-    `<dataset>-crops` (rank 0 builds it), of which this fold trains on its training images'."""
+def crop_table_of(data: TrainData, cfg: TrainConfig) -> pd.DataFrame:
+    """The box crops of every training image (crop_rate > 0), one row each."""
     if data.boxes is None or data.boxes.empty:
         raise FathomError(
             f"crop_rate = {cfg.crop_rate}: {data.name} has no boxes "
@@ -766,13 +762,23 @@ def open_crops(
         raise FathomError(
             f"crop_rate = {cfg.crop_rate}: no box of {data.name} is on a training image"
         )
-    label = f"{data.name}-crops"
-    if ctx.is_main:
-        build_cache(table, cfg.cache_dir, size, label, cfg.num_workers or None)
-    distributed.barrier(ctx)
-    path = build_cache(table, cfg.cache_dir, size, label, progress=False)
-    on_device = cfg.data_on_device == "yes" or (
-        cfg.data_on_device == "auto" and fits_on_device(len(table) * size * size * 3, device)
+    return table
+
+
+def open_crops(
+    data: TrainData,
+    cfg: TrainConfig,
+    table: pd.DataFrame,
+    train_rows: np.ndarray,
+    size: int,
+    device: torch.device,
+    ctx: distributed.Dist,
+    on_device: bool,
+) -> FoldCrops:
+    """The fold's box crops (crop_rate > 0): the crops of every training image in one cache,
+    `<dataset>-crops`, of which this fold trains on its training images'."""
+    path = build_cache(
+        table, cfg.cache_dir, size, f"{data.name}-crops", cfg.num_workers or None, ctx.is_main
     )
     return FoldCrops(
         table=table,
@@ -988,30 +994,53 @@ def wrap_for_step(
     return step_model
 
 
+def images_on_device(
+    data: TrainData,
+    cfg: TrainConfig,
+    side: int,
+    crop_rows: pd.DataFrame | None,
+    device: torch.device,
+    ctx: distributed.Dist,
+    fold: int | None,
+    say: Callable[..., None],
+) -> bool:
+    """Whether the fold's training images live on the device: the training cache, with the
+    eval cache in a pseudo-label round and the box crops with crop_rate, judged together and
+    once (device_plan), so that the last of them does not find the memory the first took."""
+    image = side * side * 3
+    parts = {"training cache": len(data.train) * image}
+    if cfg.pseudo_from:
+        parts["eval cache (pseudo-labels)"] = len(data.eval) * image
+    if crop_rows is not None:
+        parts["box crops"] = len(crop_rows) * image
+    hold, why = device_plan(cfg.data_on_device, parts, device)
+    if why and ctx.is_main:
+        say(f"{fold_name(fold)}: {why}")
+    return hold
+
+
 def open_images(
-    data: TrainData, cfg: TrainConfig, size: int, device: torch.device, ctx: distributed.Dist
+    data: TrainData,
+    cfg: TrainConfig,
+    size: int,
+    device: torch.device,
+    ctx: distributed.Dist,
+    on_device: bool,
 ):
-    """Image sources for the training and eval tables (rank 0 builds missing caches first)."""
-    if ctx.is_main:
-        build_cache(data.train, cfg.cache_dir, size, f"{data.name}-train", cfg.num_workers or None)
-        if len(data.eval):
-            build_cache(
-                data.eval, cfg.cache_dir, size, f"{data.name}-eval", cfg.num_workers or None
-            )
-    distributed.barrier(ctx)
+    """Image sources for the training and eval tables, their caches built first if missing.
+    Every rank calls build_cache: one process builds a cache while the others wait on its
+    lock (not in a collective, whose timeout the build could outlast), then find it done."""
     sources = []
     for table, label in ((data.train, "train"), (data.eval, "eval")):
         if not len(table):
             sources.append(None)
             continue
-        path = build_cache(table, cfg.cache_dir, size, f"{data.name}-{label}", progress=False)
-        n_bytes = len(table) * size * size * 3
-        # the eval images go to the device only while predicting (ImageSource.held)
-        on_device = label == "train" and (
-            cfg.data_on_device == "yes"
-            or (cfg.data_on_device == "auto" and fits_on_device(n_bytes, device))
+        path = build_cache(
+            table, cfg.cache_dir, size, f"{data.name}-{label}", cfg.num_workers or None, ctx.is_main
         )
-        sources.append(ImageSource(path, device, on_device, cfg.num_workers))
+        # the eval images go to the device only while predicting (ImageSource.held)
+        hold = on_device and label == "train"
+        sources.append(ImageSource(path, device, hold, cfg.num_workers))
     return sources
 
 
