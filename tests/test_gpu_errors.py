@@ -174,3 +174,24 @@ def test_fp16_whose_every_step_overflows_stops(tiny_comp, tmp_path, monkeypatch)
     cfg = tiny_config(tiny_comp, tmp_path, epochs=2, amp="fp16")
     with pytest.raises(FathomError, match=r"fold0 epoch 1: fp16 gradients overflowed at every"):
         train_fold(cfg, read_data(cfg), tmp_path / "runs", 0, progress=False)
+
+
+def test_cudnn_benchmark_and_tf32_are_set_for_a_gpu_only(monkeypatch):
+    """Issue 18.11: the engine sets them (scripts/bench_train.py calls the same function)."""
+    calls = []
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    monkeypatch.setattr(torch, "set_float32_matmul_precision", calls.append)
+    precision.configure_cuda(torch.device("cpu"))
+    assert calls == [] and torch.backends.cudnn.benchmark is False  # a CPU run is unchanged
+    precision.configure_cuda(CUDA)
+    assert calls == ["high"] and torch.backends.cudnn.benchmark is True
+
+
+def test_train_fold_configures_its_device(tiny_comp, tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr(precision, "configure_cuda", seen.append)
+    monkeypatch.setattr(train_module, "train_one_epoch", lambda *a: 1 / 0)
+    cfg = tiny_config(tiny_comp, tmp_path)
+    with pytest.raises(ZeroDivisionError):
+        train_fold(cfg, read_data(cfg), tmp_path / "runs", 0, progress=False)
+    assert seen == [torch.device("cpu")]

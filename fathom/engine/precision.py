@@ -56,6 +56,20 @@ def name(dtype: torch.dtype | None) -> str:
     return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "float32")
 
 
+def configure_cuda(device: torch.device) -> None:
+    """The GPU settings a training run (and scripts/bench_train.py, which must measure what
+    training runs) uses: cuDNN's benchmark mode, which times the convolution algorithms once
+    per input shape and keeps the fastest (a training step's shapes are fixed: incomplete
+    batches are dropped), and TF32 matmuls (float32 range, 10-bit mantissa: what the float32
+    parts of a step lose to it is noise next to bf16/fp16 autocast). A CPU is left alone."""
+    if device.type != "cuda":
+        return
+    torch.backends.cudnn.benchmark = True
+    # the legacy API, on purpose: torch refuses a mix of the two, and torch.compile and timm
+    # read this one
+    torch.set_float32_matmul_precision("high")
+
+
 def check_gpu(amp: str, compile_: bool, device: torch.device) -> None:
     """Refuse, before the first step, what this GPU cannot run: torch.compile below sm_70
     (Triton fails deep inside the first step) and bf16 below sm_80 (emulated: slow, and not

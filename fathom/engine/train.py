@@ -208,6 +208,7 @@ def train_fold(
     ctx = distributed.from_env()
     device = distributed.pick_device(cfg.device, ctx)
     precision.check_gpu(cfg.amp, cfg.compile, device)
+    precision.configure_cuda(device)
     distributed.init(ctx, device)
     out = Path(run_dir) / fold_name(fold)
     with precision.gpu_errors(str(out), device, cfg.batch_size):
