@@ -98,3 +98,15 @@ def test_a_build_that_finds_the_lock_taken_waits_then_reuses_the_finished_cache(
     assert build_cache(table, tmp_path, SIZE, "t", workers=1, progress=False) == path
     assert waited == [path]
     assert not path.with_suffix(".done.npy").exists()
+
+
+def test_a_lock_file_planted_as_a_symlink_touches_nothing_outside(tiny_comp, tmp_path):
+    table = _table(tiny_comp[0])
+    path = cache_path(table, tmp_path / "cache", SIZE, "t")
+    path.parent.mkdir()
+    target = tmp_path / "elsewhere" / "not-created"
+    target.parent.mkdir()
+    path.with_suffix(".lock").symlink_to(target)
+    build_cache(table, tmp_path / "cache", SIZE, "t", workers=1, progress=False)
+    assert not target.exists() and not path.with_suffix(".lock").is_symlink()
+    np.testing.assert_array_equal(np.load(path), _expected(table))

@@ -14,9 +14,11 @@ CPU = torch.device("cpu")
 
 
 class CopyCounter:
+    """Counts, while installed, the calls that would copy host numbers to a device."""
+
     def __init__(self, monkeypatch):
         self.calls = 0
-        real_to, real_tensor = torch.Tensor.to, torch.tensor
+        real_to, real_tensor = REAL_TO, REAL_TENSOR
 
         def to(t, *args, **kwargs):
             if "device" in kwargs or any(isinstance(a, (torch.device, str)) for a in args):
@@ -29,6 +31,9 @@ class CopyCounter:
 
         monkeypatch.setattr(torch.Tensor, "to", to)
         monkeypatch.setattr(torch, "tensor", tensor)
+
+
+REAL_TO, REAL_TENSOR = torch.Tensor.to, torch.tensor
 
 
 def test_an_augmented_mixed_step_makes_no_device_copy(monkeypatch):
@@ -73,3 +78,42 @@ def test_a_joined_pass_copies_once_whatever_its_number_of_steps(tmp_path, monkey
             expected = np.where(rows < 10, rows, 100 + rows - 10)
             np.testing.assert_array_equal(images[:, 0, 0, 0].numpy(), expected)
     assert counts[0] == counts[1]  # per pass, not per step
+
+
+def test_a_training_epoch_copies_per_epoch_not_per_step(tmp_path, monkeypatch):
+    """The whole step as train_fold runs it (augmentation, Mixup, the loss with the
+    supercategory head, the divergence count): as many device copies for 2 steps as for 5."""
+    from engine_fixtures import TINY
+
+    import fathom.engine.train as train_module
+    from fathom import fileio
+    from fathom.data import read_data
+    from fathom.data.coco import open_competition, read_split
+    from fathom.data.folds import assign_folds
+    from fathom.synth.fathomnet import generate
+
+    comp = generate(tmp_path / "comp", TINY, progress=False)
+    folds = assign_folds(read_split(open_competition(comp), "train"), n_splits=2, seed=0)
+    fileio.write_csv(tmp_path / "folds.csv", folds)
+    counts = {}
+    real = train_module.train_one_epoch
+
+    def counted(f, stage, state, progress, diverged=None):
+        counter = CopyCounter(monkeypatch)
+        try:
+            return real(f, stage, state, progress, diverged)
+        finally:
+            counts.setdefault(f.cfg.batch_size, counter.calls)
+            monkeypatch.setattr(torch.Tensor, "to", REAL_TO)
+            monkeypatch.setattr(torch, "tensor", REAL_TENSOR)
+
+    monkeypatch.setattr(train_module, "train_one_epoch", counted)
+    for batch in (8, 4):  # 23 training rows: 2 steps, then 5
+        cfg = TrainConfig(
+            name=f"b{batch}", competition=str(comp), folds=str(tmp_path / "folds.csv"),
+            n_folds=2, img_size=16, batch_size=batch, epochs=1, cache_dir=str(tmp_path / "c"),
+            num_workers=0, device="cpu", data_on_device="yes", mixup=0.4, hue=0.1,
+            auto_augment="trivial", supercat_weight=0.5,
+        )  # fmt: skip
+        train_module.train_fold(cfg, read_data(cfg), tmp_path / cfg.name, 0, progress=False)
+    assert counts[8] == counts[4]

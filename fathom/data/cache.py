@@ -19,6 +19,7 @@ labels. JPEGs decode through PIL's draft mode, which decodes at a reduced scale 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import math
 import os
@@ -179,19 +180,30 @@ def _build_lock(path: Path, progress: bool):
         yield
         return
     lock_path = path.with_suffix(".lock")
-    try:
-        fh = open(lock_path, "a")  # noqa: SIM115 - held open while building
-    except OSError as exc:
-        raise fileio.os_error(exc, lock_path) from None
+    fd = _open_lock(lock_path)
     try:
         try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             _say_waiting(path, progress)
-            fcntl.flock(fh, fcntl.LOCK_EX)
+            fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
-        fh.close()  # releases the lock
+        os.close(fd)  # releases the lock
+
+
+def _open_lock(lock_path: Path) -> int:
+    """The lock file, opened without following a symlink: one planted there must not make
+    fathom create or touch the file it points to (it is replaced by a plain file)."""
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+    for _ in range(2):
+        try:
+            return os.open(lock_path, flags, 0o666)
+        except OSError as exc:
+            if exc.errno != errno.ELOOP or not lock_path.is_symlink():
+                raise fileio.os_error(exc, lock_path) from None
+            lock_path.unlink()
+    raise FathomError(f"{lock_path}: keeps being replaced by a symlink; remove it")
 
 
 def _say_waiting(path: Path, progress: bool) -> None:

@@ -471,8 +471,9 @@ class Divergence:
     def __init__(self, f: Fold):
         self.name, self.scaler = f.name, f.scaler
         self.streak = torch.zeros((), dtype=torch.long, device=f.device)
-        # where the current streak began: (epoch, step), both 1-based
-        self.first = torch.zeros(2, dtype=torch.long, device=f.device)
+        # where the current streak began, both 1-based
+        self.first_epoch = torch.zeros((), dtype=torch.long, device=f.device)
+        self.first_step = torch.zeros((), dtype=torch.long, device=f.device)
 
     def start_epoch(self, epoch: int, n_batches: int) -> None:
         self.epoch, self.n_batches, self.steps = epoch + 1, n_batches, 0
@@ -482,8 +483,10 @@ class Divergence:
 
     def add(self, i: int, loss: torch.Tensor, step_now: bool) -> None:
         bad = ~torch.isfinite(loss.detach())
-        here = torch.tensor([self.epoch, i + 1], device=self.first.device)
-        self.first = torch.where(bad & (self.streak == 0), here, self.first)
+        starts = bad & (self.streak == 0)
+        # Python numbers go to the kernel as arguments: no host-to-device copy
+        self.first_epoch = torch.where(starts, self.epoch, self.first_epoch)
+        self.first_step = torch.where(starts, i + 1, self.first_step)
         self.streak = (self.streak + 1) * bad
         self.steps += int(step_now)
         if (i + 1) % NONFINITE_STEPS == 0 or i + 1 == self.n_batches:
@@ -492,7 +495,7 @@ class Divergence:
     def check(self, i: int) -> None:
         streak = int(self.streak)  # waits for the GPU: every NONFINITE_STEPS steps only
         if streak >= self.limit:
-            epoch, step = self.first.tolist()
+            epoch, step = int(self.first_epoch), int(self.first_step)
             raise FathomError(
                 f"{self.name} epoch {epoch}, step {step}: the loss was not finite for "
                 f"{streak} steps in a row (the run diverged): lower lr, set grad_clip, or use "
