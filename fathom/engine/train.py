@@ -21,7 +21,8 @@ progress; a finished fold is skipped. Under torchrun every rank runs this same c
 slice of each batch; rank 0 alone writes files.
 
 `train_fold` is the whole story of one fold; the functions below it are its steps, in the
-order it calls them. A resumed run must repeat an uninterrupted one bit for bit, so every
+order it calls them. What a fold trains and validates on (rows, targets, caches, and whether
+they live on the device) is built on the data side, by fathom/data/fold_data.py. A resumed run must repeat an uninterrupted one bit for bit, so every
 step draws from the global torch RNG in the same order as before it was split out.
 """
 
@@ -47,21 +48,9 @@ from tqdm import tqdm
 from fathom import fileio
 from fathom.config import TrainConfig, config_differences
 from fathom.data.augment import Preprocess
-from fathom.data.cache import build_cache
-from fathom.data.coco import label_matrix
-from fathom.data.crops import FoldCrops, crop_table, fold_crops
-from fathom.data.loader import (
-    ImageSource,
-    JoinedSource,
-    TrainData,
-    device_plan,
-    fold_rows,
-    pseudo_labels,
-    supercategory_targets,
-    targets,
-    to_device,
-    train_batches,
-)
+from fathom.data.crops import FoldCrops
+from fathom.data.fold_data import fold_images, fold_labels
+from fathom.data.loader import ImageSource, TrainData, to_device, train_batches
 from fathom.engine import distributed, precision
 from fathom.engine.losses import build_loss, supercat_loss, weighted_rows_loss
 from fathom.engine.models import (
@@ -281,60 +270,32 @@ def set_up_fold(
     say: Callable[..., None],
 ) -> Fold:
     """Rows, model, images, preprocessing and loss of one fold: the same on every rank and on
-    every resume."""
+    every resume. The fold's data comes from fathom/data/fold_data.py, in its two steps."""
     seed_everything(cfg.seed)  # the same initial weights on every rank
-    train_rows, val_rows = fold_rows(data, fold, cfg.holdout_categories)
-    if len(train_rows) < 2:
-        raise FathomError(
-            f"{fold_name(fold)}: {len(train_rows)} training image(s); need at least 2"
-        )
+    labels = fold_labels(data, cfg, fold)
     n_classes = len(data.class_ids)
-    y_all = targets(data.train["categories"], data.class_ids, cfg.task)
-    y_super, supercat_of = supercategory_targets(data) if cfg.supercat_weight > 0 else (None, None)
-
-    model = build_model(cfg, n_classes, supercat_of, 0 if y_super is None else y_super.shape[1])
+    model = build_model(cfg, n_classes, labels.supercat_of, labels.n_super)
     if cfg.prior_bias:
-        y_train = y_all[train_rows]
+        y_train = labels.y_all[labels.train_rows]
         prior = (
             y_train.mean(axis=0)
             if cfg.task == "multilabel"
             else np.bincount(y_train, minlength=n_classes) / len(y_train)
         )
         init_head_bias(model, prior, cfg.task)
-        if y_super is not None:
-            init_super_bias(model, y_super[train_rows].mean(axis=0))
+        if labels.y_super is not None:
+            init_super_bias(model, labels.y_super[labels.train_rows].mean(axis=0))
     dcfg = data_config(model)
     size = cfg.img_size or int(dcfg["input_size"][-1])
-    on_gpu = device.type == "cuda"
-    channels_last = cfg.channels_last and on_gpu
+    channels_last = cfg.channels_last and device.type == "cuda"
     amp = precision.autocast_dtype(cfg.amp, device)
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
-    side = cfg.cache_size or size
-    crop_rows = crop_table_of(data, cfg) if cfg.crop_rate > 0 else None
-    # after the model: whether the images fit is judged on what the model leaves free, once
-    # for everything that lives on the device while training
-    on_device = images_on_device(data, cfg, side, crop_rows, device, ctx, fold, say)
-    train_src, eval_src = open_images(data, cfg, side, device, ctx, on_device)
-    loss_fn = build_loss(cfg, y_all[train_rows], n_classes).to(device)  # labelled rows only
-    n_labelled, n_pseudo, y_dev = len(data.train), 0, y_all
-    if cfg.pseudo_from:
-        train_rows, y_dev, train_src, n_pseudo = add_pseudo_rows(
-            cfg, data, fold, val_rows, train_rows, y_all, train_src, eval_src, device
-        )
-        say(f"{fold_name(fold)}: {n_pseudo} pseudo-labelled eval images from {cfg.pseudo_from}")
-    crops = None
-    if cfg.crop_rate > 0:  # (config.check keeps crops and pseudo-labels apart)
-        crops = open_crops(data, cfg, crop_rows, train_rows, side, device, ctx, on_device)
-        # a crop's targets follow the training table's rows: sample offset + j is crop j
-        y_dev = np.concatenate([y_dev, crops.targets])
-        if y_super is not None:  # a crop's supercategories are those of its categories
-            y_super = np.concatenate(
-                [y_super, crop_supercategories(crops.targets, supercat_of, y_super.shape[1])]
-            )
+    # after the model: whether the images fit is judged on what the model leaves free
+    images = fold_images(data, cfg, labels, cfg.cache_size or size, device, ctx.is_main, say)
     batches_per_epoch = len(
-        train_batches(len(train_rows), cfg.batch_size, cfg.seed, 0, ctx.rank, ctx.world)
+        train_batches(len(images.train_rows), cfg.batch_size, cfg.seed, 0, ctx.rank, ctx.world)
     )
     return Fold(
         cfg=cfg,
@@ -345,51 +306,27 @@ def set_up_fold(
         device=device,
         amp=amp,
         scaler=precision.grad_scaler(device, amp),
-        train_rows=train_rows,
-        val_rows=val_rows,
-        y_all=y_all,
-        y_dev=torch.from_numpy(y_dev).to(device),
+        train_rows=images.train_rows,
+        val_rows=labels.val_rows,
+        y_all=labels.y_all,
+        y_dev=torch.from_numpy(images.targets).to(device),
         model=model,
         # the EMA copy is made after the move, so it lives on the device beside the model
         ema=ModelEmaV3(model, decay=cfg.ema_decay, use_warmup=True) if cfg.ema else None,
         prep=Preprocess(cfg, size, dcfg["mean"], dcfg["std"], device, channels_last),
-        loss_fn=loss_fn,
-        train_src=train_src,
-        eval_src=eval_src,
+        # labelled rows only
+        loss_fn=build_loss(cfg, labels.y_all[labels.train_rows], n_classes).to(device),
+        train_src=images.train_src,
+        eval_src=images.eval_src,
         updates_per_epoch=math.ceil(batches_per_epoch / cfg.accumulate),
         say=say,
-        super_dev=None if y_super is None else torch.from_numpy(y_super).to(device),
-        n_labelled=n_labelled,
-        n_pseudo=n_pseudo,
-        crops=crops,
+        super_dev=None
+        if images.super_targets is None
+        else torch.from_numpy(images.super_targets).to(device),
+        n_labelled=images.n_labelled,
+        n_pseudo=images.n_pseudo,
+        crops=images.crops,
     )
-
-
-def crop_supercategories(crop_targets: np.ndarray, supercat_of, n_super: int) -> np.ndarray:
-    """The supercategory targets of box crops: those of the categories each crop holds."""
-    member = np.zeros((crop_targets.shape[1], n_super), dtype=np.float32)
-    for j, s in enumerate(supercat_of):
-        if s >= 0:
-            member[j, s] = 1.0
-    return (crop_targets @ member > 0).astype(np.float32)
-
-
-def add_pseudo_rows(cfg, data, fold, val_rows, train_rows, y_all, train_src, eval_src, device):
-    """The second round's pseudo-labelled rows: (training rows with the pseudo rows appended,
-    targets of every row, a source that serves both caches, the number of pseudo rows).
-
-    A pseudo row's index is len(data.train) + its eval-table row, which is where the joined
-    source finds its image and y_dev its soft targets (pseudo_labels: fold k's targets come
-    from the first round's fold-k model only)."""
-    if eval_src is None:
-        raise FathomError(f"pseudo_from={cfg.pseudo_from}: the competition has no eval images")
-    keep, soft = pseudo_labels(cfg.pseudo_from, fold, data, val_rows, cfg.pseudo_threshold)
-    y_eval = np.zeros((len(data.eval), y_all.shape[1]), dtype=np.float32)
-    y_eval[keep] = soft
-    # the eval cache joins the training images held like them (on the device when they are)
-    held = ImageSource(eval_src.path, device, train_src.tensor is not None, cfg.num_workers)
-    rows = np.concatenate([train_rows, len(data.train) + keep])
-    return rows, np.concatenate([y_all, y_eval]), JoinedSource(train_src, held), len(keep)
 
 
 def start_or_resume(f: Fold) -> tuple[TrainState, dict | None]:
@@ -754,46 +691,6 @@ def write_fold_bank(f: Fold, batch: int) -> None:
 # --- helpers
 
 
-def crop_table_of(data: TrainData, cfg: TrainConfig) -> pd.DataFrame:
-    """The box crops of every training image (crop_rate > 0), one row each."""
-    if data.boxes is None or data.boxes.empty:
-        raise FathomError(
-            f"crop_rate = {cfg.crop_rate}: {data.name} has no boxes "
-            "(object_detection/train.json annotations); set crop_rate = 0"
-        )
-    table = crop_table(data.train, data.boxes, cfg.crop_margin)
-    if table.empty:
-        raise FathomError(
-            f"crop_rate = {cfg.crop_rate}: no box of {data.name} is on a training image"
-        )
-    return table
-
-
-def open_crops(
-    data: TrainData,
-    cfg: TrainConfig,
-    table: pd.DataFrame,
-    train_rows: np.ndarray,
-    size: int,
-    device: torch.device,
-    ctx: distributed.Dist,
-    on_device: bool,
-) -> FoldCrops:
-    """The fold's box crops (crop_rate > 0): the crops of every training image in one cache,
-    `<dataset>-crops`, of which this fold trains on its training images'."""
-    path = build_cache(
-        table, cfg.cache_dir, size, f"{data.name}-crops", cfg.num_workers or None, ctx.is_main
-    )
-    return FoldCrops(
-        table=table,
-        eligible=fold_crops(table, data.train, train_rows, cfg.holdout_categories),
-        offset=len(data.train),
-        rate=cfg.crop_rate,
-        source=ImageSource(path, device, on_device, cfg.num_workers),
-        targets=label_matrix(table["categories"], data.class_ids),
-    )
-
-
 def fold_tiles(f: Fold, table: pd.DataFrame, split: str, size: int) -> ImageSource | None:
     """The tiles of a split's images when cfg.tiles asks for them (their cache built now)."""
     if not f.cfg.tiles:
@@ -996,56 +893,6 @@ def wrap_for_step(
     if cfg.compile:
         step_model = torch.compile(step_model)
     return step_model
-
-
-def images_on_device(
-    data: TrainData,
-    cfg: TrainConfig,
-    side: int,
-    crop_rows: pd.DataFrame | None,
-    device: torch.device,
-    ctx: distributed.Dist,
-    fold: int | None,
-    say: Callable[..., None],
-) -> bool:
-    """Whether the fold's training images live on the device: the training cache, with the
-    eval cache in a pseudo-label round and the box crops with crop_rate, judged together and
-    once (device_plan), so that the last of them does not find the memory the first took."""
-    image = side * side * 3
-    parts = {"training cache": len(data.train) * image}
-    if cfg.pseudo_from:
-        parts["eval cache (pseudo-labels)"] = len(data.eval) * image
-    if crop_rows is not None:
-        parts["box crops"] = len(crop_rows) * image
-    hold, why = device_plan(cfg.data_on_device, parts, device)
-    if why and ctx.is_main:
-        say(f"{fold_name(fold)}: {why}")
-    return hold
-
-
-def open_images(
-    data: TrainData,
-    cfg: TrainConfig,
-    size: int,
-    device: torch.device,
-    ctx: distributed.Dist,
-    on_device: bool,
-):
-    """Image sources for the training and eval tables, their caches built first if missing.
-    Every rank calls build_cache: one process builds a cache while the others wait on its
-    lock (not in a collective, whose timeout the build could outlast), then find it done."""
-    sources = []
-    for table, label in ((data.train, "train"), (data.eval, "eval")):
-        if not len(table):
-            sources.append(None)
-            continue
-        path = build_cache(
-            table, cfg.cache_dir, size, f"{data.name}-{label}", cfg.num_workers or None, ctx.is_main
-        )
-        # the eval images go to the device only while predicting (ImageSource.held)
-        hold = on_device and label == "train"
-        sources.append(ImageSource(path, device, hold, cfg.num_workers))
-    return sources
 
 
 RESUME_KEYS = ("config", "model", "ema", "optimizer", "scheduler", "state", "rng")
