@@ -41,7 +41,7 @@ def test_a_duplicate_builder_stopped_midway_loses_no_rows_of_the_first(tiny_comp
     assert second.exitcode == 0  # it waited for the lock, then found the cache done
 
 
-def test_akilled_builder_marks_done_only_written_rows_and_the_next_one_finishes(
+def test_a_killed_builder_marks_done_only_written_rows_and_the_next_one_finishes(
     tiny_comp, tmp_path
 ):
     comp_dir = tiny_comp[0]
