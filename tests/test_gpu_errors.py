@@ -195,3 +195,16 @@ def test_train_fold_configures_its_device(tiny_comp, tmp_path, monkeypatch):
     with pytest.raises(ZeroDivisionError):
         train_fold(cfg, read_data(cfg), tmp_path / "runs", 0, progress=False)
     assert seen == [torch.device("cpu")]
+
+
+def test_fathom_predict_out_of_memory_is_one_line(run_cli, monkeypatch, tmp_path):
+    import fathom.engine.predict as predict_module
+
+    def oom(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 8.00 GiB")
+
+    monkeypatch.setattr(predict_module, "predict_run", oom)
+    code, out, err = run_cli("predict", tmp_path / "runs" / "r", "--comp", tmp_path)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "the GPU ran out of memory" in err and "lower --batch-size" in err
+    assert "bug in fathom" not in err

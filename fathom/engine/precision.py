@@ -92,16 +92,17 @@ def check_gpu(amp: str, compile_: bool, device: torch.device) -> None:
 
 
 @contextlib.contextmanager
-def gpu_errors(where: str, device: torch.device, batch_size: int):
+def gpu_errors(where: str, device: torch.device | str, batch: str | int):
     """CUDA's out-of-memory and "no kernel image" errors as one line saying what to change;
-    other errors pass through."""
+    other errors pass through. `batch`: the batch size (training), or the option that sets it."""
     try:
         yield
     except torch.OutOfMemoryError:
+        lower = f"batch_size (now {batch})" if isinstance(batch, int) else batch
         raise FathomError(
-            f"{where}: the GPU ran out of memory ({_gpu_name(device)}): lower batch_size "
-            f"(now {batch_size}), set data_on_device = no (the image cache then stays in host "
-            "memory) or a smaller cache_size / img_size"
+            f"{where}: the GPU ran out of memory ({_gpu_name(device)}): lower {lower}, set "
+            "data_on_device = no (the image cache then stays in host memory) or a smaller "
+            "cache_size / img_size"
         ) from None
     except RuntimeError as exc:
         if "no kernel image" not in str(exc):
@@ -113,10 +114,11 @@ def gpu_errors(where: str, device: torch.device, batch_size: int):
         ) from None
 
 
-def _gpu_name(device: torch.device) -> str:
-    if device.type != "cuda":
-        return str(device)
+def _gpu_name(device: torch.device | str) -> str:
     try:
+        device = torch.device("cuda" if device == "auto" else device)
+        if device.type != "cuda":
+            return str(device)
         major, minor = torch.cuda.get_device_capability(device)
         return f"{torch.cuda.get_device_name(device)}, compute capability {major}.{minor}"
     except Exception:  # the error being reported may have left CUDA unable to answer
