@@ -1,7 +1,9 @@
 """Folds on several GPUs at once: `fathom train CONFIG --gpus 0,1,2,3`.
 
-One process per GPU (`python -m fathom train CONFIG --fold K` with CUDA_VISIBLE_DEVICES set to
-that GPU), each taking the next fold when its last one ends. Every child is the ordinary
+One process per GPU (`python -m fathom train CONFIG --fold K device=cuda` with
+CUDA_VISIBLE_DEVICES set to that GPU alone), each taking the next fold when its last one ends.
+A GPU number counts the GPUs this process sees, as `cuda:N` would: under an existing
+CUDA_VISIBLE_DEVICES=4,5, `--gpus 1` is GPU 5. Every child is the ordinary
 command, so each fold is resumable on its own and a rerun skips finished folds. A child's
 output goes to runs/<exp>/logs/fold<k>.log; its epoch lines, tagged with the GPU, are the
 progress shown here. Independent folds scale with no communication at all; torchrun (DDP)
