@@ -204,7 +204,16 @@ def train_fold(
         return _train_fold(cfg, data, out, fold, ctx, device, progress, on_start)
 
 
-def _train_fold(cfg, data, out, fold, ctx, device, progress, on_start) -> Path:
+def _train_fold(
+    cfg: TrainConfig,
+    data: TrainData,
+    out: Path,
+    fold: int | None,
+    ctx: distributed.Dist,
+    device: torch.device,
+    progress: bool,
+    on_start: Callable[[], None] | None,
+) -> Path:
     """The story of one fold: set-up, epochs, predictions (train_fold puts the device checks
     and the one-line GPU errors around it)."""
     say = print if ctx.is_main else (lambda *a, **k: None)
