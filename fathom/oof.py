@@ -35,7 +35,11 @@ def cv_scores(probs: np.ndarray, targets: np.ndarray, fold: np.ndarray) -> dict:
         "prior_map20": prior,
     }
     if len(targets) and (np.asarray(targets).sum(axis=1) == 1).all():
-        scores["accuracy"] = float((probs.argmax(axis=1) == targets.argmax(axis=1)).mean())
+        hit = probs.argmax(axis=1) == np.asarray(targets).argmax(axis=1)
+        scores["accuracy"] = float(hit.mean())
+        scores["per_fold_accuracy"] = {
+            int(k): float(hit[fold == k].mean()) for k in np.unique(fold)
+        }
     return scores
 
 
@@ -63,6 +67,7 @@ def write_oof(run_dir: str | Path, allow_missing: bool = False) -> dict:
         raise FathomError(f"{run.path}: no fold has finished (no fold<k>/oof.npz)")
     oof = stitch_oof({k: run.fold_oof(k) for k in done})
     scores = cv_scores(oof["probs"], oof["targets"], oof["fold"])
+    scores["task"] = run.task  # which of the scores is the run's own metric
     if missing:
         scores["missing_folds"] = missing
     fileio.save_npz(run.path / "oof.npz", **oof)

@@ -134,8 +134,8 @@ def main() -> None:
         if args.device == "auto" and torch.cuda.is_available()
         else args.device.replace("auto", "cpu")
     )
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
+    # the settings fathom's training sets (train_fold calls it too): (a) and (b) alike
+    precision.configure_cuda(device)
     width, height = (int(v) for v in args.source_size.lower().split("x"))
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="fathom_bench_"))
     cfg = TrainConfig(

@@ -258,14 +258,25 @@ def _four_class_data(tiny_comp) -> TrainData:
     )
 
 
-def test_singlelabel_task_from_a_generic_table(tiny_comp, tmp_path):  # noqa: F811
+def test_singlelabel_task_from_a_generic_table(tiny_comp, tmp_path, capsys, run_cli):  # noqa: F811
     data = _four_class_data(tiny_comp)
     cfg = tiny_config(
-        tiny_comp, tmp_path, task="singlelabel", loss="ce_balanced", label_smoothing=0.1
+        tiny_comp, tmp_path, task="singlelabel", loss="ce_balanced", label_smoothing=0.1, epochs=3
     )
-    out = train_fold(cfg, data, tmp_path / "runs", 0, progress=False)
-    hist = _history(tmp_path / "runs")
+    run = train_run(cfg, data, tmp_path / "runs", [0], progress=False)
+    out = run / "fold0"
+    hist = _history(run)
     assert "val_acc" in hist.columns and 0 <= hist["val_acc"].iloc[-1] <= 1
+    # issue 22: a single-label run speaks of its own metric, and keeps the epoch it scores best
+    said = capsys.readouterr().out
+    assert "MAP@20" not in said and "map20" not in said
+    best = int(hist["epoch"][hist["val_acc"].idxmax()])
+    assert f"best epoch {best}, val accuracy {hist['val_acc'].max():.4f}" in said
+    assert torch.load(out / "best.pt", weights_only=True)["epoch"] == best
+    code, said, err = run_cli("oof", run, "--allow-missing-folds")
+    assert code == 0, err
+    assert "MAP@20" not in said and f"fold 0: accuracy {hist['val_acc'].max():.4f}" in said
+    assert "CV accuracy" in said
     oof = read_predictions(out / "oof.npz")
     assert oof["probs"].shape == (24, 4)
     np.testing.assert_allclose(oof["probs"].sum(axis=1), 1.0, rtol=1e-5)
@@ -418,3 +429,14 @@ def test_singlelabel_trains_on_mixed_one_hot_targets(tiny_comp, tmp_path, loss):
     train_fold(cfg, data, tmp_path / "runs", 0, progress=False)
     hist = _history(tmp_path / "runs")
     assert np.isfinite(hist[NUMBERS].to_numpy()).all() and "val_acc" in hist.columns
+
+
+def test_train_loss_and_val_loss_are_both_the_category_loss(tiny_comp, tmp_path, monkeypatch):  # noqa: F811
+    """Issue 22: with the supercategory head, train_loss used to carry its term and val_loss
+    not. A constant added to that term (no gradient: the same training) must not show."""
+    real = train_module.supercat_loss
+    monkeypatch.setattr(train_module, "supercat_loss", lambda *a: real(*a) + 1000.0)
+    cfg = tiny_config(tiny_comp, tmp_path, epochs=1, supercat_weight=1.0)
+    train_fold(cfg, read_data(cfg), tmp_path / "runs", 0, progress=False)
+    hist = _history(tmp_path / "runs")
+    assert hist["train_loss"].iloc[0] < 10 and hist["val_loss"].iloc[0] < 10

@@ -32,16 +32,22 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(scores))
         return 0
-    for k, v in scores["per_fold"].items():
-        print(f"fold {k}: MAP@20 {v:.4f}")
+    # a single-label run is scored by its accuracy (its MAP@20, a reciprocal rank, stays in
+    # cv.json)
+    single = scores.get("task") == "singlelabel" and "accuracy" in scores
+    name, key, overall = (
+        ("accuracy", "per_fold_accuracy", "accuracy") if single else ("MAP@20", "per_fold", "map20")
+    )
+    for k, v in scores[key].items():
+        print(f"fold {k}: {name} {v:.4f}")
     print(
-        f"CV MAP@20 {scores['map20']:.4f} over {scores['n_images']} images  (wrote {args.run}/oof.npz, eval.npz, cv.json)"
+        f"CV {name} {scores[overall]:.4f} over {scores['n_images']} images  (wrote {args.run}/oof.npz, eval.npz, cv.json)"
     )
     if scores.get("missing_folds"):
         print(
             f"folds {', '.join(map(str, scores['missing_folds']))} missing: this CV covers the others only"
         )
-    if scores["prior_map20"] is not None:
+    if scores["prior_map20"] is not None and not single:
         print(
             f"frequency prior, out of fold (ranked by the other folds' frequencies): MAP@20 {scores['prior_map20']:.4f}"
         )

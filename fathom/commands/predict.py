@@ -54,21 +54,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from fathom.engine.precision import gpu_errors
     from fathom.engine.predict import predict_run
 
     out = Path(args.out) / "eval.npz" if args.out else None
-    path = predict_run(
-        args.run,
-        args.comp,
-        out,
-        args.cache_dir,
-        args.device,
-        args.batch_size,
-        tta=args.tta,
-        overwrite=args.overwrite,
-        tiles=args.tiles,
-        tile_overlap=args.tile_overlap,
-        tile_blend=args.tile_blend,
-    )
+    # a GPU's out-of-memory or "no kernel image" as one line saying what to change
+    with gpu_errors(f"fathom predict {args.run}", args.device, "--batch-size"):
+        path = predict_run(
+            args.run,
+            args.comp,
+            out,
+            args.cache_dir,
+            args.device,
+            args.batch_size,
+            tta=args.tta,
+            overwrite=args.overwrite,
+            tiles=args.tiles,
+            tile_overlap=args.tile_overlap,
+            tile_blend=args.tile_blend,
+        )
     print(f"wrote {path}")
     return 0

@@ -49,7 +49,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="start from pretrained weights: timm's default (no FILE; the HF cache, downloaded into it when online) or a weights FILE",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.add_argument("--gpus", help="e.g. 0,1,2,3: folds at once, one process per GPU")
+    p.add_argument(
+        "--gpus",
+        help="e.g. 0,1,2,3: folds at once, one process per GPU; numbers count the GPUs this "
+        "process sees (within CUDA_VISIBLE_DEVICES when set); GPU-/MIG- ids work too",
+    )
     p.add_argument("--list", action="store_true", help="list the configs NAME finds, and stop")
 
 
@@ -74,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.gpus:  # each fold its own `fathom train --fold K` process on one GPU
             run_dir = multigpu.train_config_on_gpus(
-                args.config, overrides, cfg.name, args.runs, folds, args.gpus
+                args.config, overrides, cfg.name, args.runs, folds, args.gpus, device=cfg.device
             )
         else:
             run_dir = train_run(cfg, data, args.runs, folds, progress=not args.no_progress)

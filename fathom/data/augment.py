@@ -207,11 +207,11 @@ class Preprocess:
         n = x.shape[0]
         if isinstance(params, torch.Generator):
             params = self.draw([n], params)
-        theta = params.theta.to(x.device, non_blocking=True)  # no copy when already there
+        theta = _on(params.theta, x)
         grid = F.affine_grid(theta, [n, 3, self.size, self.size], align_corners=False)
         x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
         if params.gain is not None:
-            gain = params.gain.to(x.device, non_blocking=True)
+            gain = _on(params.gain, x)
             x = (x * gain.view(n, 1, 1, 1)).clamp_(0.0, 1.0)
         if params.contrast is not None:
             x = adjust_contrast(x, _per_image(params.contrast, x))
@@ -233,9 +233,9 @@ class Preprocess:
         if y.dim() == 1:
             y = F.one_hot(y.long(), n_classes)
         y = y.float()
-        partner = params.partner.to(x.device, non_blocking=True)
+        partner = _on(params.partner, x)
         blend = _per_image(params.blend, x)
-        box = params.box.to(x.device, non_blocking=True)
+        box = _on(params.box, x)
         pixels = torch.arange(self.size, device=x.device)
         rows = (pixels >= box[:, 0:1]) & (pixels < box[:, 1:2])  # (B, S)
         cols = (pixels >= box[:, 2:3]) & (pixels < box[:, 3:4])
@@ -248,9 +248,15 @@ class Preprocess:
         return x.contiguous(memory_format=self.memory_format), y
 
 
+def _on(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """`t` on x's device. The training loop uploads an epoch's parameters at once, so in a
+    step this is no call at all; a copy here would be a host-to-device copy per step."""
+    return t if t.device == x.device else t.to(x.device, non_blocking=True)
+
+
 def _per_image(values: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """(B,) values as (B, 1, 1, 1) on x's device, to broadcast over each image."""
-    return values.to(x.device, non_blocking=True).view(-1, 1, 1, 1)
+    return _on(values, x).view(-1, 1, 1, 1)
 
 
 # Colour ops on float (B, 3, H, W) batches in [0, 1], each with per-image (B, 1, 1, 1) factors;
@@ -277,8 +283,11 @@ def adjust_saturation(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
 def adjust_sharpness(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
     """Blend with a 3x3 smoothed copy (the border stays as it is, as in PIL and torchvision)."""
     b, c, h, w = x.shape
-    kernel = torch.tensor([[1.0, 1.0, 1.0], [1.0, 5.0, 1.0], [1.0, 1.0, 1.0]], device=x.device)
-    smooth = F.conv2d(x.reshape(b * c, 1, h, w), (kernel / 13).view(1, 1, 3, 3).to(x.dtype))
+    # made on the device (a fill, not a copy of host numbers that the step would wait for):
+    # 1 everywhere, 5 in the centre, over 13
+    kernel = torch.ones(3, 3, dtype=x.dtype, device=x.device)
+    kernel[1, 1] = 5.0
+    smooth = F.conv2d(x.reshape(b * c, 1, h, w), (kernel / 13).view(1, 1, 3, 3))
     degenerate = x.clone()
     degenerate[..., 1:-1, 1:-1] = smooth.view(b, c, h - 2, w - 2)
     return _blend(x, degenerate, factor)
@@ -295,7 +304,8 @@ def shift_hue(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     )
     hue = (hue / 6 + shift) % 1.0
     # HSV -> RGB: channel n (5, 3, 1 for r, g, b) = V - V S clamp(min(k, 4 - k), 0, 1), k = (n + 6 H) mod 6
-    k = (torch.tensor([5.0, 3.0, 1.0], device=x.device).view(1, 3, 1, 1) + 6 * hue) % 6
+    n = torch.arange(5.0, 0.0, -2.0, device=x.device)  # 5, 3, 1, made on the device
+    k = (n.view(1, 3, 1, 1) + 6 * hue) % 6
     return top - chroma * torch.minimum(k, 4 - k).clamp(0.0, 1.0)
 
 

@@ -10,6 +10,7 @@ each file's size and modification time, so that an image replaced after caching 
     <label>-<size>px-<hash>.npy        (N, size, size, 3) uint8, rows in the table's order
     <label>-<size>px-<hash>.ids.txt    the N ids, one a line; written last: marks the cache done
     <label>-<size>px-<hash>.done.npy   while building: which rows are written (for resuming)
+    <label>-<size>px-<hash>.lock       locked while a process builds it (the others wait)
 
 Images are squashed to a square (not cropped): organisms near the frame's edges keep their
 labels. JPEGs decode through PIL's draft mode, which decodes at a reduced scale directly.
@@ -17,6 +18,8 @@ labels. JPEGs decode through PIL's draft mode, which decodes at a reduced scale 
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import math
 import os
@@ -146,35 +149,134 @@ def build_cache(
     workers: int | None = None,
     progress: bool = True,
 ) -> Path:
-    """Write (or finish) the cache of `table` at `size`; return its `.npy` path. Skips what is done."""
+    """Write (or finish) the cache of `table` at `size`; return its `.npy` path. Skips what is done.
+
+    One process at a time builds a given cache (a lock on its sibling `.lock` file): `--gpus`
+    children, DDP ranks and two commands at once all call this on the same file; the others
+    wait, then find it done."""
     # a table with a `crop` column caches those regions of its images (fathom/data/crops.py)
     crops = "crop" in table.columns
     path = (crop_cache_path if crops else cache_path)(table, cache_dir, size, label)
     if is_cached(path):
         return path
-    n = len(table)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    done_path = path.with_suffix(".done.npy")
-    if path.is_file() and done_path.is_file():
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise fileio.os_error(exc, path.parent) from None
+    with _build_lock(path, progress):
+        if is_cached(path):  # another process finished it while this one waited
+            return path
+        _build_locked(table, path, size, label, crops, workers, progress)
+    return path
+
+
+@contextlib.contextmanager
+def _build_lock(path: Path, progress: bool):
+    """Hold an exclusive lock on `path`'s `.lock` file while building it. The lock dies with its
+    process, so a killed builder never leaves a stale one; the file itself stays."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: no flock, no guard
+        yield
+        return
+    lock_path = path.with_suffix(".lock")
+    fd = _open_lock(lock_path)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            _say_waiting(path, progress)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _open_lock(lock_path: Path) -> int:
+    """The lock file, opened without following a symlink: one planted there must not make
+    fathom create or touch the file it points to (it is replaced by a plain file)."""
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+    for _ in range(2):
+        try:
+            return os.open(lock_path, flags, 0o666)
+        except OSError as exc:
+            if exc.errno != errno.ELOOP or not lock_path.is_symlink():
+                raise fileio.os_error(exc, lock_path) from None
+            lock_path.unlink()
+    raise FathomError(f"{lock_path}: keeps being replaced by a symlink; remove it")
+
+
+def _say_waiting(path: Path, progress: bool) -> None:
+    if progress:
+        print(f"{path}: another process is building this cache; waiting for it", flush=True)
+
+
+def _open_to_resume(path: Path, done_path: Path, shape: tuple[int, ...]):
+    """(images opened r+, done mask) of an interrupted build of this shape, else (None, None).
+
+    A symlink is never resumed: it may be planted to point at a file elsewhere, which writing
+    through it would overwrite; a fresh file replaces the link instead."""
+    if path.is_symlink() or not (path.is_file() and done_path.is_file()):
+        return None, None
+    try:
         images = np.lib.format.open_memmap(path, mode="r+")
         done = np.load(done_path)
-        if images.shape != (n, size, size, 3) or done.shape != (n,):
-            images, done = None, None
-    else:
-        images, done = None, None
-    if images is None:
-        # a memory-mapped write into a full disk dies with SIGBUS, not an error: check first
-        need = n * size * size * 3
-        free = shutil.disk_usage(path.parent).free
-        if free < need:
-            raise FathomError(
-                f"{path}: the cache needs {need / 1e9:.2f} GB but the disk has {free / 1e9:.2f} GB "
-                "free (free some space, or choose another --cache-dir / cache_dir)"
-            )
-        images = np.lib.format.open_memmap(
-            path, mode="w+", dtype=np.uint8, shape=(n, size, size, 3)
+    except (OSError, ValueError):  # a damaged header or mask: start over
+        return None, None
+    if images.shape != shape or images.dtype != np.uint8 or done.shape != shape[:1]:
+        return None, None
+    return images, done.astype(bool)
+
+
+def _create(path: Path, done_path: Path, shape: tuple[int, ...]):
+    """A new zero-filled cache file and an all-false done mask, made beside `path` and renamed
+    onto it (never `w+` on `path` itself: that truncates a file another process may have
+    mapped, zeroing rows it already wrote). The empty mask goes first, so no older mask can
+    vouch for rows of the new file."""
+    need = int(np.prod(shape))
+    free = shutil.disk_usage(path.parent).free
+    # a memory-mapped write into a full disk dies with SIGBUS, not an error: check first
+    if free < need:
+        raise FathomError(
+            f"{path}: the cache needs {need / 1e9:.2f} GB but the disk has {free / 1e9:.2f} GB "
+            "free (free some space, or choose another --cache-dir / cache_dir)"
         )
-        done = np.zeros(n, dtype=bool)
+    done = np.zeros(shape[0], dtype=bool)
+    # a name of this process's own (under the lock no other builder runs; a killed one may
+    # have left its temp file, which this one does not reuse), created with open()'s mode
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        images = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+        _save_done(done_path, done)
+        os.replace(tmp, path)  # replaces a symlink itself, never the file it points to
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise fileio.os_error(exc, path) from None
+        raise
+    return images, done
+
+
+def _save_done(done_path: Path, done: np.ndarray) -> None:
+    with fileio.atomic_path(done_path) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, done)
+
+
+def _build_locked(
+    table: pd.DataFrame,
+    path: Path,
+    size: int,
+    label: str,
+    crops: bool,
+    workers: int | None,
+    progress: bool,
+) -> None:
+    n = len(table)
+    shape = (n, size, size, 3)
+    done_path = path.with_suffix(".done.npy")
+    images, done = _open_to_resume(path, done_path, shape)
+    if images is None:
+        images, done = _create(path, done_path, shape)
     todo = np.flatnonzero(~done)
     paths = table["path"].tolist()
     regions = table["crop"].tolist() if crops else None
@@ -191,9 +293,9 @@ def build_cache(
     pool = None
 
     def save_progress():
+        # the rows reach the file before the mask that says they are written
         images.flush()
-        with fileio.atomic_path(done_path) as tmp, open(tmp, "wb") as fh:
-            np.save(fh, done)
+        _save_done(done_path, done)
 
     try:
         if workers == 1:
@@ -222,7 +324,6 @@ def build_cache(
     images.flush()
     fileio.write_text(path.with_suffix(".ids.txt"), "\n".join(map(str, table["id"])) + "\n")
     done_path.unlink(missing_ok=True)
-    return path
 
 
 def open_cache(path: Path, table: pd.DataFrame) -> np.ndarray:

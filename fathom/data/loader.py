@@ -212,6 +212,43 @@ def to_device(array: np.ndarray | torch.Tensor, device: torch.device) -> torch.T
     return t.pin_memory().to(device, non_blocking=True)
 
 
+# host memory an upload passes through, per buffer (two on a GPU): bounded whatever the cache
+UPLOAD_CHUNK_BYTES = 64 * 2**20
+
+
+def upload(array: np.ndarray, device: torch.device, chunk_bytes: int = UPLOAD_CHUNK_BYTES):
+    """A (memory-mapped) array as one tensor on `device`, read chunk by chunk.
+
+    Why not one `pin_memory().to(device)`: that holds the whole cache in host memory twice
+    (the read, then the pinned copy), and PyTorch's pinned allocator rounds a block up to a
+    power of two and keeps it for the process: a 10.5 GB tile cache pinned 16 GiB of RAM, per
+    process. Here host memory is two fixed pinned buffers (one fills while the other is
+    copied), whatever the array's size. On a CPU the tensor is the RAM copy itself."""
+    row_bytes = max(1, int(np.prod(array.shape[1:], dtype=np.int64)) * array.dtype.itemsize)
+    rows = max(1, min(len(array), chunk_bytes // row_bytes))
+    dtype = torch.from_numpy(np.empty(0, dtype=array.dtype)).dtype
+    out = torch.empty(array.shape, dtype=dtype, device=device)
+    gpu = device.type == "cuda"
+    if not gpu:  # the tensor is in host memory already: read the file into it, chunk by chunk
+        for start in range(0, len(array), rows):
+            out.numpy()[start : start + rows] = array[start : start + rows]
+        return out
+    buffers = [torch.empty((rows, *array.shape[1:]), dtype=dtype, pin_memory=True) for _ in "ab"]
+    copied: list = [None] * len(buffers)  # each buffer's copy, finished before it is refilled
+    for n, start in enumerate(range(0, len(array), rows)):
+        b = n % len(buffers)
+        if copied[b] is not None:
+            copied[b].synchronize()
+        part = array[start : start + rows]
+        staged = buffers[b][: len(part)]
+        staged.numpy()[...] = part
+        out[start : start + len(part)].copy_(staged, non_blocking=True)
+        copied[b] = torch.cuda.Event()
+        copied[b].record()
+    torch.cuda.current_stream(device).synchronize()  # the last copies, before the buffers go
+    return out
+
+
 class _Batches(torch.utils.data.Sampler):
     """The index batches of the current pass; a persistent DataLoader reads them anew each time
     it is iterated, so its workers outlive the pass."""
@@ -245,7 +282,7 @@ class ImageSource:
         self._loader = None
 
     def _load(self) -> torch.Tensor:
-        return to_device(np.array(np.load(self.path, mmap_mode="r")), self.device)
+        return upload(np.load(self.path, mmap_mode="r"), self.device)
 
     @property
     def n_bytes(self) -> int:
@@ -318,25 +355,61 @@ class JoinedSource:
         n = len(self.first)
         a = [rows[rows < n] for rows in index_batches]
         b = [rows[rows >= n] - n for rows in index_batches]
+        # every batch's way back to its own row order, in one upload for the pass (a copy per
+        # step would make each step wait for it)
+        backs = [
+            np.argsort(np.concatenate([np.flatnonzero(rows < n), np.flatnonzero(rows >= n)]))
+            for rows in index_batches
+        ]
+        flat = to_device(np.concatenate(backs or [np.zeros(0, np.int64)]), self.device)
         parts = zip(self.first.batches(a), self.second.batches(b), strict=True)
+        start = 0
         for rows, ((_, xa), (_, xb)) in zip(index_batches, parts, strict=True):
+            back = flat[start : start + len(rows)]
+            start += len(rows)
             if not len(xb) or not len(xa):
                 yield rows, (xa if len(xb) == 0 else xb)
                 continue
-            order = np.concatenate([np.flatnonzero(rows < n), np.flatnonzero(rows >= n)])
-            back = torch.from_numpy(np.argsort(order)).to(self.device)
             yield rows, torch.cat([xa, xb])[back]
 
 
-def fits_on_device(n_bytes: int, device: torch.device) -> bool:
-    """Hold the cache on the device when it takes under half of what is free there."""
+def device_budget(device: torch.device) -> int:
+    """The bytes of images a device may hold: half of what is free on a GPU (the other half
+    for activations, gradients and the optimizer), a quarter of the free RAM on a CPU."""
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
-        return n_bytes < free // 2
+        return free // 2
     try:
         import os
 
         free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
-        return n_bytes < 2**30
-    return n_bytes < free // 4
+        return 2**30
+    return free // 4
+
+
+def fits_on_device(n_bytes: int, device: torch.device) -> bool:
+    """Hold a cache on the device when it fits in device_budget."""
+    return n_bytes < device_budget(device)
+
+
+def device_plan(mode: str, parts: dict[str, int], device: torch.device) -> tuple[bool, str]:
+    """Whether the images a fold trains on live on the device, decided once for all of them
+    together (`parts`: what each takes, in bytes): (hold them, the line that says why not,
+    "" when there is nothing to say). `mode` is the config's data_on_device."""
+    total = sum(parts.values())
+    if mode == "yes":
+        return True, ""
+    if mode == "no" or total == 0:
+        return False, ""
+    budget = device_budget(device)
+    if total < budget:
+        return True, ""
+    named = ", ".join(f"{k} {v / 1e9:.2f} GB" for k, v in parts.items() if v)
+    where = "GPU's free memory" if device.type == "cuda" else "free RAM"
+    share = "half" if device.type == "cuda" else "a quarter"
+    return False, (
+        f"the training images ({named}) do not fit in {share} of the {where} "
+        f"({budget / 1e9:.2f} GB): the DataLoader reads them from the cache files instead "
+        "(data_on_device = yes holds them anyway; a smaller cache_size shrinks them)"
+    )

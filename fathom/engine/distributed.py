@@ -14,6 +14,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from fathom.errors import FathomError
+
 
 @dataclass(frozen=True)
 class Dist:
@@ -39,14 +41,37 @@ def from_env() -> Dist:
 
 
 def pick_device(preference: str, ctx: Dist) -> torch.device:
+    """The device a config's `device` names (auto: the GPU when there is one); a GPU that is
+    not there is a one-line FathomError, not a crash in the first step."""
     if preference == "auto":
         preference = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(preference)
+    try:
+        device = torch.device(preference)
+    except RuntimeError:
+        raise FathomError(
+            f"device = {preference}: not a device (auto, cpu, cuda or cuda:N)"
+        ) from None
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", ctx.local_rank)
     if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise FathomError(
+                f"device = {preference}: PyTorch sees no CUDA GPU here (no GPU or driver, "
+                "CUDA_VISIBLE_DEVICES empty, or a CPU-only torch build); set device = auto or cpu"
+            )
+        if device.index >= count:
+            raise FathomError(
+                f"device = {preference}: PyTorch sees {count} GPU(s) here (cuda:0 to "
+                f"cuda:{count - 1}{', after CUDA_VISIBLE_DEVICES' if _masked() else ''})"
+            )
+    if device.type == "cuda":
         torch.cuda.set_device(device)
     return device
+
+
+def _masked() -> bool:
+    return os.environ.get("CUDA_VISIBLE_DEVICES") is not None
 
 
 def init(ctx: Dist, device: torch.device) -> None:

@@ -135,9 +135,14 @@ class FathomModel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         features = self.backbone.forward_head(self.backbone.forward_features(x), pre_logits=True)
-        out = {"features": features, "logits": self.backbone.get_classifier()(features)}
-        if self.super_head is not None:
-            out["super_logits"] = self.super_head(features)
+        # the heads in float32 whatever the autocast: bf16 keeps 8 bits of mantissa, so low
+        # scores collapse to equal values and tie in a top-20 ranking; the heads are a sliver
+        # of the compute
+        with torch.autocast(features.device.type, enabled=False):
+            features = features.float()
+            out = {"features": features, "logits": self.backbone.get_classifier()(features)}
+            if self.super_head is not None:
+                out["super_logits"] = self.super_head(features)
         return out
 
 

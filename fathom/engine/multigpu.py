@@ -1,7 +1,9 @@
 """Folds on several GPUs at once: `fathom train CONFIG --gpus 0,1,2,3`.
 
-One process per GPU (`python -m fathom train CONFIG --fold K` with CUDA_VISIBLE_DEVICES set to
-that GPU), each taking the next fold when its last one ends. Every child is the ordinary
+One process per GPU (`python -m fathom train CONFIG --fold K device=cuda` with
+CUDA_VISIBLE_DEVICES set to that GPU alone), each taking the next fold when its last one ends.
+A GPU number counts the GPUs this process sees, as `cuda:N` would: under an existing
+CUDA_VISIBLE_DEVICES=4,5, `--gpus 1` is GPU 5. Every child is the ordinary
 command, so each fold is resumable on its own and a rerun skips finished folds. A child's
 output goes to runs/<exp>/logs/fold<k>.log; its epoch lines, tagged with the GPU, are the
 progress shown here. Independent folds scale with no communication at all; torchrun (DDP)
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import os
 import queue
+import re
 import subprocess
 import sys
 import threading
@@ -20,15 +23,53 @@ from pathlib import Path
 
 from fathom.errors import FathomError
 
+# what CUDA_VISIBLE_DEVICES accepts: a device number, a GPU's UUID (`nvidia-smi -L`), or a MIG
+# instance's (MIG-<uuid>, or the older MIG-GPU-<uuid>/<gi>/<ci>)
+_GPU_ID = re.compile(r"\d+|GPU-[0-9A-Za-z-]+|MIG-[0-9A-Za-z/-]+")
+
 
 def parse_gpus(text: str) -> list[str]:
-    """'0,1,3' -> ['0', '1', '3']; FathomError on anything but distinct device numbers."""
+    """'0,1,3' -> ['0', '1', '3']; FathomError on anything but distinct GPU numbers or ids."""
     gpus = [g.strip() for g in str(text).split(",") if g.strip()]
-    if not gpus or not all(g.isdigit() for g in gpus) or len(set(gpus)) != len(gpus):
+    if not gpus or not all(_GPU_ID.fullmatch(g) for g in gpus) or len(set(gpus)) != len(gpus):
         raise FathomError(
-            f"--gpus {text!r}: want distinct GPU numbers separated by commas, e.g. 0,1"
+            f"--gpus {text!r}: want distinct GPU numbers (or GPU-/MIG- ids, as nvidia-smi -L "
+            "shows them) separated by commas, e.g. 0,1"
         )
     return gpus
+
+
+def visible_gpus(gpus: list[str], environ: dict[str, str], count: int) -> list[str]:
+    """The CUDA_VISIBLE_DEVICES value of each child: a number is a position among the GPUs
+    this process sees (so under an existing CUDA_VISIBLE_DEVICES=4,5, `--gpus 0` is GPU 4, as
+    `cuda:0` would be), a GPU- or MIG- id is passed as it is. FathomError when CUDA sees no
+    GPU here or a number is not among the `count` it sees."""
+    mask = environ.get("CUDA_VISIBLE_DEVICES")
+    seen = f" (CUDA_VISIBLE_DEVICES={mask})" if mask is not None else ""
+    if count < 1:
+        raise FathomError(
+            f"--gpus {','.join(gpus)}: PyTorch sees no CUDA GPU here{seen} (no GPU or driver, or "
+            "a CPU-only torch build); drop --gpus to train on the CPU"
+        )
+    entries = [e.strip() for e in mask.split(",")] if mask is not None else None
+    out = []
+    for g in gpus:
+        if not g.isdigit():
+            out.append(g)
+            continue
+        if int(g) >= count:
+            raise FathomError(
+                f"--gpus {','.join(gpus)}: there is no GPU {g}; PyTorch sees {count} "
+                f"(0 to {count - 1}){seen}"
+            )
+        out.append(entries[int(g)] if entries is not None else g)
+    return out
+
+
+def _cuda_count() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
 def _popen(argv: list[str], env: dict[str, str]):
@@ -100,16 +141,24 @@ def train_config_on_gpus(
     gpus: str,
     launch: Callable = _popen,
     say: Callable[[str], None] = print,
+    device: str = "auto",
+    count: Callable[[], int] = _cuda_count,
 ) -> Path:
-    """`fathom train config overrides --fold k` for each fold, spread over `gpus`."""
+    """`fathom train config overrides --fold k` for each fold, spread over `gpus`. Each child
+    sees its one GPU as cuda:0, so it is told `device=cuda` (a config's `cuda:N`, or `auto`
+    that would fall back to the CPU, would not mean that GPU there)."""
     run_dir = Path(runs_dir) / name
     if None in folds:
         raise FathomError("--gpus trains folds; a full fit (--full-fit) runs on one GPU")
+    if not device.startswith(("cuda", "auto")):
+        raise FathomError(f"--gpus with device = {device}: drop --gpus, or set device = cuda")
+    masks = visible_gpus(parse_gpus(gpus), dict(os.environ), count())
+    overrides = [*overrides, "device=cuda"]
 
     def fold_argv(k: int) -> list[str]:
         return [sys.executable, "-m", "fathom", "train", config, *overrides]+[
             "--fold", str(k), "--name", name, "--runs", str(runs_dir), "--no-progress"
         ]  # fmt: skip
 
-    train_on_gpus(fold_argv, folds, parse_gpus(gpus), run_dir / "logs", launch, say)
+    train_on_gpus(fold_argv, folds, masks, run_dir / "logs", launch, say)
     return run_dir

@@ -127,18 +127,16 @@ def open_tiles(
     table, label: str, cfg, size: int, device: torch.device, ctx: distributed.Dist | None = None
 ) -> ImageSource:
     """The tiles of `table`'s images (cfg.tiles, cfg.tile_overlap) as an ImageSource, from
-    their cache `<label>-tiles<n>` under cfg.cache_dir (rank 0 builds it, from the original
-    files). It goes to the device only while it predicts (ImageSource.held)."""
+    their cache `<label>-tiles<n>` under cfg.cache_dir (built from the original files by one
+    process while the others wait on its lock, not in a collective whose timeout a 19 GB
+    build could outlast). It goes to the device only while it predicts (ImageSource.held)."""
     from fathom.data.cache import build_cache
     from fathom.data.crops import tile_table
 
     ctx = ctx or distributed.Dist()
     tiles = tile_table(table, cfg.tiles, cfg.tile_overlap)
     label = f"{label}-tiles{cfg.tiles}"
-    if ctx.is_main:
-        build_cache(tiles, cfg.cache_dir, size, label, cfg.num_workers or None)
-    distributed.barrier(ctx)
-    path = build_cache(tiles, cfg.cache_dir, size, label, progress=False)
+    path = build_cache(tiles, cfg.cache_dir, size, label, cfg.num_workers or None, ctx.is_main)
     return ImageSource(path, device, on_device=False)
 
 
@@ -313,8 +311,10 @@ def predict_run(
         cfg.check()  # the prediction-time choices, against the run's task (one line)
         dcfg = data_config(model)
         size = cfg.img_size or int(dcfg["input_size"][-1])
-        path = build_cache(table, cache_dir, cfg.cache_size or size, f"{dataset.name}-eval")
-        source = ImageSource(path, dev, fits_on_device(len(table) * size * size * 3, dev))
+        side = cfg.cache_size or size  # the cache's side, which is what lives on the device
+        path = build_cache(table, cache_dir, side, f"{dataset.name}-eval")
+        source = None  # the previous checkpoint's images go before these arrive
+        source = ImageSource(path, dev, fits_on_device(len(table) * side * side * 3, dev))
         gpu = dev.type == "cuda"
         prep = Preprocess(cfg, size, dcfg["mean"], dcfg["std"], dev, cfg.channels_last and gpu)
         batch = batch_size or cfg.batch_size * 2

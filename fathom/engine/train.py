@@ -1,19 +1,28 @@
 """The training loop: one fold (or a full fit) of any timm backbone, resumable, with its outputs.
 
     runs/<exp>/config.json                the resolved config (also inside every checkpoint)
-    runs/<exp>/fold<k>/history.csv        one row per epoch
+    runs/<exp>/fold<k>/history.csv        one row per epoch (columns below)
     runs/<exp>/fold<k>/last.pt            everything needed to resume, written after each epoch
-    runs/<exp>/fold<k>/best.pt            the weights with the best val MAP@20 (EMA weights with ema)
+    runs/<exp>/fold<k>/best.pt            the weights with the best validation score (EMA
+                                          weights with ema): MAP@20, or accuracy for a
+                                          single-label task
     runs/<exp>/fold<k>/oof.npz            the fold's validation images, from best.pt
     runs/<exp>/fold<k>/eval.npz           the eval images, from best.pt
     runs/<exp>/full/                      a full fit (no validation): eval.npz only
+
+history.csv: epoch, stage; train_loss and val_loss, both the category loss alone (without the
+supercategory head's term, which validation has no use for; train_loss is the mean over the
+epoch's steps, of the augmented and mixed batches, pseudo-labelled rows weighted by
+pseudo_weight); val_map20 (and val_acc for a single-label task) of the weights best.pt would
+keep; lr (the head's group), seconds, images_per_s.
 
 A killed run resumes from last.pt with the same command and loses at most the epoch in
 progress; a finished fold is skipped. Under torchrun every rank runs this same code on its
 slice of each batch; rank 0 alone writes files.
 
 `train_fold` is the whole story of one fold; the functions below it are its steps, in the
-order it calls them. A resumed run must repeat an uninterrupted one bit for bit, so every
+order it calls them. What a fold trains and validates on (rows, targets, caches, and whether
+they live on the device) is built on the data side, by fathom/data/fold_data.py. A resumed run must repeat an uninterrupted one bit for bit, so every
 step draws from the global torch RNG in the same order as before it was split out.
 """
 
@@ -39,21 +48,9 @@ from tqdm import tqdm
 from fathom import fileio
 from fathom.config import TrainConfig, config_differences
 from fathom.data.augment import Preprocess
-from fathom.data.cache import build_cache
-from fathom.data.coco import label_matrix
-from fathom.data.crops import FoldCrops, crop_table, fold_crops
-from fathom.data.loader import (
-    ImageSource,
-    JoinedSource,
-    TrainData,
-    fits_on_device,
-    fold_rows,
-    pseudo_labels,
-    supercategory_targets,
-    targets,
-    to_device,
-    train_batches,
-)
+from fathom.data.crops import FoldCrops
+from fathom.data.fold_data import fold_images, fold_labels
+from fathom.data.loader import ImageSource, TrainData, to_device, train_batches
 from fathom.engine import distributed, precision
 from fathom.engine.losses import build_loss, supercat_loss, weighted_rows_loss
 from fathom.engine.models import (
@@ -199,8 +196,26 @@ def train_fold(
     folder. `on_start` is called once the fold's model and data are set up."""
     ctx = distributed.from_env()
     device = distributed.pick_device(cfg.device, ctx)
+    precision.check_gpu(cfg.amp, cfg.compile, device)
+    precision.configure_cuda(device)
     distributed.init(ctx, device)
     out = Path(run_dir) / fold_name(fold)
+    with precision.gpu_errors(str(out), device, cfg.batch_size):
+        return _train_fold(cfg, data, out, fold, ctx, device, progress, on_start)
+
+
+def _train_fold(
+    cfg: TrainConfig,
+    data: TrainData,
+    out: Path,
+    fold: int | None,
+    ctx: distributed.Dist,
+    device: torch.device,
+    progress: bool,
+    on_start: Callable[[], None] | None,
+) -> Path:
+    """The story of one fold: set-up, epochs, predictions (train_fold puts the device checks
+    and the one-line GPU errors around it)."""
     say = print if ctx.is_main else (lambda *a, **k: None)
     if fold_is_done(out, full=fold is None):
         if not (out / BANK_FILE).is_file():  # finished before fathom wrote kNN banks
@@ -217,7 +232,7 @@ def train_fold(
         if on_start is not None:
             on_start()
         state, resume = start_or_resume(f)
-        stage = None
+        stage, diverged = None, Divergence(f)
         while not state.finished:
             number = stage_of(cfg, state.epoch)
             if stage is None or stage.number != number:
@@ -225,13 +240,15 @@ def train_fold(
                 resume = None  # its optimizer state belongs to the stage it was saved in only
 
             t0 = time.perf_counter()
-            train_loss, seen = train_one_epoch(f, stage, state, progress)
+            train_loss, seen = train_one_epoch(f, stage, state, progress, diverged)
             train_seconds = time.perf_counter() - t0
             lr = stage.opt.param_groups[0]["lr"]
             scores = {} if f.full else validate(f)
             # a full fit has nothing to validate on, so its latest epoch counts as its best
             score = (
-                float(state.epoch) if f.full else distributed.all_agree(ctx, scores["val_map20"])
+                float(state.epoch)
+                if f.full
+                else distributed.all_agree(ctx, scores[score_column(cfg.task)])
             )
             row = {"epoch": state.epoch + 1, "stage": stage.number, "train_loss": train_loss}
             row |= scores | {
@@ -262,56 +279,32 @@ def set_up_fold(
     say: Callable[..., None],
 ) -> Fold:
     """Rows, model, images, preprocessing and loss of one fold: the same on every rank and on
-    every resume."""
+    every resume. The fold's data comes from fathom/data/fold_data.py, in its two steps."""
     seed_everything(cfg.seed)  # the same initial weights on every rank
-    train_rows, val_rows = fold_rows(data, fold, cfg.holdout_categories)
-    if len(train_rows) < 2:
-        raise FathomError(
-            f"{fold_name(fold)}: {len(train_rows)} training image(s); need at least 2"
-        )
+    labels = fold_labels(data, cfg, fold)
     n_classes = len(data.class_ids)
-    y_all = targets(data.train["categories"], data.class_ids, cfg.task)
-    y_super, supercat_of = supercategory_targets(data) if cfg.supercat_weight > 0 else (None, None)
-
-    model = build_model(cfg, n_classes, supercat_of, 0 if y_super is None else y_super.shape[1])
+    model = build_model(cfg, n_classes, labels.supercat_of, labels.n_super)
     if cfg.prior_bias:
-        y_train = y_all[train_rows]
+        y_train = labels.y_all[labels.train_rows]
         prior = (
             y_train.mean(axis=0)
             if cfg.task == "multilabel"
             else np.bincount(y_train, minlength=n_classes) / len(y_train)
         )
         init_head_bias(model, prior, cfg.task)
-        if y_super is not None:
-            init_super_bias(model, y_super[train_rows].mean(axis=0))
+        if labels.y_super is not None:
+            init_super_bias(model, labels.y_super[labels.train_rows].mean(axis=0))
     dcfg = data_config(model)
     size = cfg.img_size or int(dcfg["input_size"][-1])
-    on_gpu = device.type == "cuda"
-    channels_last = cfg.channels_last and on_gpu
+    channels_last = cfg.channels_last and device.type == "cuda"
     amp = precision.autocast_dtype(cfg.amp, device)
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
-    # after the model: whether the cache fits is judged on what the model leaves free
-    train_src, eval_src = open_images(data, cfg, cfg.cache_size or size, device, ctx)
-    loss_fn = build_loss(cfg, y_all[train_rows], n_classes).to(device)  # labelled rows only
-    n_labelled, n_pseudo, y_dev = len(data.train), 0, y_all
-    if cfg.pseudo_from:
-        train_rows, y_dev, train_src, n_pseudo = add_pseudo_rows(
-            cfg, data, fold, val_rows, train_rows, y_all, train_src, eval_src, device
-        )
-        say(f"{fold_name(fold)}: {n_pseudo} pseudo-labelled eval images from {cfg.pseudo_from}")
-    crops = None
-    if cfg.crop_rate > 0:  # (config.check keeps crops and pseudo-labels apart)
-        crops = open_crops(data, cfg, train_rows, cfg.cache_size or size, device, ctx)
-        # a crop's targets follow the training table's rows: sample offset + j is crop j
-        y_dev = np.concatenate([y_dev, crops.targets])
-        if y_super is not None:  # a crop's supercategories are those of its categories
-            y_super = np.concatenate(
-                [y_super, crop_supercategories(crops.targets, supercat_of, y_super.shape[1])]
-            )
+    # after the model: whether the images fit is judged on what the model leaves free
+    images = fold_images(data, cfg, labels, cfg.cache_size or size, device, ctx.is_main, say)
     batches_per_epoch = len(
-        train_batches(len(train_rows), cfg.batch_size, cfg.seed, 0, ctx.rank, ctx.world)
+        train_batches(len(images.train_rows), cfg.batch_size, cfg.seed, 0, ctx.rank, ctx.world)
     )
     return Fold(
         cfg=cfg,
@@ -322,51 +315,27 @@ def set_up_fold(
         device=device,
         amp=amp,
         scaler=precision.grad_scaler(device, amp),
-        train_rows=train_rows,
-        val_rows=val_rows,
-        y_all=y_all,
-        y_dev=torch.from_numpy(y_dev).to(device),
+        train_rows=images.train_rows,
+        val_rows=labels.val_rows,
+        y_all=labels.y_all,
+        y_dev=torch.from_numpy(images.targets).to(device),
         model=model,
         # the EMA copy is made after the move, so it lives on the device beside the model
         ema=ModelEmaV3(model, decay=cfg.ema_decay, use_warmup=True) if cfg.ema else None,
         prep=Preprocess(cfg, size, dcfg["mean"], dcfg["std"], device, channels_last),
-        loss_fn=loss_fn,
-        train_src=train_src,
-        eval_src=eval_src,
+        # labelled rows only
+        loss_fn=build_loss(cfg, labels.y_all[labels.train_rows], n_classes).to(device),
+        train_src=images.train_src,
+        eval_src=images.eval_src,
         updates_per_epoch=math.ceil(batches_per_epoch / cfg.accumulate),
         say=say,
-        super_dev=None if y_super is None else torch.from_numpy(y_super).to(device),
-        n_labelled=n_labelled,
-        n_pseudo=n_pseudo,
-        crops=crops,
+        super_dev=None
+        if images.super_targets is None
+        else torch.from_numpy(images.super_targets).to(device),
+        n_labelled=images.n_labelled,
+        n_pseudo=images.n_pseudo,
+        crops=images.crops,
     )
-
-
-def crop_supercategories(crop_targets: np.ndarray, supercat_of, n_super: int) -> np.ndarray:
-    """The supercategory targets of box crops: those of the categories each crop holds."""
-    member = np.zeros((crop_targets.shape[1], n_super), dtype=np.float32)
-    for j, s in enumerate(supercat_of):
-        if s >= 0:
-            member[j, s] = 1.0
-    return (crop_targets @ member > 0).astype(np.float32)
-
-
-def add_pseudo_rows(cfg, data, fold, val_rows, train_rows, y_all, train_src, eval_src, device):
-    """The second round's pseudo-labelled rows: (training rows with the pseudo rows appended,
-    targets of every row, a source that serves both caches, the number of pseudo rows).
-
-    A pseudo row's index is len(data.train) + its eval-table row, which is where the joined
-    source finds its image and y_dev its soft targets (pseudo_labels: fold k's targets come
-    from the first round's fold-k model only)."""
-    if eval_src is None:
-        raise FathomError(f"pseudo_from={cfg.pseudo_from}: the competition has no eval images")
-    keep, soft = pseudo_labels(cfg.pseudo_from, fold, data, val_rows, cfg.pseudo_threshold)
-    y_eval = np.zeros((len(data.eval), y_all.shape[1]), dtype=np.float32)
-    y_eval[keep] = soft
-    # the eval cache joins the training images held like them (on the device when they are)
-    held = ImageSource(eval_src.path, device, train_src.tensor is not None, cfg.num_workers)
-    rows = np.concatenate([train_rows, len(data.train) + keep])
-    return rows, np.concatenate([y_all, y_eval]), JoinedSource(train_src, held), len(keep)
 
 
 def start_or_resume(f: Fold) -> tuple[TrainState, dict | None]:
@@ -385,7 +354,7 @@ def start_or_resume(f: Fold) -> tuple[TrainState, dict | None]:
         if f.ema is not None:
             f.ema.module.load_state_dict(resume["ema"])
         state = TrainState(**resume["state"])
-        torch.set_rng_state(resume["rng"])
+        restore_rng(resume, f.device)
         f.say(f"{f.out}: resuming after epoch {state.epoch}")
     else:
         seed_everything(cfg.seed + f.ctx.rank)  # dropout differs between ranks
@@ -393,6 +362,23 @@ def start_or_resume(f: Fold) -> tuple[TrainState, dict | None]:
         f.out.mkdir(parents=True, exist_ok=True)
         write_history(f.out, state.history)  # drop rows of an epoch that last.pt does not hold
     return state, resume
+
+
+def rng_state(device: torch.device) -> dict:
+    """The generators dropout and drop-path draw from: the CPU's, and on a GPU every CUDA
+    device's (there the masks come from the device's own generator, not the CPU's)."""
+    cuda = torch.cuda.get_rng_state_all() if device.type == "cuda" else None
+    return {"rng": torch.get_rng_state(), "cuda_rng": cuda}
+
+
+def restore_rng(ckpt: dict, device: torch.device) -> None:
+    """Put back what rng_state saved. A checkpoint from before the CUDA states were saved
+    (no `cuda_rng`) restores the CPU's alone, as it always did; states of GPUs this machine
+    does not have are left out."""
+    torch.set_rng_state(ckpt["rng"])
+    cuda = ckpt.get("cuda_rng")
+    if cuda and device.type == "cuda":
+        torch.cuda.set_rng_state_all(list(cuda)[: torch.cuda.device_count()])
 
 
 def stage_of(cfg: TrainConfig, epoch: int) -> int:
@@ -418,8 +404,66 @@ def begin_stage(f: Fold, number: int, state: TrainState, resume: dict | None) ->
     return Stage(number, opt, sched, step_model)
 
 
-def train_one_epoch(f: Fold, stage: Stage, state: TrainState, progress: bool) -> tuple[float, int]:
-    """One pass over this rank's batches of epoch `state.epoch`; returns (mean loss, images)."""
+# a run stops once this many steps in a row had a loss that is not finite (or, under fp16,
+# once the loss scaler skipped every step of an epoch): it has diverged, and training on
+# would only end in a "finished" run of nan weights
+NONFINITE_STEPS = 20
+
+
+class Divergence:
+    """Counts non-finite losses in a row, across epochs, on the device (no host sync per
+    step); looked at every NONFINITE_STEPS steps and at the end of each epoch."""
+
+    def __init__(self, f: Fold):
+        self.name, self.scaler = f.name, f.scaler
+        self.streak = torch.zeros((), dtype=torch.long, device=f.device)
+        # where the current streak began, both 1-based
+        self.first_epoch = torch.zeros((), dtype=torch.long, device=f.device)
+        self.first_step = torch.zeros((), dtype=torch.long, device=f.device)
+
+    def start_epoch(self, epoch: int, n_batches: int) -> None:
+        self.epoch, self.n_batches, self.steps = epoch + 1, n_batches, 0
+        # a run of fewer steps than NONFINITE_STEPS stops after a whole epoch of them
+        self.limit = min(NONFINITE_STEPS, n_batches)
+        self.scale = self.scaler.get_scale() if self.scaler.is_enabled() else None
+
+    def add(self, i: int, loss: torch.Tensor, step_now: bool) -> None:
+        bad = ~torch.isfinite(loss.detach())
+        starts = bad & (self.streak == 0)
+        # Python numbers go to the kernel as arguments: no host-to-device copy
+        self.first_epoch = torch.where(starts, self.epoch, self.first_epoch)
+        self.first_step = torch.where(starts, i + 1, self.first_step)
+        self.streak = (self.streak + 1) * bad
+        self.steps += int(step_now)
+        if (i + 1) % NONFINITE_STEPS == 0 or i + 1 == self.n_batches:
+            self.check(i)
+
+    def check(self, i: int) -> None:
+        streak = int(self.streak)  # waits for the GPU: every NONFINITE_STEPS steps only
+        if streak >= self.limit:
+            epoch, step = int(self.first_epoch), int(self.first_step)
+            raise FathomError(
+                f"{self.name} epoch {epoch}, step {step}: the loss was not finite for "
+                f"{streak} steps in a row (the run diverged): lower lr, set grad_clip, or use "
+                "amp = bf16 / off; last.pt keeps the last finished epoch"
+            )
+        # fp16's first steps may overflow while its scale settles: judged over enough steps
+        if i + 1 == self.n_batches and self.scale is not None and self.steps >= NONFINITE_STEPS:
+            # a skipped step halves the scale: halved at every step, none was taken
+            if self.scaler.get_scale() <= self.scale * 0.5**self.steps:
+                raise FathomError(
+                    f"{self.name} epoch {self.epoch}: fp16 gradients overflowed at every step "
+                    f"({self.steps} steps, all skipped by the loss scaler): use amp = bf16 "
+                    "(compute capability 8.0 and up) or amp = off, or lower lr"
+                )
+
+
+def train_one_epoch(
+    f: Fold, stage: Stage, state: TrainState, progress: bool, diverged: Divergence | None = None
+) -> tuple[float, int]:
+    """One pass over this rank's batches of epoch `state.epoch`; returns (mean loss, images).
+    FathomError once the loss has not been finite for NONFINITE_STEPS steps (`diverged`
+    carries the count from epoch to epoch)."""
     cfg, ctx, model, epoch = f.cfg, f.ctx, f.model, state.epoch
     model.train()
     freeze_norm_statistics(model)
@@ -444,6 +488,8 @@ def train_one_epoch(f: Fold, stage: Stage, state: TrainState, progress: bool) ->
     rows_dev = to_device(np.concatenate(batches), f.device)
     loss_sum = torch.zeros((), device=f.device)
     seen = 0
+    diverged = diverged or Divergence(f)
+    diverged.start_epoch(epoch, len(batches))
     stage.opt.zero_grad(set_to_none=True)
     bar = tqdm(
         f.train_src.batches(batches) if f.crops is None else f.crops.batches(f.train_src, batches),
@@ -466,7 +512,7 @@ def train_one_epoch(f: Fold, stage: Stage, state: TrainState, progress: bool) ->
         with sync:
             with precision.autocast(f.device, f.amp):
                 out = stage.step_model(x)
-            loss = batch_loss(f, out, y, rows, rows_dev[part])
+            loss, category = batch_loss(f, out, y, rows, rows_dev[part])
             f.scaler.scale(loss / cfg.accumulate).backward()
         if step_now:
             if cfg.grad_clip > 0:
@@ -483,20 +529,22 @@ def train_one_epoch(f: Fold, stage: Stage, state: TrainState, progress: bool) ->
             if f.ema is not None:
                 f.ema.update(model, step=state.total_updates)
             stage.sched.step_update(num_updates=state.updates)
-        loss_sum += loss.detach() * len(rows)  # stays on the device: no sync per step
+        diverged.add(i, loss, step_now)
+        loss_sum += category.detach() * len(rows)  # stays on the device: no sync per step
         seen += len(rows)
     return float(loss_sum) / max(seen, 1), seen  # float() waits for the GPU to finish
 
 
 def batch_loss(
     f: Fold, out: dict, y: torch.Tensor, rows: np.ndarray, rows_dev: torch.Tensor
-) -> torch.Tensor:
-    """The step's loss in float32 whatever the autocast: the main loss (pseudo rows, last in
-    the batch, weighted by pseudo_weight), plus supercat_weight x the supercategory BCE on
-    the labelled rows (a pseudo row has no supercategory truth)."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the step's loss, its category part), in float32 whatever the autocast: the category
+    loss (pseudo rows, last in the batch, weighted by pseudo_weight), plus supercat_weight x
+    the supercategory BCE on the labelled rows (a pseudo row has no supercategory truth).
+    history.csv's train_loss is the category part, on the terms of val_loss."""
     n_first = len(rows) if not f.n_pseudo else int((rows < f.n_labelled).sum())
     logits = out["logits"].float()
-    loss = weighted_rows_loss(f.loss_fn, logits, y, n_first, f.cfg.pseudo_weight)
+    loss = category = weighted_rows_loss(f.loss_fn, logits, y, n_first, f.cfg.pseudo_weight)
     if f.super_dev is not None:
         if n_first:
             target = f.super_dev[rows_dev[:n_first]]
@@ -505,7 +553,7 @@ def batch_loss(
             )
         else:  # keep the head in the graph (DDP expects every parameter to get a gradient)
             loss = loss + 0.0 * out["super_logits"].sum()
-    return loss
+    return loss, category
 
 
 def validate(f: Fold) -> dict[str, float]:
@@ -560,7 +608,7 @@ def save_state(f: Fold, stage: Stage, state: TrainState, improved: bool) -> None
             "scaler": f.scaler.state_dict(),  # {} unless fp16
             "state": asdict(state),
             # the RNG after this epoch, so that a resumed run's dropout draws what this one would
-            "rng": torch.get_rng_state(),
+            **rng_state(f.device),
             "class_ids": class_ids,
         },
     )
@@ -628,7 +676,7 @@ def write_fold_predictions(f: Fold, state: TrainState) -> None:
         )
         f.say(
             f"{f.out}: best epoch {state.best_epoch}"
-            + ("" if f.full else f", val MAP@20 {state.best_score:.4f}")
+            + ("" if f.full else f", val {metric_name(cfg.task)} {state.best_score:.4f}")
         )
     distributed.barrier(ctx)  # no rank starts the next fold before the files exist
 
@@ -652,49 +700,21 @@ def write_fold_bank(f: Fold, batch: int) -> None:
 # --- helpers
 
 
-def open_crops(
-    data: TrainData,
-    cfg: TrainConfig,
-    train_rows: np.ndarray,
-    size: int,
-    device: torch.device,
-    ctx: distributed.Dist,
-) -> FoldCrops:
-    """The fold's box crops (crop_rate > 0): the crops of every training image in one cache,
-    `<dataset>-crops` (rank 0 builds it), of which this fold trains on its training images'."""
-    if data.boxes is None or data.boxes.empty:
-        raise FathomError(
-            f"crop_rate = {cfg.crop_rate}: {data.name} has no boxes "
-            "(object_detection/train.json annotations); set crop_rate = 0"
-        )
-    table = crop_table(data.train, data.boxes, cfg.crop_margin)
-    if table.empty:
-        raise FathomError(
-            f"crop_rate = {cfg.crop_rate}: no box of {data.name} is on a training image"
-        )
-    label = f"{data.name}-crops"
-    if ctx.is_main:
-        build_cache(table, cfg.cache_dir, size, label, cfg.num_workers or None)
-    distributed.barrier(ctx)
-    path = build_cache(table, cfg.cache_dir, size, label, progress=False)
-    on_device = cfg.data_on_device == "yes" or (
-        cfg.data_on_device == "auto" and fits_on_device(len(table) * size * size * 3, device)
-    )
-    return FoldCrops(
-        table=table,
-        eligible=fold_crops(table, data.train, train_rows, cfg.holdout_categories),
-        offset=len(data.train),
-        rate=cfg.crop_rate,
-        source=ImageSource(path, device, on_device, cfg.num_workers),
-        targets=label_matrix(table["categories"], data.class_ids),
-    )
-
-
 def fold_tiles(f: Fold, table: pd.DataFrame, split: str, size: int) -> ImageSource | None:
     """The tiles of a split's images when cfg.tiles asks for them (their cache built now)."""
     if not f.cfg.tiles:
         return None
     return open_tiles(table, f"{f.data.name}-{split}", f.cfg, size, f.device, f.ctx)
+
+
+def score_column(task: str) -> str:
+    """The history column that picks best.pt, drives early stopping and the plateau schedule:
+    the task's own metric."""
+    return "val_map20" if task == "multilabel" else "val_acc"
+
+
+def metric_name(task: str) -> str:
+    return "MAP@20" if task == "multilabel" else "accuracy"
 
 
 def fold_name(fold: int | None) -> str:
@@ -837,6 +857,7 @@ def layer_decay_optimizer(cfg: TrainConfig, model: FathomModel, lr: float):
         layer_decay=cfg.layer_decay,
         no_weight_decay_list=getattr(model.backbone, "no_weight_decay", set)(),
     )
+    groups += head_groups(model, cfg.weight_decay)
     groups.sort(key=lambda g: -g["lr_scale"])  # stable: layers keep their order within a scale
     if cfg.scheduler != "cosine":
         groups = [
@@ -846,6 +867,24 @@ def layer_decay_optimizer(cfg: TrainConfig, model: FathomModel, lr: float):
     return create_optimizer_v2(
         groups, opt=cfg.optimizer, lr=lr, weight_decay=cfg.weight_decay, momentum=cfg.momentum
     )
+
+
+def head_groups(model: FathomModel, weight_decay: float) -> list[dict]:
+    """The trainable parameters outside the backbone (the supercategory head) as parameter
+    groups at the head's full lr: timm's layer groups see the backbone only, and a parameter
+    in no group gets gradients but never a step. Biases without weight decay, as timm does."""
+    params = [
+        (n, p)
+        for n, p in model.named_parameters()
+        if p.requires_grad and not n.startswith("backbone.")
+    ]
+    decay = [p for n, p in params if p.ndim > 1]
+    no_decay = [p for n, p in params if p.ndim <= 1]
+    return [
+        {"params": ps, "weight_decay": wd, "lr_scale": 1.0}
+        for ps, wd in ((decay, weight_decay), (no_decay, 0.0))
+        if ps
+    ]
 
 
 def wrap_for_step(
@@ -863,33 +902,6 @@ def wrap_for_step(
     if cfg.compile:
         step_model = torch.compile(step_model)
     return step_model
-
-
-def open_images(
-    data: TrainData, cfg: TrainConfig, size: int, device: torch.device, ctx: distributed.Dist
-):
-    """Image sources for the training and eval tables (rank 0 builds missing caches first)."""
-    if ctx.is_main:
-        build_cache(data.train, cfg.cache_dir, size, f"{data.name}-train", cfg.num_workers or None)
-        if len(data.eval):
-            build_cache(
-                data.eval, cfg.cache_dir, size, f"{data.name}-eval", cfg.num_workers or None
-            )
-    distributed.barrier(ctx)
-    sources = []
-    for table, label in ((data.train, "train"), (data.eval, "eval")):
-        if not len(table):
-            sources.append(None)
-            continue
-        path = build_cache(table, cfg.cache_dir, size, f"{data.name}-{label}", progress=False)
-        n_bytes = len(table) * size * size * 3
-        # the eval images go to the device only while predicting (ImageSource.held)
-        on_device = label == "train" and (
-            cfg.data_on_device == "yes"
-            or (cfg.data_on_device == "auto" and fits_on_device(n_bytes, device))
-        )
-        sources.append(ImageSource(path, device, on_device, cfg.num_workers))
-    return sources
 
 
 RESUME_KEYS = ("config", "model", "ema", "optimizer", "scheduler", "state", "rng")
@@ -919,7 +931,9 @@ def _epoch_line(fold: int | None, epochs: int, row: dict) -> str:
         f"stage {row['stage']}",
         f"train_loss {row['train_loss']:.4f}",
     ]
-    for key in ("val_loss", "val_map20", "val_acc"):
+    # a single-label run's MAP@20 (a reciprocal rank) stays in history.csv, out of its line
+    shown = ("val_loss", "val_acc") if "val_acc" in row else ("val_loss", "val_map20")
+    for key in shown:
         if key in row:
             parts.append(f"{key} {row[key]:.4f}")
     parts += [f"lr {row['lr']:.2e}", f"{row['images_per_s']:.0f} img/s", f"{row['seconds']:.1f}s"]
