@@ -14,21 +14,29 @@ With --kind folder it writes a single-label folder dataset instead: 31 classes w
 imbalance, OUT/train/<class>/*.png, OUT/val/<class>/*.png, a flat OUT/test/*.png and the test
 truth (id,label) in OUT/hidden/test_truth.csv.
 
+With --kind csv it writes a Kaggle competition in the train.csv layout (train.csv,
+sample_submission.csv, competition.toml, image folders) in one --format: single
+(Cassava-like, accuracy), set (Plant-Pathology-2021-like, mean F1), onehot
+(Plant-Pathology-2020-like, mean column AUC) or ranked (Humpback-Whale-like, MAP@5 with a
+new_whale token); the truth, in the submission's format, in OUT/hidden/test_truth.csv.
+
 example:  fathom synth data/synth --n-train 900 --n-eval 450 --seed 0
-example:  fathom synth data/fish --kind folder"""
+example:  fathom synth data/fish --kind folder
+example:  fathom synth data/cassava --kind csv --format single"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from fathom.synth import KINDS
+    from fathom.synth.csvcomp import CsvSynthConfig
     from fathom.synth.fathomnet import SynthConfig
     from fathom.synth.imagefolder import FolderSynthConfig
 
-    d, f = SynthConfig(), FolderSynthConfig()
+    d, f, c = SynthConfig(), FolderSynthConfig(), CsvSynthConfig()
     p.add_argument("out", help="folder to write (must not hold a competition already)")
     p.add_argument(
-        "--n-train", type=int, default=d.n_train, help=f"training images (default {d.n_train})"
+        "--n-train", type=int, help=f"training images (default {d.n_train}; csv {c.n_train})"
     )
-    p.add_argument("--n-eval", type=int, default=d.n_eval, help=f"eval images (default {d.n_eval})")
+    p.add_argument("--n-eval", type=int, help=f"eval images (default {d.n_eval}; csv {c.n_eval})")
     p.add_argument(
         "--width", type=int, help=f"image width in px (default {d.width}; 384 realistic)"
     )
@@ -59,7 +67,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--kind",
         choices=KINDS,
         default="fathomnet",
-        help="fathomnet: the multi-label Kaggle layout (default); folder: a single-label folder dataset",
+        help="fathomnet: the multi-label Kaggle layout (default); folder: a single-label folder "
+        "dataset; csv: a train.csv competition (--format)",
     )
     g = p.add_argument_group("--kind folder")
     g.add_argument(
@@ -69,7 +78,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help=f"train images of the rarest class (default {f.smallest}; the largest has 11x)",
     )
     g.add_argument(
-        "--size", type=int, default=f.size, help=f"square image size in px (default {f.size})"
+        "--size", type=int, help=f"square image size in px (default {f.size}; csv {c.size})"
+    )
+    g = p.add_argument_group("--kind csv")
+    g.add_argument(
+        "--format",
+        choices=("single", "set", "onehot", "ranked"),
+        default=c.format,
+        help=f"the label format (default {c.format})",
     )
 
 
@@ -78,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
 
     # the options' names are the config fields; write_synthetic skips the other kind's
     fields = (
-        "n_train n_eval width height n_categories n_supercategories seed realistic smallest size"
+        "n_train n_eval width height n_categories n_supercategories seed realistic smallest size "
+        "format"
     )
     lines = write_synthetic(args.out, args.kind, **{k: getattr(args, k) for k in fields.split()})
     print("\n".join(lines))
