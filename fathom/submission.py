@@ -9,7 +9,8 @@ Single-label (folder datasets), `id,label`: `id` is the test image's id as
 e.g. `test/img_00042`); `label` is a class name, exactly as its train folder is spelled (a
 scorer compares strings: `tilapia` is not `Tilapia`).
 
-`validate_for(path, dataset)` picks the format from the dataset's kind.
+`validate_for(path, dataset)` picks the format from the dataset's kind (a train.csv
+competition's four formats live in fathom/formats.py).
 """
 
 from __future__ import annotations
@@ -263,6 +264,10 @@ def validate_for(path: str | Path, dataset) -> tuple[list[Problem], int]:
     ev = dataset.split("eval", require_images=False, categories=cats)
     if ev.empty:
         raise FathomError(f"{dataset.root}: no eval (test) images to check the submission against")
+    if dataset.kind == "csv":  # the sample submission's format (fathom/formats.py)
+        from fathom.formats import validate_frame
+
+        return validate_frame(frame, dataset.layout(), ev["id"].tolist()), len(ev)
     if dataset.task == "singlelabel":
         return validate_labels(frame, ev["id"], cats["name"]), len(ev)
     problems = validate(frame, ev["id"], cats["id"])
