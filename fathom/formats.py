@@ -62,7 +62,7 @@ def new_truth(targets: np.ndarray, fold: np.ndarray, always_trained: np.ndarray 
 
 def ranked_ap(probs: np.ndarray, truth: np.ndarray, t: float, k: int) -> np.ndarray:
     """Per-row AP@k of the top-k classes with the new token ranked as a class of probability
-    `t` (ties: the token after the class); `truth` holds a column or NEW per row."""
+    `t` (ties: the token first); `truth` holds a column or NEW per row."""
     probs = np.asarray(probs, dtype=np.float64)
     new_pos = np.minimum((probs > t).sum(axis=1), k)  # classes ahead of the token
     rows = np.arange(len(probs))

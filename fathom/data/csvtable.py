@@ -233,9 +233,9 @@ def open_layout(root: str | Path) -> Layout:
         labels = (label_col,)
         values = train[label_col]
         guesses = [len(v.split()) for v in sample[sub_cols[-1]]] if len(sample) else [1]
-        ranked = (metric or "").startswith("map@") or max(guesses) > 1
         spaced = values.str.strip().str.contains(r"\s", regex=True).any()
-        if ranked and not spaced:
+        # a MAP@K metric says so; else several guesses per row where train.csv has one label
+        if (metric or "").startswith("map@") or (max(guesses) > 1 and not spaced):
             fmt = "ranked"
             k = int(metric.split("@", 1)[1]) if (metric or "").startswith("map@") else max(guesses)
         else:
