@@ -93,7 +93,7 @@ def _draw_labels(cfg: CsvSynthConfig, rng: np.random.Generator, n: int, split: s
     """Each image's labels: a class name (single, ranked) or a list of them (set, onehot)."""
     if cfg.format == "single":
         names, p = zip(*CASSAVA, strict=True)
-        return list(rng.choice(names, size=n, p=np.array(p) / sum(p)))
+        return _quota(list(names), p, n, rng)
     if cfg.format == "set":
         out = []
         diseases = [c for c in PP2021 if c != "healthy"]
@@ -107,8 +107,16 @@ def _draw_labels(cfg: CsvSynthConfig, rng: np.random.Generator, n: int, split: s
                 out.append(sorted(rng.choice(diseases, size=2, replace=False).tolist()))
         return out
     if cfg.format == "onehot":
-        return list(rng.choice(PP2020, size=n, p=[0.28, 0.07, 0.34, 0.31]))
+        return _quota(PP2020, [0.28, 0.07, 0.34, 0.31], n, rng)
     return _whale_labels(cfg, rng, n, split)
+
+
+def _quota(names: list[str], p, n: int, rng: np.random.Generator, least: int = 6) -> list[str]:
+    """n labels in the shares `p`, every class at least `least` times (a rare class must
+    still fill stratified folds), in random order."""
+    counts = np.maximum(np.floor(np.asarray(p) / np.sum(p) * n).astype(int), least)
+    counts[int(np.argmax(counts))] += n - counts.sum()  # the largest class absorbs the rest
+    return [str(x) for x in rng.permutation(np.repeat(names, counts))]
 
 
 N_KNOWN, N_UNSEEN = 10, 10  # whales: individuals in training, and ones it never shows
