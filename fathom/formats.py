@@ -19,7 +19,6 @@ validated before it is written. Pure functions over arrays and frames, apart fro
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -38,7 +37,7 @@ from fathom.metrics import (
     mean_f1_sets,
     metric_label,
 )
-from fathom.submission import Problem, _id_problems
+from fathom.submission import validate_table
 
 NEW = -1  # the new token's column in a ranked list's class ids
 
@@ -114,11 +113,10 @@ def tune_new_token(probs, targets, fold, k: int, always_trained=None) -> dict:
 
 
 def tune_format(
-    layout: Layout, probs, targets, fold, always_trained=None
+    layout: Layout, probs, targets, fold, always_trained=None, tune_thresholds=None
 ) -> tuple[dict, dict | None]:
-    """(the tuning file's `format` block, its `thresholds` block or None)."""
-    from fathom.tune import tune_thresholds
-
+    """(the tuning file's `format` block, its `thresholds` block or None). A set format's
+    thresholds come from `tune_thresholds` (fathom.tune's, passed in: tune calls this module)."""
     info: dict = {
         "format": layout.format,
         "metric": layout.metric,
@@ -224,88 +222,12 @@ def prior_frame(layout: Layout, train: pd.DataFrame, ids: Sequence[str]) -> pd.D
     return make_frame(layout, ids, rows, rows, tuning)
 
 
-# --- validating
-
-
-def _token_problems(value: str, known: set[str], k: int | None, what: str) -> list[str]:
-    if value == "":
-        return [f"{what} is empty"]
-    tokens = value.split(" ")
-    out = []
-    if "" in tokens:
-        out.append(f"{what} {value!r} has an empty guess (a leading, trailing or double space)")
-    unknown = [t for t in tokens if t and t not in known]
-    if unknown:
-        near = [c for c in known if c.lower() == unknown[0].strip().lower()]
-        hint = f" (did you mean {near[0]!r}?)" if near else ""
-        out.append(f"{unknown[0]!r} is not a class{hint}")
-    dups = sorted({t for t in tokens if t and tokens.count(t) > 1})
-    if dups:
-        out.append(f"{dups[0]!r} is listed more than once")
-    if k is not None and len(tokens) > k:
-        out.append(f"{len(tokens)} guesses listed, at most {k} are scored")
-    return out
-
-
-def validate_frame(frame: pd.DataFrame, layout: Layout, test_ids: Sequence[str]) -> list[Problem]:
-    """Every reason the competition would reject or mis-score this submission, with its line:
-    the sample submission's header, its ids in its order, and each value in the format."""
-    cols = list(layout.submission_columns)
-    if list(map(str, frame.columns)) != cols:
-        return [
-            Problem(
-                1,
-                f"header must be `{','.join(cols)}` (as sample_submission.csv), got "
-                f"`{','.join(map(str, frame.columns))}`",
-            )
-        ]
-    frame = frame.astype(str)
-    expected = list(test_ids)
-    expected_set = set(expected)
-    known = set(layout.classes) | ({layout.new_label} if layout.new_label else set())
-    problems: list[Problem] = []
-    seen: dict[str, int] = {}
-    for i, row in enumerate(frame.itertuples(index=False, name=None)):
-        line, uid = i + 2, row[0]
-        found = _id_problems(uid, line, seen, expected_set, "a test image")
-        problems += found
-        if not found and i < len(expected) and uid != expected[i]:
-            problems.append(
-                Problem(
-                    line, f"id {uid} where sample_submission.csv has {expected[i]} (keep its order)"
-                )
-            )
-        values = row[1:]
-        if layout.format == "onehot":
-            for c, v in zip(cols[1:], values, strict=True):
-                try:
-                    ok = math.isfinite(float(v))
-                except ValueError:
-                    ok = False
-                if not ok:
-                    problems.append(Problem(line, f"column {c}: {v!r} is not a finite number"))
-        elif layout.format == "single":
-            if values[0] not in layout.classes:
-                problems += [
-                    Problem(line, m) for m in _token_problems(values[0], known, 1, "label")
-                ]
-        else:
-            k = layout.k if layout.format == "ranked" else None
-            problems += [Problem(line, m) for m in _token_problems(values[0], known, k, cols[1])]
-    missing = expected_set - set(seen)
-    if missing:
-        problems.append(
-            Problem(0, f"{len(missing)} test image(s) missing, e.g. {sorted(missing)[0]}")
-        )
-    return problems
-
-
 def write_frame(path, frame: pd.DataFrame, layout: Layout, test_ids, overwrite=False) -> Path:
     """Validate, then write atomically; never replaces a file unless asked."""
     path = Path(path)
     if path.exists() and not overwrite:
         raise FathomError(f"{path}: already exists (pass --overwrite, or choose another name)")
-    problems = validate_frame(frame, layout, test_ids)
+    problems = validate_table(frame, layout, test_ids)
     if problems:
         raise FathomError(f"submission not written, it would fail validation: {problems[0]}")
     return fileio.write_csv(path, frame)

@@ -400,7 +400,7 @@ def tune_runs(experiments, holdout=(), comp=None, osd_name=None, prior=False, kn
         in_oof = set(ids)
         always = label_matrix([c for u, c in labels.items() if u not in in_oof], cats["id"])
         result["format"], result["thresholds"] = tune_format(
-            dataset.layout(), set_probs, targets, fold, always
+            dataset.layout(), set_probs, targets, fold, always, tune_thresholds
         )
         return result
     if dataset.task == "singlelabel":

@@ -19,9 +19,9 @@ from fathom.formats import (
     ranked_lists,
     score_frame,
     tune_new_token,
-    validate_frame,
 )
 from fathom.metrics import map_at_k
+from fathom.submission import validate_table
 
 WHALE_TRAIN = "Image,Id\na.jpg,w_1\nb.jpg,new_whale\nc.jpg,w_2\nd.jpg,w_2\ne.jpg,w_3\n"
 WHALE_SUB = "Image,Id\nt1.jpg,new_whale w_1 w_2\nt2.jpg,new_whale w_1 w_2\n"
@@ -76,7 +76,7 @@ def test_make_validate_and_score_a_ranked_submission(whale):
     frame = make_frame(whale, ids, probs, probs, tuning)
     assert list(frame.columns) == ["Image", "Id"]
     assert list(frame["Id"]) == ["w_1 new_whale w_2", "new_whale w_1 w_2"]
-    assert validate_frame(frame, whale, ids) == []
+    assert validate_table(frame, whale, ids) == []
     truth = pd.DataFrame({"Image": ids, "Id": ["w_2", "new_whale"]})
     result = score_frame(frame, truth, whale)
     assert result["score"] == pytest.approx((1 / 3 + 1) / 2) and result["metric"] == "map@3"
@@ -85,16 +85,16 @@ def test_make_validate_and_score_a_ranked_submission(whale):
 def test_validate_names_each_problem_with_its_line(whale):
     ids = ["t1.jpg", "t2.jpg"]
     bad = pd.DataFrame({"Image": ["t2.jpg", "t1.jpg"], "Id": ["w_1 W_2", "w_1  w_2 w_3 w_1"]})
-    problems = [str(p) for p in validate_frame(bad, whale, ids)]
+    problems = [str(p) for p in validate_table(bad, whale, ids)]
     assert "line 2: id t2.jpg where sample_submission.csv has t1.jpg (keep its order)" in problems
     assert "line 2: 'W_2' is not a class (did you mean 'w_2'?)" in problems
     assert any(p.startswith("line 3: Id 'w_1  w_2 w_3 w_1' has an empty guess") for p in problems)
     assert "line 3: 'w_1' is listed more than once" in problems
     assert "line 3: 5 guesses listed, at most 3 are scored" in problems
     header = pd.DataFrame({"image": ids, "Id": ["w_1", "w_1"]})
-    assert "header must be `Image,Id`" in str(validate_frame(header, whale, ids)[0])
+    assert "header must be `Image,Id`" in str(validate_table(header, whale, ids)[0])
     short = pd.DataFrame({"Image": ["t1.jpg"], "Id": ["w_1"]})
-    assert str(validate_frame(short, whale, ids)[-1]) == "1 test image(s) missing, e.g. t2.jpg"
+    assert str(validate_table(short, whale, ids)[-1]) == "1 test image(s) missing, e.g. t2.jpg"
 
 
 def test_onehot_submission_keeps_the_sample_columns_order(tmp_path):
@@ -107,10 +107,10 @@ def test_onehot_submission_keeps_the_sample_columns_order(tmp_path):
     frame = make_frame(lay, ["t0", "t1"], probs, probs, {"format": {}})
     assert list(frame.columns) == ["image_id", "a", "b"]
     assert list(frame["a"]) == ["0.100000", "0.800000"]
-    assert validate_frame(frame, lay, ["t0", "t1"]) == []
+    assert validate_table(frame, lay, ["t0", "t1"]) == []
     frame.loc[1, "b"] = "high"
     assert (
-        str(validate_frame(frame, lay, ["t0", "t1"])[0])
+        str(validate_table(frame, lay, ["t0", "t1"])[0])
         == "line 3: column b: 'high' is not a finite number"
     )
     truth = pd.DataFrame({"image_id": ["t0", "t1"], "a": ["0", "1"], "b": ["1", "0"]})

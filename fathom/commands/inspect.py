@@ -18,17 +18,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fathom.data import open_dataset
-    from fathom.data.csvtable import describe
+    from fathom.inspect import inspect_dataset
 
-    ds = open_dataset(args.data)
-    cats = ds.categories()
-    train = ds.split("train", categories=cats)  # every image must be there
-    ev = ds.split("eval", categories=cats)
-    if ds.kind == "csv":
-        print("\n".join(describe(ds.layout())))
-    else:
-        print(f"{ds.root}: a {ds.kind} dataset (task {ds.task})")
-        print(f"categories: {len(cats)}")
-    print(f"found the images of {len(train)} training and {len(ev)} test rows")
+    print("\n".join(inspect_dataset(args.data)))
     return 0

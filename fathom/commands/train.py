@@ -55,8 +55,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from fathom.config import list_configs, load_config
-    from fathom.data import read_data
-    from fathom.data.csvtable import adopt_task
+    from fathom.data import csvtable, read_data
     from fathom.engine import distributed, multigpu
     from fathom.engine.train import train_run
 
@@ -68,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     if args.pretrained is not None:
         overrides.append(f"pretrained={args.pretrained}")
     cfg = load_config(args.config or "", overrides, name=args.name)  # none: the configs named
-    cfg = adopt_task(cfg, overrides)  # a train.csv competition says softmax or sigmoid
+    cfg = csvtable.adopt_task(cfg, overrides)  # a train.csv competition: softmax or sigmoid
     data = read_data(cfg, need_folds=not args.full_fit)
     folds = [None] if args.full_fit else [args.fold] if args.fold is not None else None
     folds = folds or list(range(cfg.n_folds))

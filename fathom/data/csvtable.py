@@ -395,33 +395,6 @@ def read_split(layout: Layout, split: str, *, require_images: bool = True) -> pd
     )
 
 
-def describe(layout: Layout) -> list[str]:
-    """What was detected, as `fathom inspect` prints it."""
-    ids, rows = layout.train_rows
-    counts = np.bincount([c for r in rows for c in r], minlength=len(layout.classes))
-    n_new = sum(1 for r in rows if not r)
-    top = np.argsort(-counts, kind="stable")[:5]
-    lines = [
-        f"{layout.root}: a train.csv competition",
-        f"format: {layout.format} (task {layout.task}: "
-        f"{'softmax' if layout.task == 'singlelabel' else 'sigmoid'} head)",
-        f"train.csv: id column `{layout.id_column}`, label column(s) "
-        f"{', '.join(f'`{c}`' for c in layout.label_columns)}; {len(ids)} images",
-        f"classes: {len(layout.classes)}; most frequent: "
-        + ", ".join(f"{layout.classes[i]} ({counts[i]})" for i in top),
-    ]
-    if layout.new_label:
-        lines.append(f"new label: {layout.new_label} ({n_new} training images hold it)")
-    lines += [
-        f"metric: {layout.metric} ({layout.metric_source})",
-        f"submission: `{','.join(layout.submission_columns)}`"
-        + (f", {layout.k} guesses per row" if layout.format == "ranked" else "")
-        + f"; {len(layout.test_ids())} test images",
-        f"images: train {layout.train_dir}, test {layout.test_dir}",
-    ]
-    return lines
-
-
 def adopt_task(cfg, overrides=()):
     """The config with the task (and a loss for it) of the train.csv competition it names,
     unless the command line set `task` itself: `fathom train default competition=D` then
