@@ -338,3 +338,25 @@ def score_file(submission, truth, layout: Layout) -> dict:
     from fathom.submission import read_submission
 
     return score_frame(read_submission(submission), read_submission(truth), layout, str(truth))
+
+
+def oof_metric(competition, probs, targets, fold) -> dict | None:
+    """A train.csv competition's own metric over a run's OOF, overall and per fold (None for
+    the other kinds). A ranked format with a new token is scored with the token inserted where
+    OOF says, the cut chosen on the other folds (what `fathom tune` estimates)."""
+    from fathom.data import open_dataset
+    from fathom.data.csvtable import is_csv_competition
+    from fathom.metrics import matrix_metric
+
+    if not competition or not Path(competition).is_dir() or not is_csv_competition(competition):
+        return None
+    layout = open_dataset(competition).layout()
+    probs, targets, fold = np.asarray(probs), np.asarray(targets), np.asarray(fold)
+    if layout.format == "ranked" and layout.new_label and len(np.unique(fold)) > 1:
+        value = tune_new_token(probs, targets, fold, layout.k)["map_held_out"]
+        return {"metric": layout.metric, "value": value}
+    metric = matrix_metric(layout.metric)
+    per_fold = {
+        int(f): float(metric(probs[fold == f], targets[fold == f])) for f in np.unique(fold)
+    }
+    return {"metric": layout.metric, "value": float(metric(probs, targets)), "per_fold": per_fold}

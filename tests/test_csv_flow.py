@@ -39,10 +39,12 @@ def test_a_csv_competition_goes_from_files_to_a_submission_that_beats_its_prior(
     )  # fmt: skip
     config = json.loads((tmp_path / "runs" / "default" / "config.json").read_text())
     assert config["task"] == ("singlelabel" if fmt in ("single", "onehot") else "multilabel")
-    ok("oof", "runs/default")
+    assert "(the competition's metric)" in ok("oof", "runs/default")
     ok("tune", "runs/default", "--out", "T.json")
     tuning = json.loads((tmp_path / "T.json").read_text())
     assert tuning["format"]["format"] == fmt
+    assert (tuning["thresholds"] is not None) == (fmt == "set")  # label sets need thresholds
+    assert ("new" in tuning["format"]) == (fmt == "ranked")  # where new_whale goes, learnt
     ok("submit", "T.json", "--name", "N")
     assert "valid (40 test images)" in ok("validate", "submissions/N.csv")
     ok("prior", "D", "--out", "submissions/prior.csv")

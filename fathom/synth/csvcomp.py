@@ -114,6 +114,7 @@ def _draw_labels(cfg: CsvSynthConfig, rng: np.random.Generator, n: int, split: s
 def _quota(names: list[str], p, n: int, rng: np.random.Generator, least: int = 6) -> list[str]:
     """n labels in the shares `p`, every class at least `least` times (a rare class must
     still fill stratified folds), in random order."""
+    least = min(least, n // (2 * len(names)))  # a small split keeps room for the largest
     counts = np.maximum(np.floor(np.asarray(p) / np.sum(p) * n).astype(int), least)
     counts[int(np.argmax(counts))] += n - counts.sum()  # the largest class absorbs the rest
     return [str(x) for x in rng.permutation(np.repeat(names, counts))]
