@@ -369,10 +369,12 @@ F1_GRID = np.linspace(0.05, 0.95, 19)
 
 
 def sets_at(probs: np.ndarray, threshold) -> np.ndarray:
-    """(N, C) bool: classes at or above the threshold, and each row's top class at least."""
+    """(N, C) bool: classes at or above their threshold; a row with none gets its top class
+    (the rule `fathom.tune.predict_sets` fits thresholds under, so the two agree)."""
     probs = np.asarray(probs)
     pred = probs >= np.asarray(threshold)
-    pred[np.arange(len(probs)), probs.argmax(axis=1)] = True
+    empty = np.flatnonzero(~pred.any(axis=1))
+    pred[empty, probs[empty].argmax(axis=1)] = True
     return pred
 
 

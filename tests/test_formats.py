@@ -127,11 +127,20 @@ def test_set_submission_uses_the_chosen_thresholds(tmp_path):
         "thresholds": {"global": 0.5, "per_category": {"0": 0.5, "1": 0.7, "2": 0.2}},
     }
     frame = make_frame(lay, ["t0", "t1"], probs, probs, tuning)
-    assert list(frame["labels"]) == ["a", "b c"]  # b below its 0.7; t1's top class b kept
+    # b is below its 0.7; t1's c reaches its 0.2, so its top class b is not forced in (the
+    # rule the thresholds were fitted under: the top class only for a row with none)
+    assert list(frame["labels"]) == ["a", "c"]
     tuning["format"]["sets"] = "global"
     assert list(make_frame(lay, ["t0", "t1"], probs, probs, tuning)["labels"]) == ["a b", "b"]
     truth = pd.DataFrame({"image": ["t0", "t1"], "labels": ["a b", "c"]})
-    assert score_frame(frame, truth, lay)["score"] == pytest.approx((2 / 3 + 2 / 3) / 2)
+    assert score_frame(frame, truth, lay)["score"] == pytest.approx((2 / 3 + 1) / 2)
+    from fathom.tune import predict_sets
+
+    cut = np.array([0.5, 0.7, 0.2])
+    names = np.array(["a", "b", "c"])
+    want = [" ".join(names[row]) for row in predict_sets(probs, cut)]
+    tuning["format"]["sets"] = "per_category"
+    assert list(make_frame(lay, ["t0", "t1"], probs, probs, tuning)["labels"]) == want
 
 
 def test_priors_are_each_formats_trivial_baseline(whale, tmp_path):
