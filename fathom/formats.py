@@ -31,16 +31,16 @@ from fathom.data.csvtable import Layout
 from fathom.ensemble import fold_held_out
 from fathom.errors import FathomError
 from fathom.metrics import (
+    NEW,
     macro_f1_labels,
     map_at_k,
     mean_column_auc,
     mean_f1_sets,
     metric_label,
+    ranked_ap,
+    threshold_candidates,
 )
 from fathom.submission import validate_table
-
-NEW = -1  # the new token's column in a ranked list's class ids
-
 
 # --- tuning on OOF
 
@@ -57,29 +57,6 @@ def new_truth(targets: np.ndarray, fold: np.ndarray, always_trained: np.ndarray 
         rows = np.flatnonzero((fold == f) & (truth != NEW))
         truth[rows[~seen[truth[rows]]]] = NEW
     return truth
-
-
-def ranked_ap(probs: np.ndarray, truth: np.ndarray, t: float, k: int) -> np.ndarray:
-    """Per-row AP@k of the top-k classes with the new token ranked as a class of probability
-    `t` (ties: the token first); `truth` holds a column or NEW per row."""
-    probs = np.asarray(probs, dtype=np.float64)
-    new_pos = np.minimum((probs > t).sum(axis=1), k)  # classes ahead of the token
-    rows = np.arange(len(probs))
-    own = probs[rows, np.maximum(truth, 0)]
-    # the true class's place among the classes (a stable sort: ties keep column order)
-    ahead = (probs > own[:, None]).sum(axis=1) + (
-        (probs == own[:, None]) & (np.arange(probs.shape[1]) < np.maximum(truth, 0)[:, None])
-    ).sum(axis=1)
-    place = np.where(truth == NEW, new_pos, ahead + (new_pos <= ahead))
-    return np.where(place < k, 1.0 / (place + 1.0), 0.0)
-
-
-def threshold_candidates(probs: np.ndarray) -> np.ndarray:
-    """Every distinct place the token can take: each row's top probabilities as cut points,
-    thinned to a quantile grid, plus "always first" and "never listed"."""
-    top = np.sort(np.asarray(probs, dtype=np.float64).max(axis=1))
-    grid = np.quantile(top, np.linspace(0, 1, 41)) if len(top) else np.zeros(0)
-    return np.unique(np.concatenate([[-1.0, 2.0], grid]))
 
 
 def fit_new_threshold(probs: np.ndarray, truth: np.ndarray, k: int) -> float:

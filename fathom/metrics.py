@@ -391,11 +391,48 @@ def best_threshold_f1_matrix(probs: np.ndarray, targets: np.ndarray) -> float:
     return max(sample_f1_matrix(sets_at(probs, t), targets) for t in F1_GRID)
 
 
-def matrix_metric(name: str):
+NEW = -1  # the new token's column in a ranked list's class ids
+
+
+def ranked_ap(probs: np.ndarray, truth: np.ndarray, t: float, k: int) -> np.ndarray:
+    """Per-row AP@k of the top-k classes with the new token ranked as a class of probability
+    `t` (ties: the token first); `truth` holds a column or NEW per row."""
+    probs = np.asarray(probs, dtype=np.float64)
+    new_pos = np.minimum((probs > t).sum(axis=1), k)  # classes ahead of the token
+    rows = np.arange(len(probs))
+    own = probs[rows, np.maximum(truth, 0)]
+    # the true class's place among the classes (a stable sort: ties keep column order)
+    ahead = (probs > own[:, None]).sum(axis=1) + (
+        (probs == own[:, None]) & (np.arange(probs.shape[1]) < np.maximum(truth, 0)[:, None])
+    ).sum(axis=1)
+    place = np.where(truth == NEW, new_pos, ahead + (new_pos <= ahead))
+    return np.where(place < k, 1.0 / (place + 1.0), 0.0)
+
+
+def threshold_candidates(probs: np.ndarray, n: int = 41) -> np.ndarray:
+    """Every distinct place the token can take: each row's top probabilities as cut points,
+    thinned to a quantile grid, plus "always first" and "never listed"."""
+    top = np.sort(np.asarray(probs, dtype=np.float64).max(axis=1))
+    grid = np.quantile(top, np.linspace(0, 1, n)) if len(top) else np.zeros(0)
+    return np.unique(np.concatenate([[-1.0, 2.0], grid]))
+
+
+def new_token_map_matrix(probs: np.ndarray, targets: np.ndarray, k: int) -> float:
+    """MAP@k with the new token inserted at the best of a coarse grid of cuts (rows with no
+    class are the token's): what an ensemble is worth once `fathom tune` places the token."""
+    targets = np.asarray(targets) > 0
+    truth = np.where(targets.any(axis=1), targets.argmax(axis=1), NEW)
+    cuts = threshold_candidates(probs, 11)
+    return max(float(ranked_ap(probs, truth, t, k).mean()) for t in cuts)
+
+
+def matrix_metric(name: str, new_token: bool = False):
     """`(probs, targets) -> float` of a competition metric, for tuning on OOF matrices. A
-    ranked metric scores the classes alone (a `new_label` row, all-zero, scores 0 whatever the
-    weights: where to insert the token is tuned afterwards)."""
+    ranked metric with `new_token` places the token as well (an all-zero row is the token's);
+    without, such a row scores 0 whatever the weights."""
     k = metric_k(name)
+    if k and new_token:
+        return lambda probs, targets: new_token_map_matrix(probs, targets, k)
     if k:
         return lambda probs, targets: map_at_k_matrix(probs, targets, k)
     table = {

@@ -344,7 +344,7 @@ def tune_runs(experiments, holdout=(), comp=None, osd_name=None, prior=False, kn
     metric_name, metric = METRICS[dataset.task]
     if dataset.kind == "csv":  # a train.csv competition names its own metric
         metric_name = dataset.layout().metric
-        metric = matrix_metric(metric_name)
+        metric = matrix_metric(metric_name, new_token=bool(dataset.layout().new_label))
     probs = [a["probs"] for a in oofs]
     members = [{"name": r.name, "path": str(r.path), "kind": "run"} for r in runs]
     if knn:

@@ -158,3 +158,27 @@ def test_registry_names_and_formats():
         check_metric_format("map@0", "ranked", "x")
     with pytest.raises(FathomError, match="'fathomnet' does not score a set submission"):
         check_metric_format("fathomnet", "set", "x")
+
+
+def test_map_with_a_new_token_places_it_at_the_best_cut():
+    from fathom.formats import ranked_lists
+    from fathom.metrics import threshold_candidates
+
+    probs = np.round(RNG.random((80, 6)), 2)
+    y = RNG.integers(-1, 6, 80)  # -1: the new token's rows
+    targets = np.zeros((80, 6))
+    targets[np.flatnonzero(y >= 0), y[y >= 0]] = 1
+    truth = [{"new" if c < 0 else str(c)} for c in y]
+    want = max(
+        ref_map(
+            [["new" if c < 0 else str(c) for c in row] for row in ranked_lists(probs, probs, 3, t)],
+            truth,
+            3,
+        )
+        for t in threshold_candidates(probs, 11)
+    )
+    assert matrix_metric("map@3", new_token=True)(probs, targets) == pytest.approx(want)
+    # without the token an all-zero row scores 0, as the plain MAP@K does
+    assert matrix_metric("map@3")(probs, targets) == pytest.approx(
+        ref_map([[str(c) for c in row] for row in ranked_lists(probs, probs, 3, None)], truth, 3)
+    )
