@@ -90,6 +90,15 @@ def test_onehot_rows_with_two_classes_train_a_sigmoid_head(tmp_path):
     assert open_layout(root).task == "multilabel"
 
 
+def test_single_labels_with_a_new_token_train_a_sigmoid_head(tmp_path):
+    train = "image_id,label\na.jpg,0\nb.jpg,unknown\nc.jpg,1\n"
+    root = make_comp(tmp_path / "c", train, CASSAVA_SUB, 'new_label = "unknown"\n')
+    lay = open_layout(root)
+    assert lay.format == "single" and lay.classes == ("0", "1")
+    assert lay.task == "multilabel"  # a softmax head cannot say "none of these"
+    assert list(open_dataset(root).split("train")["categories"]) == [(0,), (), (1,)]
+
+
 def test_ranked_with_a_new_token(tmp_path):
     train = "Image,Id\na.jpg,w_1\nb.jpg,new_whale\nc.jpg,w_2\n"
     sample = "Image,Id\nt.jpg,new_whale w_1 w_2 w_3 w_4\n"

@@ -278,7 +278,8 @@ def open_layout(root: str | Path) -> Layout:
         exclusive=False,
     )
     parsed = _parse_labels(layout)
-    exclusive = fmt == "single" or (fmt == "onehot" and all(len(r) == 1 for r in parsed[1]))
+    # a row of no class (a `new_label` row, an all-zero one-hot row) needs a sigmoid head
+    exclusive = fmt in ("single", "onehot") and all(len(r) == 1 for r in parsed[1])
     layout = dataclasses.replace(layout, exclusive=exclusive)
     layout.__dict__["train_rows"] = parsed  # parsed once, for the cached property
     return layout
