@@ -241,7 +241,13 @@ def score_frame(sub: pd.DataFrame, truth: pd.DataFrame, layout: Layout, truth_na
             [r[1].split() for r in true_rows], [g[0].split() for g in guess]
         )
     elif layout.format == "onehot":
-        y = np.array([[float(v) for v in r[1:]] for r in true_rows])
+        for line, r in enumerate(true_rows, start=2):
+            bad = [(c, v) for c, v in zip(cols[1:], r[1:], strict=True) if v not in ("0", "1")]
+            if bad:
+                raise FathomError(
+                    f"{truth_name}, line {line}, column {bad[0][0]}: {bad[0][1]!r} is not 0 or 1"
+                )
+        y = np.array([[int(v) for v in r[1:]] for r in true_rows])
         try:
             s = np.array([[float(v) if v != "" else 0.0 for v in g] for g in guess])
         except ValueError as exc:

@@ -10,6 +10,7 @@ from test_csv_layout import make_comp
 
 from fathom.data import open_dataset
 from fathom.data.csvtable import open_layout
+from fathom.errors import FathomError
 from fathom.formats import (
     NEW,
     make_frame,
@@ -116,6 +117,9 @@ def test_onehot_submission_keeps_the_sample_columns_order(tmp_path):
     truth = pd.DataFrame({"image_id": ["t0", "t1"], "a": ["0", "1"], "b": ["1", "0"]})
     frame.loc[1, "b"] = "0.2"
     assert score_frame(frame, truth, lay)["score"] == 1.0
+    truth.loc[0, "b"] = "yes"
+    with pytest.raises(FathomError, match="truth, line 2, column b: 'yes' is not 0 or 1"):
+        score_frame(frame, truth, lay)
 
 
 def test_set_submission_uses_the_chosen_thresholds(tmp_path):
