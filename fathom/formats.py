@@ -2,7 +2,7 @@
 `fathom tune` decides for each on OOF, and how a submission is made, validated and scored.
 
 - `single`: each image's most probable class (`image_id,label`); accuracy or macro F1.
-- `set`: each image's classes at or above their thresholds, and its top class at least
+- `set`: each image's classes at or above their thresholds, its top class when none is
   (`image,labels`, space-separated); mean F1. The thresholds (one global, or one per class)
   are fitted on OOF and chosen by their fold-held-out F1.
 - `onehot`: a probability per class column, in the sample submission's column order; mean
