@@ -110,6 +110,20 @@ def test_ranked_with_a_new_token(tmp_path):
     assert list(open_dataset(root).split("train")["categories"]) == [(0,), (), (1,)]
 
 
+def test_happywhale_names_its_label_column_and_a_token_training_never_holds(tmp_path):
+    train = "image,species,individual_id\na.jpg,beluga,i1\nb.jpg,beluga,i2\nc.jpg,orca,i1\n"
+    sample = "image,predictions\nt.jpg,37c7aba965a5 114207cab555 a6e325d8e924\n"
+    toml = 'metric = "map@5"\nnew_label = "new_individual"\nlabel_column = "individual_id"\n'
+    lay = open_layout(make_comp(tmp_path / "c", train, sample, toml))
+    assert (lay.format, lay.k, lay.label_columns, lay.classes) == (
+        "ranked",
+        5,
+        ("individual_id",),
+        ("i1", "i2"),
+    )
+    assert lay.submission_columns == ("image", "predictions")
+
+
 def test_ranked_is_read_off_the_sample_submission(tmp_path):
     train = "Image,Id\na.jpg,w_1\nb.jpg,w_2\n"
     root = make_comp(tmp_path / "c", train, "Image,Id\nt.jpg,w_1 w_2 w_1\n")
