@@ -213,11 +213,17 @@ def write_frame(path, frame: pd.DataFrame, layout: Layout, test_ids, overwrite=F
 # --- scoring
 
 
-def score_frame(sub: pd.DataFrame, truth: pd.DataFrame, layout: Layout, truth_name="truth") -> dict:
+def score_frame(
+    sub: pd.DataFrame,
+    truth: pd.DataFrame,
+    layout: Layout,
+    truth_name="truth",
+    sub_name="submission",
+) -> dict:
     """The competition's metric of a submission against a truth in the submission's format
     (both read as strings). A truth image the submission lacks scores as a wrong answer."""
     cols = list(layout.submission_columns)
-    for name, frame in (("submission", sub), (truth_name, truth)):
+    for name, frame in ((sub_name, sub), (truth_name, truth)):
         if list(map(str, frame.columns)) != cols:
             raise FathomError(
                 f"{name}: header `{','.join(map(str, frame.columns))}` is not the competition's "
@@ -251,7 +257,7 @@ def score_frame(sub: pd.DataFrame, truth: pd.DataFrame, layout: Layout, truth_na
         try:
             s = np.array([[float(v) if v != "" else 0.0 for v in g] for g in guess])
         except ValueError as exc:
-            raise FathomError(f"submission: a class column holds a non-number ({exc})") from None
+            raise FathomError(f"{sub_name}: a class column holds a non-number ({exc})") from None
         out["score"] = mean_column_auc(y, s)
     else:
         out["score"] = map_at_k(
@@ -320,7 +326,8 @@ def csv_competition_for(submission, truth=None, comp=None):
 def score_file(submission, truth, layout: Layout) -> dict:
     from fathom.submission import read_submission
 
-    return score_frame(read_submission(submission), read_submission(truth), layout, str(truth))
+    sub, true = read_submission(submission), read_submission(truth)
+    return score_frame(sub, true, layout, str(truth), str(submission))
 
 
 def oof_metric(competition, probs, targets, fold) -> dict | None:

@@ -72,7 +72,9 @@ def test_score_refuses_another_format_in_one_line(comps, tmp_path, run_cli):
     fileio.write_csv(sub, pd.DataFrame({"id": ["a"], "label": ["0"]}))
     truth = comps / "single" / "hidden" / "test_truth.csv"
     code, _, err = run_cli("score", sub, "--truth", truth)
-    assert code == 2 and "is not the competition's `image_id,label`" in err
+    assert (
+        code == 2 and f"{sub}: header `id,label` is not the competition's `image_id,label`" in err
+    )
 
 
 def test_oof_metric_is_the_competitions_own(comps, small_comp):
