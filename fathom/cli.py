@@ -22,6 +22,7 @@ from fathom.errors import FathomError
 COMMANDS = [
     "demo",
     "synth",
+    "inspect",
     "images",
     "folds",
     "score",

@@ -15,3 +15,5 @@ SYNTH = {
 }
 FOLDER_SYNTH = {"smallest": 8, "size": 64}
 DOWNLOAD = {"workers": 32, "retries": 4, "read_timeout": 30.0}
+CSV_SYNTH = {"format": "single", "n_train": 300, "n_eval": 150, "size": 32, "seed": 0}
+CSV_FORMATS = ("single", "set", "onehot", "ranked")  # fathom.data.csvtable.FORMATS

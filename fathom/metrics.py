@@ -28,6 +28,8 @@ from sklearn.metrics import (
     top_k_accuracy_score,
 )
 
+from fathom.errors import FathomError
+
 K = 20
 
 
@@ -279,3 +281,166 @@ def most_confused(cm: np.ndarray, class_names: Sequence[str], top: int = 10) -> 
             "share": counts[order] / support[true_idx[order]],
         }
     )
+
+
+# --- the metrics a competition names (competition.toml: metric = "...")
+
+METRIC_FORMATS = {
+    "accuracy": ("single",),
+    "macro_f1": ("single",),
+    "mean_f1": ("set",),
+    "auc": ("onehot",),
+    "map@K": ("ranked",),
+    "fathomnet": (),  # the FathomNet layout's own (id,categories,osd); no train.csv format
+}
+METRIC_LABELS = {
+    "accuracy": "accuracy",
+    "macro_f1": "macro F1",
+    "mean_f1": "mean F1",
+    "auc": "mean column AUC",
+    "fathomnet": "(sAUC + MAP@20) / 2",
+}
+
+
+def metric_k(name: str) -> int | None:
+    """K of a `map@K` name (None for any other name)."""
+    head, sep, tail = name.partition("@")
+    if head == "map" and sep:
+        return int(tail) if tail.isdigit() and int(tail) > 0 else 0
+    return None
+
+
+def metric_label(name: str) -> str:
+    k = metric_k(name)
+    return f"MAP@{k}" if k else METRIC_LABELS.get(name, name)
+
+
+def check_metric_format(name: str, fmt: str, where) -> None:
+    """Refuse a metric the registry lacks, or one that cannot score the format's submission."""
+    k = metric_k(name)
+    key = "map@K" if k is not None else name
+    if key not in METRIC_FORMATS or k == 0:
+        raise FathomError(
+            f"{where}: unknown metric {name!r}; choose from accuracy, macro_f1, mean_f1, map@K "
+            "(e.g. map@5), auc, fathomnet"
+        )
+    if fmt not in METRIC_FORMATS[key]:
+        fits = [m for m, f in METRIC_FORMATS.items() if fmt in f]
+        raise FathomError(
+            f"{where}: metric {name!r} does not score a {fmt} submission; choose {' or '.join(fits)}"
+        )
+
+
+def macro_f1_labels(y_true: Sequence[str], y_pred: Sequence[str]) -> float:
+    """scikit-learn's macro F1 over the labels of the truth and the predictions (Kaggle's)."""
+    from sklearn.metrics import f1_score
+
+    return float(f1_score(list(y_true), list(y_pred), average="macro", zero_division=0))
+
+
+def mean_f1_sets(actual: Sequence[Collection], predicted: Sequence[Collection]) -> float:
+    """Per-image F1 of the predicted label set against the true one, averaged over images
+    (scikit-learn's average="samples"; an image with both sets empty scores 0, as there)."""
+    if len(actual) != len(predicted):
+        raise ValueError(f"{len(predicted)} predictions for {len(actual)} truths")
+    t = [set(a) for a in actual]
+    p = [set(b) for b in predicted]
+    f = [2 * len(a & b) / (len(a) + len(b)) if a or b else 0.0 for a, b in zip(t, p, strict=True)]
+    return float(np.mean(f)) if f else float("nan")
+
+
+def mean_column_auc(targets: np.ndarray, scores: np.ndarray) -> float:
+    """Mean over columns of ROC AUC (Plant Pathology 2020's metric). A column whose truth is
+    all one class has no AUC and is left out of the mean (scikit-learn would raise)."""
+    targets, scores = np.asarray(targets) > 0, np.asarray(scores, dtype=np.float64)
+    aucs = [
+        roc_auc_score(targets[:, j], scores[:, j])
+        for j in range(targets.shape[1])
+        if 0 < targets[:, j].sum() < len(targets)
+    ]
+    return float(np.mean(aucs)) if aucs else float("nan")
+
+
+def macro_f1_matrix(probs: np.ndarray, targets: np.ndarray) -> float:
+    return macro_f1_labels(np.asarray(targets).argmax(axis=1), np.asarray(probs).argmax(axis=1))
+
+
+F1_GRID = np.linspace(0.05, 0.95, 19)
+
+
+def sets_at(probs: np.ndarray, threshold) -> np.ndarray:
+    """(N, C) bool: classes at or above their threshold; a row with none gets its top class
+    (the rule `fathom.tune.predict_sets` fits thresholds under, so the two agree)."""
+    probs = np.asarray(probs)
+    pred = probs >= np.asarray(threshold)
+    empty = np.flatnonzero(~pred.any(axis=1))
+    pred[empty, probs[empty].argmax(axis=1)] = True
+    return pred
+
+
+def sample_f1_matrix(pred: np.ndarray, targets: np.ndarray) -> float:
+    t = np.asarray(targets) > 0
+    tp = (pred & t).sum(axis=1)
+    denom = pred.sum(axis=1) + t.sum(axis=1)
+    return float(np.mean(np.where(denom > 0, 2.0 * tp / np.maximum(denom, 1), 0.0)))
+
+
+def best_threshold_f1_matrix(probs: np.ndarray, targets: np.ndarray) -> float:
+    """Mean F1 of label sets at the best threshold of a coarse grid: what an ensemble of
+    probabilities is worth to a set metric once its threshold is tuned (as `fathom tune` does)."""
+    return max(sample_f1_matrix(sets_at(probs, t), targets) for t in F1_GRID)
+
+
+NEW = -1  # the new token's column in a ranked list's class ids
+
+
+def ranked_ap(probs: np.ndarray, truth: np.ndarray, t: float, k: int) -> np.ndarray:
+    """Per-row AP@k of the top-k classes with the new token ranked as a class of probability
+    `t` (ties: the token first); `truth` holds a column or NEW per row."""
+    probs = np.asarray(probs, dtype=np.float64)
+    new_pos = np.minimum((probs > t).sum(axis=1), k)  # classes ahead of the token
+    rows = np.arange(len(probs))
+    own = probs[rows, np.maximum(truth, 0)]
+    # the true class's place among the classes (a stable sort: ties keep column order)
+    ahead = (probs > own[:, None]).sum(axis=1) + (
+        (probs == own[:, None]) & (np.arange(probs.shape[1]) < np.maximum(truth, 0)[:, None])
+    ).sum(axis=1)
+    place = np.where(truth == NEW, new_pos, ahead + (new_pos <= ahead))
+    return np.where(place < k, 1.0 / (place + 1.0), 0.0)
+
+
+def threshold_candidates(probs: np.ndarray, n: int = 41) -> np.ndarray:
+    """Every distinct place the token can take: each row's top probabilities as cut points,
+    thinned to a quantile grid, plus "always first" and "never listed"."""
+    top = np.sort(np.asarray(probs, dtype=np.float64).max(axis=1))
+    grid = np.quantile(top, np.linspace(0, 1, n)) if len(top) else np.zeros(0)
+    return np.unique(np.concatenate([[-1.0, 2.0], grid]))
+
+
+def new_token_map_matrix(probs: np.ndarray, targets: np.ndarray, k: int) -> float:
+    """MAP@k with the new token inserted at the best of a coarse grid of cuts (rows with no
+    class are the token's): what an ensemble is worth once `fathom tune` places the token."""
+    targets = np.asarray(targets) > 0
+    truth = np.where(targets.any(axis=1), targets.argmax(axis=1), NEW)
+    cuts = threshold_candidates(probs, 11)
+    return max(float(ranked_ap(probs, truth, t, k).mean()) for t in cuts)
+
+
+def matrix_metric(name: str, new_token: bool = False):
+    """`(probs, targets) -> float` of a competition metric, for tuning on OOF matrices. A
+    ranked metric with `new_token` places the token as well (an all-zero row is the token's);
+    without, such a row scores 0 whatever the weights."""
+    k = metric_k(name)
+    if k and new_token:
+        return lambda probs, targets: new_token_map_matrix(probs, targets, k)
+    if k:
+        return lambda probs, targets: map_at_k_matrix(probs, targets, k)
+    table = {
+        "accuracy": accuracy_matrix,
+        "macro_f1": macro_f1_matrix,
+        "mean_f1": best_threshold_f1_matrix,
+        "auc": lambda probs, targets: mean_column_auc(targets, probs),
+    }
+    if name not in table:
+        raise FathomError(f"metric {name!r} cannot be tuned on OOF matrices")
+    return table[name]

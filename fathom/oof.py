@@ -13,6 +13,7 @@ import numpy as np
 
 from fathom import fileio
 from fathom.errors import FathomError
+from fathom.formats import oof_metric
 from fathom.metrics import ap_at_k_matrix
 from fathom.prior import fold_prior
 from fathom.runs import average_eval, fold_dirs, open_run, read_predictions, stitch_oof
@@ -68,6 +69,9 @@ def write_oof(run_dir: str | Path, allow_missing: bool = False) -> dict:
     oof = stitch_oof({k: run.fold_oof(k) for k in done})
     scores = cv_scores(oof["probs"], oof["targets"], oof["fold"])
     scores["task"] = run.task  # which of the scores is the run's own metric
+    own = oof_metric(run.config().get("competition"), oof["probs"], oof["targets"], oof["fold"])
+    if own:  # a train.csv competition's own metric, beside MAP@20
+        scores["competition_metric"] = own
     if missing:
         scores["missing_folds"] = missing
     fileio.save_npz(run.path / "oof.npz", **oof)

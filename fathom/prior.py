@@ -54,8 +54,9 @@ def prior_logits(probs: np.ndarray) -> np.ndarray:
 
 
 def write_prior(data_dir, out, overwrite: bool = False) -> Path:
-    """The prior's submission for a dataset of either kind: multi-label, categories ranked by
-    frequency with a constant osd (sAUC 0); single-label, the most frequent class everywhere."""
+    """The prior's submission for a dataset of any kind: multi-label, categories ranked by
+    frequency with a constant osd (sAUC 0); single-label, the most frequent class everywhere;
+    a train.csv competition, its format's trivial baseline (fathom/formats.py `prior_frame`)."""
     from fathom.data import open_dataset
     from fathom.submission import (
         make_label_submission,
@@ -68,6 +69,12 @@ def write_prior(data_dir, out, overwrite: bool = False) -> Path:
     cats = ds.categories()
     train = ds.split("train", require_images=False, categories=cats)
     ev = ds.split("eval", require_images=False, categories=cats)
+    if ds.kind == "csv":  # the format's trivial baseline, in the sample submission's format
+        from fathom.formats import prior_frame, write_frame
+
+        layout = ds.layout()
+        ids = ev["id"].tolist()
+        return write_frame(out, prior_frame(layout, train, ids), layout, ids, overwrite=overwrite)
     probs = prior_probabilities(train, len(ev), cats["id"])
     ids = ev["id"].tolist()
     if ds.task == "singlelabel":

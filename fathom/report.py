@@ -31,7 +31,7 @@ from fathom.data import open_dataset
 from fathom.data.coco import label_matrix
 from fathom.ensemble import combine
 from fathom.errors import FathomError
-from fathom.metrics import map_at_k_matrix
+from fathom.metrics import map_at_k_matrix, matrix_metric, metric_label
 from fathom.runs import align_rows, check_categories, open_run, read_tuning
 from fathom.tune import METRIC_NAMES, METRICS, competition_of
 
@@ -191,6 +191,9 @@ def build_report(run_paths, out_dir, tune_path=None, comp=None, progress=True) -
     supercat_of = cats["supercat_id"].to_numpy()
     metric_name, metric = METRICS[dataset.task]
     label = METRIC_NAMES[metric_name]
+    if dataset.kind == "csv":  # a train.csv competition's own metric
+        lay = dataset.layout()
+        metric, label = matrix_metric(lay.metric, bool(lay.new_label)), metric_label(lay.metric)
     sections = []
     steps = tqdm(total=7 + len(runs), desc="report", unit="plot", disable=not progress)
     singlelabel = dataset.task == "singlelabel"

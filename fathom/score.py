@@ -1,7 +1,8 @@
 """`fathom score`: a submission file against a truth file, as the competition's scorer does.
 
 Multi-label (`id,categories,osd`): MAP@20, sAUC and their mean. Single-label (`id,label`):
-accuracy and macro F1. The truth file's header says which.
+accuracy and macro F1. The truth file's header says which. A train.csv competition's
+submission is scored by its own metric (fathom/formats.py).
 """
 
 from __future__ import annotations
@@ -83,8 +84,15 @@ def score_labels(submission: pd.DataFrame, truth: pd.DataFrame) -> dict[str, flo
     return {"accuracy": acc, "macro_f1": f1, "n": len(y_true)}
 
 
-def score_files(submission: str | Path, truth: str | Path) -> dict:
-    """Scores of a submission file; single-label when the truth file is `id,label`."""
+def score_files(submission: str | Path, truth: str | Path, comp=None) -> dict:
+    """Scores of a submission file; single-label when the truth file is `id,label`; by the
+    competition's own metric for a train.csv competition (`comp`, the one the submission's
+    manifest names, or the one whose hidden/ folder holds the truth)."""
+    from fathom.formats import csv_competition_for, score_file
+
+    layout = csv_competition_for(submission, truth, comp)
+    if layout is not None:
+        return score_file(submission, truth, layout)
     sub, true = read_submission(submission), read_submission(truth)
     if list(true.columns) == LABEL_HEADER:
         missing = set(LABEL_HEADER) - set(sub.columns)
@@ -114,6 +122,10 @@ def score_files(submission: str | Path, truth: str | Path) -> dict:
 
 
 def format_scores(result: dict) -> str:
+    if "metric" in result:  # a train.csv competition's metric
+        from fathom.formats import format_score
+
+        return format_score(result)
     if "accuracy" in result:
         return f"accuracy {result['accuracy']:.4f}   macro F1 {result['macro_f1']:.4f}   ({result['n']} images)"
     return f"MAP@20 {result['map20']:.4f}   sAUC {result['sauc']:.4f}   score {result['score']:.4f}"

@@ -9,7 +9,8 @@ Single-label (folder datasets), `id,label`: `id` is the test image's id as
 e.g. `test/img_00042`); `label` is a class name, exactly as its train folder is spelled (a
 scorer compares strings: `tilapia` is not `Tilapia`).
 
-`validate_for(path, dataset)` picks the format from the dataset's kind.
+`validate_for(path, dataset)` picks the format from the dataset's kind (a train.csv
+competition's four formats live in fathom/formats.py).
 """
 
 from __future__ import annotations
@@ -255,6 +256,83 @@ def write_label_submission(
     return path
 
 
+# --- a train.csv competition's submission (its formats: fathom/formats.py)
+
+
+def _token_problems(value: str, known: set[str], k: int | None, what: str) -> list[str]:
+    if value == "":
+        return [f"{what} is empty"]
+    tokens = value.split(" ")
+    out = []
+    if "" in tokens:
+        out.append(f"{what} {value!r} has an empty guess (a leading, trailing or double space)")
+    unknown = [t for t in tokens if t and t not in known]
+    if unknown:
+        near = [c for c in known if c.lower() == unknown[0].strip().lower()]
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        out.append(f"{unknown[0]!r} is not a class{hint}")
+    dups = sorted({t for t in tokens if t and tokens.count(t) > 1})
+    if dups:
+        out.append(f"{dups[0]!r} is listed more than once")
+    if k is not None and len(tokens) > k:
+        out.append(f"{len(tokens)} guesses listed, at most {k} are scored")
+    return out
+
+
+def validate_table(frame: pd.DataFrame, layout, test_ids: Sequence[str]) -> list[Problem]:
+    """Every reason the competition would reject or mis-score this submission, with its line:
+    the sample submission's header, its ids in its order, and each value in the format of
+    `layout` (a `fathom.data.csvtable.Layout`)."""
+    cols = list(layout.submission_columns)
+    if list(map(str, frame.columns)) != cols:
+        return [
+            Problem(
+                1,
+                f"header must be `{','.join(cols)}` (as sample_submission.csv), got "
+                f"`{','.join(map(str, frame.columns))}`",
+            )
+        ]
+    frame = frame.astype(str)
+    expected = list(test_ids)
+    expected_set = set(expected)
+    known = set(layout.classes) | ({layout.new_label} if layout.new_label else set())
+    problems: list[Problem] = []
+    seen: dict[str, int] = {}
+    for i, row in enumerate(frame.itertuples(index=False, name=None)):
+        line, uid = i + 2, row[0]
+        found = _id_problems(uid, line, seen, expected_set, "a test image")
+        problems += found
+        if not found and i < len(expected) and uid != expected[i]:
+            problems.append(
+                Problem(
+                    line, f"id {uid} where sample_submission.csv has {expected[i]} (keep its order)"
+                )
+            )
+        values = row[1:]
+        if layout.format == "onehot":
+            for c, v in zip(cols[1:], values, strict=True):
+                try:
+                    ok = math.isfinite(float(v))
+                except ValueError:
+                    ok = False
+                if not ok:
+                    problems.append(Problem(line, f"column {c}: {v!r} is not a finite number"))
+        elif layout.format == "single":
+            if values[0] not in layout.classes:
+                problems += [
+                    Problem(line, m) for m in _token_problems(values[0], known, 1, "label")
+                ]
+        else:
+            k = layout.k if layout.format == "ranked" else None
+            problems += [Problem(line, m) for m in _token_problems(values[0], known, k, cols[1])]
+    missing = expected_set - set(seen)
+    if missing:
+        problems.append(
+            Problem(0, f"{len(missing)} test image(s) missing, e.g. {sorted(missing)[0]}")
+        )
+    return problems
+
+
 def validate_for(path: str | Path, dataset) -> tuple[list[Problem], int]:
     """(problems, number of images to predict) of a submission file against a dataset of
     either kind (`fathom.data.Dataset`)."""
@@ -263,6 +341,8 @@ def validate_for(path: str | Path, dataset) -> tuple[list[Problem], int]:
     ev = dataset.split("eval", require_images=False, categories=cats)
     if ev.empty:
         raise FathomError(f"{dataset.root}: no eval (test) images to check the submission against")
+    if dataset.kind == "csv":  # the sample submission's columns, ids, order and format
+        return validate_table(frame, dataset.layout(), ev["id"].tolist()), len(ev)
     if dataset.task == "singlelabel":
         return validate_labels(frame, ev["id"], cats["name"]), len(ev)
     problems = validate(frame, ev["id"], cats["id"])

@@ -169,7 +169,12 @@ def make(
     data_dir = comp or tuning["competition"]
     ens = ensemble_eval(tuning, data_dir, predictions)
     ids = ens["ids"]
-    if ens["task"] == "singlelabel":
+    if tuning.get("format"):  # a train.csv competition: its sample submission's format
+        from fathom.formats import write_tuned
+
+        scorer = None
+        frame = write_tuned(csv_path, tuning, data_dir, ens, overwrite=overwrite)
+    elif ens["task"] == "singlelabel":
         scorer = None
         frame = make_label_submission(ids, ens["scores"], ens["class_names"])
         write_label_submission(csv_path, frame, ids, ens["class_names"], overwrite=overwrite)

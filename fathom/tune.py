@@ -31,7 +31,7 @@ from fathom.data.coco import label_matrix
 from fathom.ensemble import fold_held_out, tune_ensemble, weighted_mean
 from fathom.errors import FathomError
 from fathom.knn import tune_knn
-from fathom.metrics import accuracy_matrix, map_at_k_matrix, sauc
+from fathom.metrics import accuracy_matrix, map_at_k_matrix, matrix_metric, metric_label, sauc
 from fathom.prior import fold_prior
 from fathom.runs import align_rows, check_categories, open_run
 
@@ -342,6 +342,9 @@ def tune_runs(experiments, holdout=(), comp=None, osd_name=None, prior=False, kn
         )
     targets = label_matrix([labels[uid] for uid in ids], cats["id"])
     metric_name, metric = METRICS[dataset.task]
+    if dataset.kind == "csv":  # a train.csv competition names its own metric
+        metric_name = dataset.layout().metric
+        metric = matrix_metric(metric_name, new_token=bool(dataset.layout().new_label))
     probs = [a["probs"] for a in oofs]
     members = [{"name": r.name, "path": str(r.path), "kind": "run"} for r in runs]
     if knn:
@@ -388,11 +391,20 @@ def tune_runs(experiments, holdout=(), comp=None, osd_name=None, prior=False, kn
         "thresholds": None,
         "osd": {"scorer": None},
     }
-    if dataset.task == "singlelabel":
-        return result
     set_probs = (
         ens.held_out_probs if ens.method == "weighted" else weighted_mean(probs, ens.weights)
     )
+    if dataset.kind == "csv":  # the format's own decisions (fathom/formats.py), no osd
+        from fathom.formats import tune_format
+
+        in_oof = set(ids)
+        always = label_matrix([c for u, c in labels.items() if u not in in_oof], cats["id"])
+        result["format"], result["thresholds"] = tune_format(
+            dataset.layout(), set_probs, targets, fold, always, tune_thresholds
+        )
+        return result
+    if dataset.task == "singlelabel":
+        return result
     thr = tune_thresholds(set_probs, targets, fold)
     result["thresholds"] = {
         "fitted_on": "weighted" if ens.method == "weighted" else "mean",
@@ -431,7 +443,7 @@ def format_tuning(result: dict) -> str:
     import pandas as pd
 
     ens = result["ensemble"]
-    label = METRIC_NAMES[ens["metric"]]
+    label = METRIC_NAMES.get(ens["metric"]) or metric_label(ens["metric"])
     lines = [f"{result['n_images']} OOF images, {result['n_folds']} folds"]
     rows = [
         {
@@ -455,6 +467,10 @@ def format_tuning(result: dict) -> str:
     )
     lines.append(table.round(4).to_string(index=False))
     lines.append(f"chosen: {ens['method']}  weights {[round(w, 3) for w in ens['weights']]}")
+    if result.get("format"):
+        from fathom.formats import format_summary
+
+        lines += format_summary(result["format"], result["thresholds"])
     if result["thresholds"]:
         f1 = result["thresholds"]["f1"]
         lines.append(

@@ -137,13 +137,17 @@ def test_quick_answers_do_not_load_torch(argv):
 
 def test_spelled_out_help_defaults_match_the_configs():
     from fathom import help_defaults
+    from fathom.data.csvtable import FORMATS
     from fathom.data.images import DownloadConfig
+    from fathom.synth.csvcomp import CsvSynthConfig
     from fathom.synth.fathomnet import SynthConfig
     from fathom.synth.imagefolder import FolderSynthConfig
 
     for table, cls in [
         (help_defaults.SYNTH, SynthConfig),
         (help_defaults.FOLDER_SYNTH, FolderSynthConfig),
+        (help_defaults.CSV_SYNTH, CsvSynthConfig),
         (help_defaults.DOWNLOAD, DownloadConfig),
     ]:
         assert table == {k: getattr(cls(), k) for k in table}
+    assert help_defaults.CSV_FORMATS == FORMATS

@@ -43,6 +43,9 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"CV {name} {scores[overall]:.4f} over {scores['n_images']} images  (wrote {args.run}/oof.npz, eval.npz, cv.json)"
     )
+    if scores.get("competition_metric"):
+        own = scores["competition_metric"]
+        print(f"CV {own['metric']} {own['value']:.4f} (the competition's metric)")
     if scores.get("missing_folds"):
         print(
             f"folds {', '.join(map(str, scores['missing_folds']))} missing: this CV covers the others only"

@@ -11,6 +11,10 @@ as strings, as the real scorer does. An image missing from the submission scores
 A single-label truth (`id,label`, e.g. a synthetic folder dataset's hidden/test_truth.csv)
 scores an `id,label` submission by accuracy and macro F1 instead.
 
+A train.csv competition's submission (fathom synth --kind csv) is scored by the competition's
+metric (competition.toml) against a truth in the submission's format; the competition is
+--comp, or the one the submission's manifest names, or the folder holding the truth's hidden/.
+
 example:  fathom score submissions/prior.csv --truth data/synth/hidden/eval_truth.csv --json"""
 
 
@@ -20,6 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--truth", required=True, help="truth CSV (a synthetic competition's hidden/eval_truth.csv)"
     )
     p.add_argument("--json", action="store_true", help="print the scores as one JSON object")
+    p.add_argument("--comp", help="the train.csv competition (default: the manifest's)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -27,6 +32,6 @@ def run(args: argparse.Namespace) -> int:
 
     from fathom.score import format_scores, score_files
 
-    result = score_files(args.submission, args.truth)
+    result = score_files(args.submission, args.truth, args.comp)
     print(json.dumps(result) if args.json else format_scores(result))
     return 0

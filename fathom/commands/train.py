@@ -24,16 +24,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from fathom.cli import IntermixedParser
 
     p.__class__ = IntermixedParser  # overrides may come after the options
-    p.add_argument(
-        "config", nargs="?", help="experiment config: a .toml path or a name (e.g. default)"
-    )
-    p.add_argument(
-        "overrides", nargs="*", metavar="key=value", help="config overrides, e.g. lr=1e-3 epochs=5"
-    )
+    p.add_argument("config", nargs="?", help="experiment config: a .toml path or a name (default)")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="overrides: lr=1e-3 epochs=5")
     which = p.add_mutually_exclusive_group()
-    which.add_argument(
-        "--fold", type=int, help="train only this fold (default: folds 0..n_folds-1 in turn)"
-    )
+    which.add_argument("--fold", type=int, help="train only this fold (default: each fold in turn)")
     which.add_argument(
         "--full-fit",
         action="store_true",
@@ -68,10 +62,11 @@ def run(args: argparse.Namespace) -> int:
     if args.pretrained is not None:
         overrides.append(f"pretrained={args.pretrained}")
     cfg = load_config(args.config or "", overrides, name=args.name)  # none: the configs named
-    from fathom.data import read_data  # only now: --list, a bad key answer without torch
+    from fathom.data import csvtable, read_data  # only now: --list, a bad key answer without torch
     from fathom.engine import distributed, multigpu
     from fathom.engine.train import train_run
 
+    cfg = csvtable.adopt_task(cfg, overrides)  # a train.csv competition: softmax or sigmoid
     data = read_data(cfg, need_folds=not args.full_fit)
     folds = [None] if args.full_fit else [args.fold] if args.fold is not None else None
     folds = folds or list(range(cfg.n_folds))

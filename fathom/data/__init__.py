@@ -4,7 +4,9 @@ This is the one place where the two layouts part:
 - the Kaggle layout of FathomNet 2023 (`category_key.csv`, COCO jsons, `images/<split>/`),
   multi-label, read by `fathom.data.coco`;
 - a single-label folder dataset (`train/<class>/<image>`, optional `val/`, `test/`), read by
-  `fathom.data.imagefolder`.
+  `fathom.data.imagefolder`;
+- a Kaggle competition in the `train.csv` + `sample_submission.csv` layout (single labels,
+  label sets, one-hot columns or ranked guesses), read by `fathom.data.csvtable`.
 Everything downstream (cache, folds, prior, train, predict, tune, submit, score, report) asks a
 `Dataset` for its categories and its labelled ("train") and unlabelled ("eval") tables, which
 have the same columns for both kinds, and for its `task`.
@@ -20,11 +22,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from fathom.data import coco, imagefolder
+from fathom.data import coco, csvtable, imagefolder
 from fathom.data.folds import read_folds
 from fathom.errors import FathomError
 
-KINDS = ("kaggle", "folder")
+KINDS = ("kaggle", "folder", "csv")
 # any of these makes a folder a Kaggle-layout competition (whose reader then names what is missing)
 KAGGLE_MARKERS = ("category_key.csv", "object_detection", "multilabel_classification")
 
@@ -34,11 +36,17 @@ class Dataset:
     """A dataset folder and its kind. Paths only: nothing is read until asked."""
 
     root: Path
-    kind: str  # "kaggle" (the FathomNet COCO layout) or "folder" (train/<class>/...)
+    kind: str  # "kaggle" (the FathomNet COCO layout), "folder" (train/<class>/...) or "csv"
 
     @property
     def task(self) -> str:
+        if self.kind == "csv":
+            return self.layout().task
         return "multilabel" if self.kind == "kaggle" else "singlelabel"
+
+    def layout(self) -> csvtable.Layout:
+        """A train.csv competition's detected layout (format, metric, columns)."""
+        return csvtable.open_layout(self.root)
 
     @property
     def name(self) -> str:
@@ -48,6 +56,8 @@ class Dataset:
     @property
     def truth_file(self) -> Path:
         """Where a synthetic dataset keeps its hidden eval truth (real ones have none)."""
+        if self.kind == "csv":
+            return self.root / csvtable.TRUTH_FILE
         return self.root / (coco_truth() if self.kind == "kaggle" else imagefolder.TRUTH_FILE)
 
     def categories(self) -> pd.DataFrame:
@@ -55,6 +65,8 @@ class Dataset:
         order. A folder dataset's classes are ids 0..C-1, each its own supercategory."""
         if self.kind == "kaggle":
             return coco.read_categories(coco.open_competition(self.root))
+        if self.kind == "csv":
+            return self.layout().categories()
         classes = imagefolder.read_classes(imagefolder.open_folder(self.root))
         return classes.assign(supercat=classes["name"], supercat_id=classes["id"])[
             ["id", "name", "supercat", "supercat_id"]
@@ -69,6 +81,8 @@ class Dataset:
             comp = coco.open_competition(self.root)
             cats = coco.read_categories(comp) if categories is None else categories
             return coco.read_split(comp, split, require_images=require_images, categories=cats)
+        if self.kind == "csv":
+            return csvtable.read_split(self.layout(), split, require_images=require_images)
         ds = imagefolder.open_folder(self.root)
         classes = imagefolder.read_classes(ds)
         if split == "eval":
@@ -123,7 +137,7 @@ class Dataset:
         if cfg.crop_rate > 0 and self.kind == "kaggle":
             boxes = coco.read_boxes(coco.open_competition(self.root), cats)
         class_ids = tuple(int(c) for c in cats["id"])
-        if self.kind == "folder":
+        if self.kind in ("folder", "csv"):
             return TrainData(train, ev, class_ids, name=self.name)
         supercat_of = tuple(int(s) for s in cats["supercat_id"])  # for the supercategory head
         return TrainData(train, ev, class_ids, name=self.name, supercat_of=supercat_of, boxes=boxes)
@@ -161,6 +175,9 @@ def open_dataset(path: str | Path) -> Dataset:
         raise FathomError(f"{root}: no such competition or dataset folder")
     if any((root / name).exists() for name in KAGGLE_MARKERS):
         return Dataset(root, "kaggle")
+    if csvtable.is_csv_competition(root):
+        csvtable.open_layout(root)  # names what is missing or malformed, now
+        return Dataset(root, "csv")
     # a folder dataset is the other kind; its reader names what is missing (train/<class>/...)
     imagefolder.open_folder(root)
     return Dataset(root, "folder")

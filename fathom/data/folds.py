@@ -134,6 +134,9 @@ def write_folds(
             )
         table = read_folder_split(folder, "train")
         default, scheme = f"skf{n_splits}", "StratifiedKFold"
+    elif ds.kind == "csv" and ds.task == "singlelabel":  # single labels, one-hot rows of one 1
+        table = ds.split("train", require_images=False)
+        default, scheme = f"skf{n_splits}", "StratifiedKFold"
     else:
         table = ds.split("train", require_images=False)
         default, scheme = f"mlskf{n_splits}", "MultilabelStratifiedKFold"
@@ -144,7 +147,7 @@ def write_folds(
         )
     folds = (
         stratified_folds(table, n_splits, seed)
-        if ds.kind == "folder"
+        if scheme == "StratifiedKFold"
         else assign_folds(table, n_splits, seed)
     )
     fileio.write_csv(path, folds)

@@ -55,8 +55,9 @@ def kaggle_paths(settings: dict = SETTINGS, environ=os.environ) -> dict[str, Pat
     working = Path(environ.get("FATHOM_KAGGLE_WORKING", "/kaggle/working"))
     tmp = Path(environ.get("FATHOM_KAGGLE_TMP", "/tmp/fathom"))
     paths = {"input": input_root, "working": working, "tmp": tmp, "site": tmp / "site"}
+    # every competition fathom reads ships a sample_submission.csv (FathomNet and train.csv)
     paths["comp_source"] = find_mount(
-        input_root, settings["competition"], "competitions", "object_detection"
+        input_root, settings["competition"], "competitions", "sample_submission.csv"
     )
     paths["weights"] = find_mount(
         input_root, settings["weights_dataset"], "datasets", "fathom-weights.json"
@@ -96,7 +97,10 @@ def _top_level(zf: zipfile.ZipFile) -> str:
 
 
 def image_folder(source: Path, images: Path | None, split: str) -> Path | None:
-    """The folder holding `split`'s images: the competition's own, or the images dataset's."""
+    """The folder holding `split`'s images: the competition's own, or the images dataset's
+    (None: a train.csv competition, whose archive holds its image folders)."""
+    if not (source / "object_detection").is_dir():
+        return None
     coco = json.loads((source / "object_detection" / f"{split}.json").read_text())
     if not coco.get("images"):
         return None

@@ -1,7 +1,8 @@
 """Synthetic datasets, so the whole kit runs with no download.
 
 `fathomnet` writes a FathomNet-style multi-label competition in the Kaggle layout,
-`imagefolder` a single-label folder dataset, both drawn with `draw`. This module owns the
+`imagefolder` a single-label folder dataset, `csvcomp` a train.csv competition in one of four
+label formats, all drawn with `draw`. This module owns the
 one entry that picks a kind, builds its config and says what was written.
 """
 
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from fathom.errors import FathomError
 
-KINDS = ("fathomnet", "folder")
+KINDS = ("fathomnet", "folder", "csv")
 
 
 def write_synthetic(
@@ -26,12 +27,17 @@ def write_synthetic(
     """
     # imported here: `import fathom.synth.draw` alone should not load both generators
     from fathom.data.imagefolder import TRUTH_FILE as FOLDER_TRUTH_FILE
+    from fathom.synth.csvcomp import CsvSynthConfig, generate_csv
     from fathom.synth.fathomnet import TRUTH_FILE, SynthConfig, generate
     from fathom.synth.imagefolder import FolderSynthConfig, class_counts, generate_folder
 
     if kind not in KINDS:
         raise FathomError(f"unknown synthetic kind {kind!r} (choose from {', '.join(KINDS)})")
-    known = {f.name for c in (SynthConfig, FolderSynthConfig) for f in dataclasses.fields(c)}
+    known = {
+        f.name
+        for c in (SynthConfig, FolderSynthConfig, CsvSynthConfig)
+        for f in dataclasses.fields(c)
+    }
     if unknown := sorted(set(fields) - known):
         raise TypeError(f"write_synthetic() got unknown fields {unknown}")
     fields = {k: v for k, v in fields.items() if v is not None}  # None: the kind's default
@@ -44,6 +50,16 @@ def write_synthetic(
             f"wrote a synthetic competition to {out} ({cfg.n_train} train, {cfg.n_eval} eval "
             f"images, {cfg.width}x{cfg.height}{', realistic' if cfg.realistic else ''})",
             f"hidden eval truth: {out / TRUTH_FILE}",
+        ]
+    if kind == "csv":
+        from fathom.data.csvtable import TRUTH_FILE as CSV_TRUTH_FILE
+
+        cfg = _config(CsvSynthConfig, fields)
+        out = generate_csv(out, cfg, progress)
+        return [
+            f"wrote a synthetic train.csv competition to {out}: format {cfg.format}, "
+            f"{cfg.n_train} train / {cfg.n_eval} test images, {cfg.size}x{cfg.size}",
+            f"hidden test truth: {out / CSV_TRUTH_FILE}",
         ]
     cfg = _config(FolderSynthConfig, fields)
     out = generate_folder(out, cfg, progress)
