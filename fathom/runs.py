@@ -350,24 +350,114 @@ def check_categories(arrays: dict[str, np.ndarray], category_ids, where: str) ->
 def read_tuning(
     path: str | Path, need: tuple[str, ...] = ("experiments", "ensemble", "thresholds", "osd")
 ) -> dict:
-    """A `fathom tune` file, its `path` added. Members have `kind` "run" (a run folder) or
-    "prior" (the frequency prior, computed from the dataset: no weights, no prediction); a
-    member without `kind` (files from before the prior could join) is a run."""
+    """A `fathom tune` file, its `path` added, checked against what `tune` writes
+    (`check_tuning`): every reader of a tuning file (submit, report, kernel build, upload-weights,
+    the kernels) reads it through here, so a hand edit is refused in one line naming the key.
+    Members have `kind` "run" (a run folder), "knn" (a run's kNN member) or "prior" (the
+    frequency prior, computed from the dataset: no weights, no prediction); a member without
+    `kind` (files from before the prior could join) is a run."""
     data = fileio.read_json(path, "no such tuning file (`fathom tune` writes it)")
+    check_tuning(data, path, need)
+    for e in data["experiments"]:
+        e.setdefault("kind", "run")
+    data["path"] = str(path)
+    return data
+
+
+MEMBER_KINDS = ("run", "knn", "prior")
+ENSEMBLE_METHODS = ("mean", "rank", "weighted")  # fathom/ensemble.py's `combine`
+
+
+def check_tuning(data, path, need: tuple[str, ...] = ("experiments",)) -> None:
+    """Refuse a tuning file that `fathom tune` could not have written, in one line naming the
+    file and the key: the blocks in `need` must be there, and every block that is there must
+    have the shape its readers index into. (The runs it names are checked where they are read.)
+    """
+
+    def bad(key: str, why: str) -> FathomError:
+        return FathomError(f"{path}: `{key}` {why} (not as `fathom tune` writes it; tune again)")
+
+    def number(key: str, value, positive: bool = False) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise bad(key, f"is {value!r}, not a number")
+        if not np.isfinite(value) or value < 0 or (positive and value == 0):
+            raise bad(
+                key, f"is {value!r}, not a {'positive' if positive else 'non-negative'} number"
+            )
+        return float(value)
+
     if not isinstance(data, dict):
-        raise FathomError(f"{path}: not a tuning file")
+        raise FathomError(f"{path}: not a tuning file (expected a JSON object)")
     missing = [k for k in need if k not in data]
     if missing:
         raise FathomError(f"{path}: not a tuning file (lacks {', '.join(missing)})")
     members = data.get("experiments")
-    if not isinstance(members, list) or not all(
-        isinstance(e, dict) and isinstance(e.get("name"), str) for e in members
+    if not isinstance(members, list) or not members:
+        raise bad("experiments", "is no list of members")
+    for i, e in enumerate(members):
+        key = f"experiments[{i}]"
+        if not isinstance(e, dict):
+            raise bad(key, f"is {e!r}, not a member object")
+        if not isinstance(e.get("name"), str) or not e["name"].strip():
+            raise bad(f"{key}.name", f"is {e.get('name')!r}, not a name")
+        kind = e.get("kind", "run")
+        if kind not in MEMBER_KINDS:
+            raise bad(f"{key}.kind", f"is {kind!r}, not one of {', '.join(MEMBER_KINDS)}")
+        if kind != "prior" and (not isinstance(e.get("path"), str) or not e["path"].strip()):
+            raise bad(f"{key}.path", f"is {e.get('path')!r}, not the path of a run folder")
+        if kind == "knn":
+            if "temperature" not in e:
+                raise bad(f"{key}.temperature", "is missing (a kNN member needs it)")
+            number(f"{key}.temperature", e["temperature"], positive=True)
+            if "run" in e and not isinstance(e["run"], str):
+                raise bad(f"{key}.run", f"is {e['run']!r}, not a run name")
+    if "ensemble" in data:
+        ens = data["ensemble"]
+        if not isinstance(ens, dict):
+            raise bad("ensemble", f"is {ens!r}, not an object")
+        # the CV of the method is what a submission's manifest records: asked for with the
+        # ensemble (submit, report); a kernel build or an upload only passes the file on
+        for k in ("method", "weights", *(("scores",) if "ensemble" in need else ())):
+            if k not in ens:
+                raise bad(f"ensemble.{k}", "is missing")
+        if ens["method"] not in ENSEMBLE_METHODS:
+            raise bad(
+                "ensemble.method",
+                f"is {ens['method']!r}, not one of {', '.join(ENSEMBLE_METHODS)}",
+            )
+        weights = ens["weights"]
+        if not isinstance(weights, list):
+            raise bad("ensemble.weights", f"is {weights!r}, not a list of numbers")
+        if len(weights) != len(members):
+            raise bad(
+                "ensemble.weights",
+                f"has {len(weights)} weight(s) for {len(members)} member(s) in `experiments`",
+            )
+        if sum(number(f"ensemble.weights[{i}]", w) for i, w in enumerate(weights)) <= 0:
+            raise bad("ensemble.weights", "are all zero (no member would count)")
+        if "scores" in ens:
+            if not isinstance(ens["scores"], dict) or ens["method"] not in ens["scores"]:
+                raise bad(f"ensemble.scores.{ens['method']}", "is missing (the CV of the method)")
+            number(f"ensemble.scores.{ens['method']}", ens["scores"][ens["method"]])
+    if data.get("thresholds") is not None and not isinstance(data["thresholds"], dict):
+        raise bad("thresholds", f"is {data['thresholds']!r}, not an object or null")
+    if "osd" in data:
+        from fathom.osd import is_scorer
+
+        osd = data["osd"]
+        if not isinstance(osd, dict):
+            raise bad("osd", f"is {osd!r}, not an object")
+        if "scorer" not in osd:
+            raise bad("osd.scorer", "is missing (null for a single-label dataset)")
+        scorer = osd["scorer"]
+        if scorer is not None and (not isinstance(scorer, str) or not is_scorer(scorer)):
+            raise bad("osd.scorer", f"is {scorer!r}, not an osd scorer")
+    if "competition" in data and (
+        not isinstance(data["competition"], str) or not data["competition"].strip()
     ):
-        raise FathomError(f"{path}: not a tuning file (`experiments` is no list of named members)")
-    for e in members:
-        e.setdefault("kind", "run")
-    data["path"] = str(path)
-    return data
+        raise bad("competition", f"is {data['competition']!r}, not a competition folder")
+    if data.get("task", "multilabel") not in ("multilabel", "singlelabel"):
+        raise bad("task", f"is {data['task']!r}, not multilabel or singlelabel")
 
 
 def is_run_member(member: dict) -> bool:
@@ -383,12 +473,21 @@ def member_run(member: dict) -> str | None:
     return member.get("run", member["name"]) if kind == "knn" else member["name"]
 
 
+def member_key(member: dict) -> str | None:
+    """What identifies the run folder a member reads: its resolved path (two runs may share a
+    folder name, runs/a and other/a); None for the prior."""
+    if member_run(member) is None:
+        return None
+    return str(Path(member["path"]).expanduser().resolve())
+
+
 def run_members(tuning: dict) -> list[dict]:
     """The run folders the tuning reads, once each, as {"name", "path"}: those of its models
-    and of its kNN members (the frequency prior needs none: no weights, no prediction)."""
+    and of its kNN members (the frequency prior needs none: no weights, no prediction).
+    A folder is one folder by its resolved path (`member_key`), not by its name."""
     seen: dict[str, dict] = {}
     for e in tuning["experiments"]:
-        name = member_run(e)
-        if name is not None and name not in seen:
-            seen[name] = {"name": name, "path": e["path"]}
+        key = member_key(e)
+        if key is not None and key not in seen:
+            seen[key] = {"name": member_run(e), "path": e["path"]}
     return list(seen.values())

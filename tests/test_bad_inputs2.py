@@ -6,6 +6,7 @@ the file and the key (exit status 2), or in the right answer; nothing a user own
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -101,3 +102,187 @@ def test_a_plain_write_past_a_size_limit_is_one_line(tmp_path):
     exc = OSError(errno.EFBIG, "File too large")
     err = fileio.os_error(exc, tmp_path / "oof.npz")
     assert isinstance(err, FathomError) and f"{tmp_path / 'oof.npz'}: file too large" in str(err)
+
+
+# --- a world of fake runs and one tuning file (tests/_fake_runs.py: predictions constructed)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """A small competition; runs/a (good) and other/a (weak: another folder of the same name),
+    and their tuning with the kNN member of runs/a."""
+    from _fake_runs import make_run, small_competition
+
+    root = tmp_path_factory.mktemp("bad2")
+    comp = small_competition(root)
+    a = make_run(root / "runs", comp, "a", quality=0.6, seed=1)
+    other = make_run(root / "other", comp, "a", quality=0.05, seed=2)
+    b = make_run(root / "runs", comp, "b", quality=0.3, seed=3)
+    tune, pair = root / "tune.json", root / "pair.json"
+    _cli("tune", a, b, "--knn", "--osd", "max_prob", "--out", tune)
+    _cli("tune", a, other, "--osd", "max_prob", "--out", pair)
+    return {"root": root, "comp": comp, "a": a, "other": other, "b": b, "tune": tune, "pair": pair}
+
+
+def _cli(*args) -> None:
+    from fathom.cli import main
+
+    try:
+        main([str(a) for a in args])
+    except SystemExit as exc:
+        assert exc.code == 0, args
+
+
+def _edited(world, tmp_path, change) -> Path:
+    data = json.loads(world["tune"].read_text())
+    change(data)
+    path = tmp_path / "edited.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def _one_line_error(run_cli, argv, *needles):
+    code, out, err = run_cli(*argv)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1, (code, out, err)
+    assert "Traceback" not in err and "unexpected error" not in err
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    return lines[0]
+
+
+def _set(path: str, value):
+    """A change to the JSON at a dotted path (`ensemble.weights.0`), or a deletion (`...`)."""
+
+    def change(data):
+        *parents, last = path.split(".")
+        node = data
+        for p in parents:
+            node = node[int(p)] if isinstance(node, list) else node[p]
+        key = int(last) if isinstance(node, list) else last
+        if value is ...:
+            del node[key]
+        else:
+            node[key] = value
+
+    return change
+
+
+# issue 16.5: the 14 ways of the campaign, and a few more; each names the file and the key
+TUNING_CASES = [
+    ("member-without-name", _set("experiments.0.name", ...), "`experiments[0].name`"),
+    ("no-experiments", _set("experiments", ...), "lacks experiments"),
+    ("empty-experiments", _set("experiments", []), "`experiments`"),
+    ("no-weights", _set("ensemble.weights", ...), "`ensemble.weights`"),
+    ("no-scorer", _set("osd.scorer", ...), "`osd.scorer`"),
+    ("no-temperature", _set("experiments.2.temperature", ...), "`experiments[2].temperature`"),
+    ("weight-a-string", _set("ensemble.weights.0", "0.5"), "`ensemble.weights[0]`"),
+    ("weight-negative", _set("ensemble.weights.1", -0.2), "`ensemble.weights[1]`"),
+    ("weights-all-zero", _set("ensemble.weights", [0, 0, 0, 0]), "`ensemble.weights`"),
+    ("more-weights", _set("ensemble.weights", [0.2, 0.2, 0.2, 0.2, 0.2]), "5 weight(s) for 4"),
+    ("unknown-method", _set("ensemble.method", "median"), "`ensemble.method`"),
+    ("null-path", _set("experiments.0.path", None), "`experiments[0].path`"),
+    ("null-ensemble", _set("ensemble", None), "`ensemble`"),
+    ("int-path", _set("experiments.1.path", 3), "`experiments[1].path`"),
+    ("null-osd", _set("osd", None), "`osd`"),
+    ("unknown-kind", _set("experiments.0.kind", "model"), "`experiments[0].kind`"),
+    ("temperature-zero", _set("experiments.2.temperature", 0), "`experiments[2].temperature`"),
+    ("unknown-scorer", _set("osd.scorer", "magic"), "`osd.scorer`"),
+    ("weight-nan", _set("ensemble.weights.0", float("nan")), "`ensemble.weights[0]`"),
+    ("member-a-string", _set("experiments.0", "runs/a"), "`experiments[0]`"),
+    ("null-competition", _set("competition", None), "`competition`"),
+    ("no-scores", _set("ensemble.scores", ...), "`ensemble.scores`"),
+    ("weight-bool", _set("ensemble.weights.0", True), "`ensemble.weights[0]`"),
+]
+
+
+def test_the_tuning_file_as_tune_wrote_it_submits(world, tmp_path, run_cli):
+    code, out, err = run_cli(
+        "submit", world["tune"], "--name", "ok", "--out-dir", tmp_path / "subs"
+    )
+    assert code == 0, err
+    tuning = json.loads(world["tune"].read_text())
+    assert [e["kind"] for e in tuning["experiments"]] == ["run", "run", "knn", "knn"]
+
+
+@pytest.mark.parametrize(
+    "change, needle", [c[1:] for c in TUNING_CASES], ids=[c[0] for c in TUNING_CASES]
+)
+def test_a_hand_edited_tuning_file_is_refused_in_one_line(world, tmp_path, run_cli, change, needle):
+    path = _edited(world, tmp_path, change)
+    subs = tmp_path / "subs"
+    _one_line_error(run_cli, ["submit", path, "--name", "x", "--out-dir", subs], str(path), needle)
+    assert not subs.exists()
+
+
+def test_the_tuning_check_is_the_reader_every_command_uses(world, tmp_path, run_cli):
+    """report (and kernel build, upload-weights: fathom/kaggle/*) read through read_tuning."""
+    from fathom.runs import read_tuning
+
+    path = _edited(world, tmp_path, _set("ensemble.weights.0", "x"))
+    with pytest.raises(FathomError, match=r"`ensemble.weights\[0\]`"):
+        read_tuning(path, need=("experiments",))  # what kernel build and upload-weights ask
+    _one_line_error(
+        run_cli, ["report", world["a"], "--tune", path, "--out", tmp_path / "r"], str(path)
+    )
+
+
+# --- issue 21.1: members are their resolved paths, not their folder names
+
+
+def test_two_runs_of_one_folder_name_are_two_members(world, tmp_path, run_cli):
+    from fathom.submission import read_submission
+
+    subs = tmp_path / "subs"
+    tuning = json.loads(world["pair"].read_text())
+    assert [e["path"] for e in tuning["experiments"]] == [str(world["a"]), str(world["other"])]
+    # what the submission would be from runs/a alone (weight 1, 0), and from both
+    alone = _edited(
+        {"tune": world["pair"]},
+        tmp_path,
+        lambda d: (
+            d["ensemble"].update(weights=[1.0, 0.0], method="weighted"),
+            d["ensemble"]["scores"].update(weighted=0.5),
+        ),
+    )
+    assert run_cli("submit", alone, "--name", "alone", "--out-dir", subs)[0] == 0
+    both = tmp_path / "both.json"
+    both.write_text(alone.read_text().replace("[1.0, 0.0]", "[0.0, 1.0]"))
+    code, _, err = run_cli("submit", both, "--name", "other", "--out-dir", subs)
+    assert code == 0, err
+    a_rows = read_submission(subs / "alone.csv")
+    other_rows = read_submission(subs / "other.csv")
+    # before: both members read runs/a's predictions, so the two submissions were equal
+    assert not a_rows["categories"].equals(other_rows["categories"])
+    manifest = json.loads((subs / "other.json").read_text())
+    assert manifest["experiments"][1]["eval"]["path"] == str(world["other"] / "eval.npz")
+    assert manifest["experiments"][1]["checkpoints"][0]["path"].startswith(str(world["other"]))
+
+
+def test_two_runs_of_one_name_cannot_share_a_predictions_folder(world, tmp_path, run_cli):
+    _one_line_error(
+        run_cli,
+        ["submit", world["pair"], "--name", "x", "--out-dir", tmp_path, "--predictions", tmp_path],
+        "two runs named 'a'",
+    )
+
+
+# --- issue 21.5: the manifest hashes the eval predictions and kNN banks it used
+
+
+def test_the_manifest_hashes_the_eval_files_and_banks_it_used(world, tmp_path, run_cli):
+    from fathom.manifest import sha256
+
+    subs = tmp_path / "subs"
+    assert run_cli("submit", world["tune"], "--name", "m", "--out-dir", subs)[0] == 0
+    members = json.loads((subs / "m.json").read_text())["experiments"]
+    run_a, knn_a = members[0], members[2]
+    assert run_a["eval"] == {
+        "path": str(world["a"] / "eval.npz"),
+        "sha256": sha256(world["a"] / "eval.npz"),
+    }
+    assert "banks" not in run_a
+    assert [b["path"] for b in knn_a["banks"]] == [
+        str(world["a"] / f"fold{k}" / "bank.npz") for k in range(3)
+    ]
+    assert knn_a["banks"][1]["sha256"] == sha256(world["a"] / "fold1" / "bank.npz")
