@@ -85,7 +85,7 @@ def ensemble_eval(tuning: dict, data_dir, predictions=None) -> dict:
             logits = prior_logits(p)
         elif e.get("kind") == "knn":
             i = by_key[member_key(e)]
-            p = eval_knn(runs[i], evals[i], float(e["temperature"]))
+            p = eval_knn(runs[i], evals[i], float(e["temperature"]), oofs[i])
             logits = prior_logits(p)  # a share of neighbours, as a logit for the osd scorers
         else:
             i = by_key[member_key(e)]

@@ -286,3 +286,41 @@ def test_the_manifest_hashes_the_eval_files_and_banks_it_used(world, tmp_path, r
         str(world["a"] / f"fold{k}" / "bank.npz") for k in range(3)
     ]
     assert knn_a["banks"][1]["sha256"] == sha256(world["a"] / "fold1" / "bank.npz")
+
+
+# --- issue 16.6: kNN banks that do not belong to the fold model
+
+
+def _copy_run(world, tmp_path, name="a") -> Path:
+    import shutil
+
+    return Path(shutil.copytree(world[name], tmp_path / "runs" / "a"))
+
+
+def test_a_knn_bank_of_another_width_is_one_line(world, tmp_path, run_cli):
+    from fathom.knn import read_bank, write_bank
+
+    run = _copy_run(world, tmp_path)
+    bank = read_bank(run / "fold1", np.load(run / "oof.npz")["category_ids"])
+    narrow = run / "fold1" / "bank.npz"
+    write_bank(narrow, bank["ids"], bank["features"][:, :8], bank["targets"], bank["category_ids"])
+    argv = ["tune", run, "--knn", "--osd", "max_prob", "--out", tmp_path / "t.json"]
+    _one_line_error(run_cli, argv, f"{narrow}: features 8 wide", "have 32")
+
+
+def test_a_knn_bank_from_another_fold_is_refused_by_tune_and_submit(world, tmp_path, run_cli):
+    import shutil
+
+    run = _copy_run(world, tmp_path)
+    tune = tmp_path / "t.json"
+    argv = ["tune", run, "--knn", "--osd", "max_prob", "--out", tune]
+    assert run_cli(*argv)[0] == 0  # the banks as training wrote them
+    # fold 0's bank holds fold 1's validation rows (it trained on them)
+    shutil.copyfile(run / "fold0" / "bank.npz", run / "fold2" / "bank.npz")
+    bank = run / "fold2" / "bank.npz"
+    _one_line_error(
+        run_cli, [*argv, "--overwrite"], f"{bank}: holds", "of fold 2's validation images"
+    )
+    _one_line_error(
+        run_cli, ["submit", tune, "--name", "x", "--out-dir", tmp_path / "s"], f"{bank}: holds"
+    )
