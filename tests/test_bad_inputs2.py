@@ -324,3 +324,24 @@ def test_a_knn_bank_from_another_fold_is_refused_by_tune_and_submit(world, tmp_p
     _one_line_error(
         run_cli, ["submit", tune, "--name", "x", "--out-dir", tmp_path / "s"], f"{bank}: holds"
     )
+
+
+# --- issue 16.9: supercategory names padded with spaces are one supercategory
+
+
+def test_supercategory_names_are_stripped_where_read(tmp_path):
+    from _fake_runs import small_competition
+
+    from fathom.data.coco import open_competition, read_categories
+
+    comp = small_competition(tmp_path)
+    key = comp / "category_key.csv"
+    frame = pd.read_csv(key)
+    before = read_categories(open_competition(comp))
+    n_super = before["supercat"].nunique()
+    frame.loc[::3, "supercat"] = " " + frame.loc[::3, "supercat"].astype(str) + "  "
+    frame.to_csv(key, index=False)
+    after = read_categories(open_competition(comp))
+    assert after["supercat"].nunique() == n_super
+    assert after["supercat_id"].tolist() == before["supercat_id"].tolist()
+    assert after["supercat"].tolist() == before["supercat"].tolist()
