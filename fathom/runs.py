@@ -101,7 +101,37 @@ def read_predictions(
         if sup is not None and (sup.ndim != 2 or len(sup) != n):
             raise FathomError(f"{path}: `super_probs` has shape {sup.shape}, expected ({n}, S)")
         arrays["ids"] = arrays["ids"].astype(str)
+    check_finite(arrays, path)
     return arrays
+
+
+FINITE_KEYS = ("probs", "logits", "features", "super_probs")
+
+
+def check_finite(arrays: dict[str, np.ndarray], path) -> None:
+    """Refuse NaN or infinite predictions and features (a diverged model) where they are read:
+    a NaN member joins an ensemble at its weight and drags it to its score, and NaN features
+    make the feature osd scorers a constant. Names the file and the fold of the first bad row."""
+    for key in (*FINITE_KEYS, *(f"fold_{k}" for k in FINITE_KEYS)):
+        values = arrays.get(key)
+        if values is None or not np.issubdtype(values.dtype, np.floating):
+            continue
+        bad = ~np.isfinite(values)
+        if not bad.any():
+            continue
+        if key.startswith("fold_"):  # stacked per model: (models, N, ...)
+            j, row = (int(x) for x in np.argwhere(bad)[0][:2])
+            folds = arrays.get("folds")
+            model = fold_label(int(folds[j])) if folds is not None and j < len(folds) else j
+            where = f"model {model}, row {row}"
+        else:
+            row = int(np.argwhere(bad)[0][0])
+            fold = arrays.get("fold")
+            where = f"fold {int(fold[row])}, row {row}" if fold is not None else f"row {row}"
+        raise FathomError(
+            f"{path}: `{key}` holds {int(bad.sum())} non-finite value(s) (first: {where}); "
+            "did the model diverge? retrain it (lower lr) or leave the run out"
+        )
 
 
 def stitch_oof(folds: dict[int, dict]) -> dict[str, np.ndarray]:

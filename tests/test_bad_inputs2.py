@@ -345,3 +345,58 @@ def test_supercategory_names_are_stripped_where_read(tmp_path):
     assert after["supercat"].nunique() == n_super
     assert after["supercat_id"].tolist() == before["supercat_id"].tolist()
     assert after["supercat"].tolist() == before["supercat"].tolist()
+
+
+# --- issue 21.3: non-finite predictions and features are refused where read
+
+
+def _poke(path: Path, key: str, index, value=np.nan) -> None:
+    with np.load(path) as data:
+        arrays = {k: data[k] for k in data.files}
+    arrays[key][index] = value
+    fileio.save_npz(path, **arrays)
+
+
+def test_a_diverged_runs_nan_oof_is_refused_by_tune_naming_run_and_fold(world, tmp_path, run_cli):
+    run = _copy_run(world, tmp_path)
+    fold = int(np.load(run / "oof.npz")["fold"][7])
+    _poke(run / "oof.npz", "probs", (7, 3))
+    argv = ["tune", run, world["b"], "--osd", "max_prob", "--out", tmp_path / "t.json"]
+    _one_line_error(run_cli, argv, f"{run / 'oof.npz'}: `probs`", f"fold {fold}, row 7")
+
+
+def test_nan_eval_features_are_refused_by_submit_naming_the_fold_model(world, tmp_path, run_cli):
+    run = _copy_run(world, tmp_path)
+    tune = tmp_path / "t.json"
+    assert run_cli("tune", run, "--osd", "mahalanobis", "--out", tune)[0] == 0
+    _poke(run / "eval.npz", "fold_features", (1, 4))  # fold 1's model, every feature of a row
+    _one_line_error(
+        run_cli,
+        ["submit", tune, "--name", "x", "--out-dir", tmp_path / "s"],
+        f"{run / 'eval.npz'}: `fold_features`",
+        "model fold1, row 4",
+    )
+    assert not (tmp_path / "s").exists()
+
+
+def test_oof_refuses_a_folds_infinite_logits(world, tmp_path, run_cli):
+    from fathom.runs import write_predictions
+
+    run = _copy_run(world, tmp_path)
+    oof = dict(np.load(run / "oof.npz"))
+    for k in range(3):
+        rows = oof["fold"] == k
+        logits = oof["logits"][rows]
+        if k == 2:
+            logits[0, 0] = np.inf
+        write_predictions(
+            run / f"fold{k}" / "oof.npz",
+            oof["ids"][rows],
+            oof["probs"][rows],
+            logits,
+            oof["features"][rows],
+            oof["category_ids"],
+            truth=np.zeros_like(oof["probs"][rows]),
+        )
+    bad = run / "fold2" / "oof.npz"
+    _one_line_error(run_cli, ["oof", run], f"{bad}: `logits` holds 1 non-finite")
