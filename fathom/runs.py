@@ -129,8 +129,8 @@ def check_finite(arrays: dict[str, np.ndarray], path) -> None:
             fold = arrays.get("fold")
             where = f"fold {int(fold[row])}, row {row}" if fold is not None else f"row {row}"
         raise FathomError(
-            f"{path}: `{key}` holds {int(bad.sum())} non-finite value(s) (first: {where}); "
-            "did the model diverge? retrain it (lower lr) or leave the run out"
+            f"{path}: non-finite {key} ({int(bad.sum())} NaN or infinite value(s), first at "
+            f"{where}); did the model diverge? retrain it (lower lr) or leave the run out"
         )
 
 

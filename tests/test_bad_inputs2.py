@@ -362,7 +362,7 @@ def test_a_diverged_runs_nan_oof_is_refused_by_tune_naming_run_and_fold(world, t
     fold = int(np.load(run / "oof.npz")["fold"][7])
     _poke(run / "oof.npz", "probs", (7, 3))
     argv = ["tune", run, world["b"], "--osd", "max_prob", "--out", tmp_path / "t.json"]
-    _one_line_error(run_cli, argv, f"{run / 'oof.npz'}: `probs`", f"fold {fold}, row 7")
+    _one_line_error(run_cli, argv, f"{run / 'oof.npz'}: non-finite probs", f"at fold {fold}, row 7")
 
 
 def test_nan_eval_features_are_refused_by_submit_naming_the_fold_model(world, tmp_path, run_cli):
@@ -373,7 +373,7 @@ def test_nan_eval_features_are_refused_by_submit_naming_the_fold_model(world, tm
     _one_line_error(
         run_cli,
         ["submit", tune, "--name", "x", "--out-dir", tmp_path / "s"],
-        f"{run / 'eval.npz'}: `fold_features`",
+        f"{run / 'eval.npz'}: non-finite fold_features",
         "model fold1, row 4",
     )
     assert not (tmp_path / "s").exists()
@@ -399,4 +399,4 @@ def test_oof_refuses_a_folds_infinite_logits(world, tmp_path, run_cli):
             truth=np.zeros_like(oof["probs"][rows]),
         )
     bad = run / "fold2" / "oof.npz"
-    _one_line_error(run_cli, ["oof", run], f"{bad}: `logits` holds 1 non-finite")
+    _one_line_error(run_cli, ["oof", run], f"{bad}: non-finite logits (1 NaN or infinite")
