@@ -242,10 +242,32 @@ class Run:
         return int(n) if isinstance(n, int) else None
 
     def oof(self) -> dict[str, np.ndarray]:
-        """The stitched OOF (`fathom oof` writes it)."""
-        return read_predictions(
+        """The stitched OOF (`fathom oof` writes it), refused when folds have finished since it
+        was stitched (`--allow-missing-folds` while training went on): tuning on it would use
+        a part of the images, and keep doing so after every fold has finished."""
+        arrays = read_predictions(
             self.path / "oof.npz", OOF_KEYS, f"`fathom oof {self.path}` writes it"
         )
+        newer = self.folds_finished_since(arrays)
+        if newer:
+            stitched = ", ".join(str(int(k)) for k in np.unique(arrays["fold"]))
+            raise FathomError(
+                f"{self.path / 'oof.npz'}: stitched fold(s) {stitched}, but fold(s) "
+                f"{', '.join(map(str, newer))} have finished since; run `fathom oof {self.path}` "
+                "again"
+            )
+        return arrays
+
+    def folds_finished_since(self, oof: dict[str, np.ndarray]) -> list[int]:
+        """Folds with a finished fold<k>/oof.npz that the stitched `oof` (its `fold` column:
+        the folds it stitched) lacks. A copy of a run without its fold OOF files (a Kaggle
+        dataset) has none."""
+        stitched = {int(k) for k in np.unique(oof["fold"])}
+        return [
+            k
+            for k, d in fold_dirs(self.path).items()
+            if k not in stitched and (d / "oof.npz").is_file()
+        ]
 
     def fold_oof(self, fold: int) -> dict[str, np.ndarray]:
         return read_predictions(
@@ -255,12 +277,16 @@ class Run:
         )
 
     def oof_so_far(self) -> tuple[dict[str, np.ndarray], list[str]]:
-        """The stitched OOF if `fathom oof` wrote it, else the finished folds' OOF rows joined
+        """The stitched OOF if `fathom oof` wrote it (and no fold has finished since), else the
+        finished folds' OOF rows joined
         (to look at a run while it trains), and notes on what was dropped. Only ids, probs and
         category_ids are required; targets, logits and features come along where every fold
         has them."""
         if (self.path / "oof.npz").is_file():
-            return self.oof(), []
+            stitched = read_predictions(self.path / "oof.npz", OOF_KEYS)
+            if not self.folds_finished_since(stitched):
+                return stitched, []
+            # a partial stitch while training went on: the finished folds say more
         done = {k: d for k, d in fold_dirs(self.path).items() if (d / "oof.npz").is_file()}
         if not done:
             raise FathomError(f"{self.path}: no oof.npz (the run has not finished a fold)")

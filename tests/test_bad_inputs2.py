@@ -379,15 +379,15 @@ def test_nan_eval_features_are_refused_by_submit_naming_the_fold_model(world, tm
     assert not (tmp_path / "s").exists()
 
 
-def test_oof_refuses_a_folds_infinite_logits(world, tmp_path, run_cli):
+def _fold_oofs(run: Path, folds, inf_at: int | None = None) -> None:
+    """fold<k>/oof.npz of `folds` as training writes them, cut from the run's stitched OOF."""
     from fathom.runs import write_predictions
 
-    run = _copy_run(world, tmp_path)
     oof = dict(np.load(run / "oof.npz"))
-    for k in range(3):
+    for k in folds:
         rows = oof["fold"] == k
         logits = oof["logits"][rows]
-        if k == 2:
+        if k == inf_at:
             logits[0, 0] = np.inf
         write_predictions(
             run / f"fold{k}" / "oof.npz",
@@ -398,5 +398,40 @@ def test_oof_refuses_a_folds_infinite_logits(world, tmp_path, run_cli):
             oof["category_ids"],
             truth=np.zeros_like(oof["probs"][rows]),
         )
+
+
+def test_oof_refuses_a_folds_infinite_logits(world, tmp_path, run_cli):
+    run = _copy_run(world, tmp_path)
+    _fold_oofs(run, range(3), inf_at=2)
     bad = run / "fold2" / "oof.npz"
     _one_line_error(run_cli, ["oof", run], f"{bad}: non-finite logits (1 NaN or infinite")
+
+
+# --- issue 21.4: an oof.npz stitched before every fold had finished
+
+
+def test_a_partial_oof_is_refused_once_more_folds_have_finished(world, tmp_path, run_cli):
+    run = _copy_run(world, tmp_path)
+    _fold_oofs(run, range(3))
+    (run / "fold2" / "oof.npz").rename(tmp_path / "later.npz")  # fold 2 still training
+    code, out, err = run_cli("oof", run, "--allow-missing-folds")
+    assert code == 0, err
+    assert sorted(np.unique(np.load(run / "oof.npz")["fold"])) == [0, 1]
+    tune = tmp_path / "t.json"
+    assert run_cli("tune", run, "--osd", "max_prob", "--out", tune)[0] == 0
+    (tmp_path / "later.npz").rename(run / "fold2" / "oof.npz")  # fold 2 has finished
+    needles = (f"{run / 'oof.npz'}: stitched fold(s) 0, 1, but fold(s) 2", f"`fathom oof {run}`")
+    argv = ["tune", run, "--osd", "max_prob", "--out", tune, "--overwrite"]
+    _one_line_error(run_cli, argv, *needles)
+    _one_line_error(run_cli, ["submit", tune, "--name", "x", "--out-dir", tmp_path / "s"], *needles)
+    assert run_cli("oof", run)[0] == 0  # stitched again: every fold
+    assert run_cli(*argv)[0] == 0
+    assert json.loads(tune.read_text())["n_images"] == 150
+
+
+def test_a_run_copied_without_its_fold_oofs_is_not_stale(world, tmp_path):
+    """A Kaggle dataset carries the stitched oof.npz, not the folds': nothing to compare."""
+    from fathom.runs import open_run
+
+    run = _copy_run(world, tmp_path)
+    assert open_run(run).folds_finished_since(dict(np.load(run / "oof.npz"))) == []
