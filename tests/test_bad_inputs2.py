@@ -435,3 +435,41 @@ def test_a_run_copied_without_its_fold_oofs_is_not_stale(world, tmp_path):
 
     run = _copy_run(world, tmp_path)
     assert open_run(run).folds_finished_since(dict(np.load(run / "oof.npz"))) == []
+
+
+# --- issue 21.5: an empty `pretrained=` and a batch size below 1
+
+
+@pytest.mark.parametrize("value", ["", "  "])
+def test_an_empty_pretrained_is_refused_by_the_config(value, run_cli, tmp_path, monkeypatch):
+    from fathom.config import load_config
+
+    with pytest.raises(FathomError, match="pretrained is empty"):
+        load_config("default", [f"pretrained={value}"])
+    monkeypatch.chdir(tmp_path)
+    _one_line_error(run_cli, ["train", "default", f"pretrained={value}"], "pretrained is empty")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_pretrained_false_and_a_path_still_load():
+    from fathom.config import load_config
+
+    assert load_config("default", ["pretrained=false"]).pretrained is False
+    assert load_config("default", ["pretrained=w.pth"]).pretrained == "w.pth"
+
+
+@pytest.mark.parametrize("size", ["-4", "0", "two"])
+def test_predict_refuses_a_batch_size_below_one(size, run_cli, world, tmp_path):
+    code, out, err = run_cli(
+        "predict", world["a"], "--comp", world["comp"], "--batch-size", size, "--out", tmp_path
+    )
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "--batch-size" in err and "Traceback" not in err
+    assert not (tmp_path / "eval.npz").exists()
+
+
+def test_predict_run_refuses_a_batch_size_below_one_from_python(world, tmp_path):
+    from fathom.engine.predict import predict_run
+
+    with pytest.raises(FathomError, match="batch size must be a whole number of images >= 1"):
+        predict_run(world["a"], world["comp"], tmp_path / "eval.npz", batch_size=-4)
