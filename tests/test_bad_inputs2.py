@@ -473,3 +473,9 @@ def test_predict_run_refuses_a_batch_size_below_one_from_python(world, tmp_path)
 
     with pytest.raises(FathomError, match="batch size must be a whole number of images >= 1"):
         predict_run(world["a"], world["comp"], tmp_path / "eval.npz", batch_size=-4)
+
+
+def test_tune_refuses_one_run_named_twice(world, tmp_path, run_cli):
+    again = world["a"].parent / "." / "a"
+    argv = ["tune", world["a"], again, "--osd", "max_prob", "--out", tmp_path / "t.json"]
+    _one_line_error(run_cli, argv, f"{again}: named twice")
