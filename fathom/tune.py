@@ -333,7 +333,8 @@ def tune_runs(experiments, holdout=(), comp=None, osd_name=None, prior=False, kn
     for run in runs:  # one run twice would double its weight in every "plain" mean
         key = run.path.resolve()
         if key in seen:
-            raise FathomError(f"{run.path}: named twice (as {seen[key]} too); name each run once")
+            also = "" if seen[key] == run.path else f" (as {seen[key]} too)"
+            raise FathomError(f"{run.path}: named twice{also}; name each run once")
         seen[key] = run.path
     data_dir = competition_of(runs + held_runs, comp)
     dataset = open_dataset(data_dir)
