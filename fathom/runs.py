@@ -537,13 +537,29 @@ def member_key(member: dict) -> str | None:
     return str(Path(member["path"]).expanduser().resolve())
 
 
-def run_members(tuning: dict) -> list[dict]:
+def run_folders(tuning: dict) -> list[dict]:
     """The run folders the tuning reads, once each, as {"name", "path"}: those of its models
     and of its kNN members (the frequency prior needs none: no weights, no prediction).
-    A folder is one folder by its resolved path (`member_key`), not by its name."""
+    A folder is one folder by its resolved path (`member_key`), not by its name: runs/a and
+    other/a are two."""
     seen: dict[str, dict] = {}
     for e in tuning["experiments"]:
         key = member_key(e)
         if key is not None and key not in seen:
             seen[key] = {"name": member_run(e), "path": e["path"]}
     return list(seen.values())
+
+
+def run_members(tuning: dict) -> list[dict]:
+    """`run_folders`, for what places runs by their name (a Kaggle dataset's runs/<name>, the
+    kernels): two folders of one name are refused there, since one would stand for both."""
+    folders = run_folders(tuning)
+    names = [f["name"] for f in folders]
+    twice = next((n for n in names if names.count(n) > 1), None)
+    if twice:
+        paths = ", ".join(f["path"] for f in folders if f["name"] == twice)
+        raise FathomError(
+            f"{tuning.get('path', 'the tuning file')}: two runs named {twice!r} ({paths}); "
+            "a dataset holds runs by name: rename one run folder and tune again"
+        )
+    return folders

@@ -30,7 +30,7 @@ from fathom.runs import (
     member_run,
     open_run,
     read_predictions,
-    run_members,
+    run_folders,
 )
 from fathom.submission import (
     make_label_submission,
@@ -55,7 +55,7 @@ def ensemble_eval(tuning: dict, data_dir, predictions=None) -> dict:
     ids = ev["id"].tolist()
 
     members = tuning["experiments"]
-    folders = run_members(tuning)
+    folders = run_folders(tuning)
     runs = [open_run(f["path"]) for f in folders]
     if predictions:  # `fathom predict` writes DIR/<run name>/: two runs of one name would meet
         names = [run.name for run in runs]
@@ -213,7 +213,7 @@ def make(
     run_of = {
         member_key(f): (run, where)
         for f, run, where in zip(
-            run_members(tuning), ens["all_runs"], ens["eval_files"], strict=True
+            run_folders(tuning), ens["all_runs"], ens["eval_files"], strict=True
         )
     }
     experiments = [

@@ -479,3 +479,17 @@ def test_tune_refuses_one_run_named_twice(world, tmp_path, run_cli):
     again = world["a"].parent / "." / "a"
     argv = ["tune", world["a"], again, "--osd", "max_prob", "--out", tmp_path / "t.json"]
     _one_line_error(run_cli, argv, f"{again}: named twice")
+
+
+def test_a_kernel_of_two_runs_of_one_name_is_refused(world, tmp_path, run_cli, monkeypatch):
+    """A weights dataset holds runs/<name>: runs/a and other/a cannot both travel in it."""
+    from fathom.runs import read_tuning, run_folders, run_members
+
+    monkeypatch.chdir(tmp_path)
+    tuning = read_tuning(world["pair"])
+    assert [f["path"] for f in run_folders(tuning)] == [str(world["a"]), str(world["other"])]
+    with pytest.raises(FathomError, match="two runs named 'a'"):
+        run_members(tuning)
+    argv = ["kernel", "build", "fathom-predict", "--dataset", "me/weights-ds", "--owner", "me"]
+    _one_line_error(run_cli, [*argv, "--tune", world["pair"]], str(world["pair"]), "two runs")
+    assert not (tmp_path / "kernels").exists()
