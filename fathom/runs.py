@@ -93,16 +93,54 @@ def read_predictions(
     if missing:
         raise FathomError(f"{path}: lacks array(s) {', '.join(missing)}")
     if "ids" in arrays and "category_ids" in arrays:
-        n, c = len(arrays["ids"]), len(arrays["category_ids"])
-        for k in ("probs", "logits"):
-            if k in arrays and arrays[k].shape != (n, c):
-                raise FathomError(f"{path}: `{k}` has shape {arrays[k].shape}, expected ({n}, {c})")
-        sup = arrays.get("super_probs")
-        if sup is not None and (sup.ndim != 2 or len(sup) != n):
-            raise FathomError(f"{path}: `super_probs` has shape {sup.shape}, expected ({n}, S)")
         arrays["ids"] = arrays["ids"].astype(str)
+        check_shapes(arrays, path)
     check_finite(arrays, path)
     return arrays
+
+
+ROW_KEYS = ("probs", "logits", "targets", "features", "super_probs")  # (N, ...) per image
+STACKED_KEYS = ("fold_probs", "fold_logits", "fold_features", "fold_super_probs")  # (M, N, ...)
+
+
+def check_shapes(arrays: dict[str, np.ndarray], path) -> None:
+    """Every per-image array has one row per id (and one column per category where it is a
+    category matrix); the stacked per-model ones have one block per model, named by `folds`;
+    `fold` and `folds` are whole numbers. A hand-made or truncated file otherwise ends in a
+    broadcasting error far from the file, or, for a 1-D `features`, in a silent wrong osd."""
+    n, c = len(arrays["ids"]), len(arrays["category_ids"])
+
+    def bad(key: str, want: str) -> FathomError:
+        return FathomError(f"{path}: `{key}` has shape {arrays[key].shape}, expected {want}")
+
+    for key in (*ROW_KEYS, *STACKED_KEYS):
+        a = arrays.get(key)
+        if a is None:
+            continue
+        if not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
+            raise FathomError(f"{path}: `{key}` holds {a.dtype} values, not numbers")
+        stacked = key in STACKED_KEYS
+        block = a.shape[1:] if stacked else a.shape
+        if a.ndim != (3 if stacked else 2) or block[0] != n:
+            raise bad(key, f"({'M, ' if stacked else ''}{n}, ...)")
+        if key.removeprefix("fold_") in ("probs", "logits", "targets") and block[1] != c:
+            raise bad(key, f"({'M, ' if stacked else ''}{n}, {c})")
+    models = {len(arrays[k]) for k in STACKED_KEYS if k in arrays}
+    if len(models) > 1:
+        raise FathomError(f"{path}: the stacked per-model arrays hold different model counts")
+    for key, length in (("fold", n), ("folds", next(iter(models), None))):
+        a = arrays.get(key)
+        if a is None:
+            continue
+        whole = np.issubdtype(a.dtype, np.integer) or (
+            np.issubdtype(a.dtype, np.floating) and np.isfinite(a).all() and (a == a.round()).all()
+        )
+        if a.ndim != 1 or (length is not None and len(a) != length) or not whole:
+            raise FathomError(
+                f"{path}: `{key}` must be {length if length is not None else 'one'} whole "
+                f"fold number(s), not {a.dtype} of shape {a.shape}"
+            )
+        arrays[key] = a.astype(np.int64)
 
 
 FINITE_KEYS = ("probs", "logits", "features", "super_probs")
@@ -143,6 +181,13 @@ def stitch_oof(folds: dict[int, dict]) -> dict[str, np.ndarray]:
             raise FathomError(
                 f"fold {k}: its category columns differ from fold {next(iter(folds))}'s"
             )
+    widths = {k: p["features"].shape[1] for k, p in folds.items()}
+    if len(set(widths.values())) > 1:
+        raise FathomError(
+            "the folds' features differ in width ("
+            + ", ".join(f"fold {k}: {w}" for k, w in widths.items())
+            + "): were they trained with different models?"
+        )
     optional = [k for k in SUPER_KEYS if all(k in p for p in parts)]
     out = {
         key: np.concatenate([p[key] for p in parts])
@@ -390,6 +435,17 @@ def align_rows(
         if k in arrays:
             out[k] = arrays[k][:, order]
     return out
+
+
+def check_feature_width(run: Run, eval_arrays: dict, oof: dict, where=None) -> None:
+    """The eval features and the OOF features a feature scorer compares must come from the
+    same models: equal widths, or a broadcasting error far from the files."""
+    got, want = eval_arrays["fold_features"].shape[-1], oof["features"].shape[1]
+    if got != want:
+        raise FathomError(
+            f"{where or run.path / 'eval.npz'}: eval features are {got} wide, but "
+            f"{run.path / 'oof.npz'} has {want} (predicted with another run's models?)"
+        )
 
 
 def check_categories(arrays: dict[str, np.ndarray], category_ids, where: str) -> None:

@@ -25,6 +25,7 @@ from fathom.runs import (
     FULL_FIT,
     align_rows,
     check_categories,
+    check_feature_width,
     fold_label,
     member_key,
     member_run,
@@ -115,6 +116,7 @@ def ensemble_eval(tuning: dict, data_dir, predictions=None) -> dict:
         "runs": [runs[i] for i in keep],
         "evals": [evals[i] for i in keep],
         "oofs": [oofs[i] for i in keep],
+        "eval_paths": [eval_files[i] for i in keep],
         "all_runs": runs,
         "eval_files": eval_files,
     }
@@ -143,11 +145,13 @@ def eval_osd(ens: dict, scorer: str) -> np.ndarray:
             )
     feats, refs = [], []
     if any(part in osd_lib.FEATURE_SCORERS for part in parts):
-        for run, e, o in zip(ens["runs"], evals, ens["oofs"], strict=True):
+        paths = ens.get("eval_paths") or [None] * len(evals)
+        for run, e, o, path in zip(ens["runs"], evals, ens["oofs"], paths, strict=True):
             if "fold_features" not in e:
                 raise FathomError(
                     f"{run.path}: eval predictions lack `fold_features` for osd scorer {scorer}"
                 )
+            check_feature_width(run, e, o, path)
             folds = e["folds"] if "folds" in e else np.unique(o["fold"])
             if len(folds) != len(e["fold_features"]):
                 raise FathomError(

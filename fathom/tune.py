@@ -33,7 +33,7 @@ from fathom.errors import FathomError
 from fathom.knn import tune_knn
 from fathom.metrics import accuracy_matrix, map_at_k_matrix, sauc
 from fathom.prior import fold_prior
-from fathom.runs import align_rows, check_categories, open_run
+from fathom.runs import align_rows, check_categories, check_feature_width, open_run
 
 METRICS: dict[str, tuple[str, Callable]] = {
     "multilabel": ("map20", map_at_k_matrix),
@@ -223,6 +223,7 @@ def eval_shift(runs, oofs) -> dict:
         ev = run.eval()
         if "fold_features" not in ev:
             continue
+        check_feature_width(run, ev, oof)
         folds = ev["folds"] if "folds" in ev else np.unique(oof["fold"])
         for k, f in enumerate(folds):
             ref = oof["features"][oof["fold"] == f]

@@ -493,3 +493,58 @@ def test_a_kernel_of_two_runs_of_one_name_is_refused(world, tmp_path, run_cli, m
     argv = ["kernel", "build", "fathom-predict", "--dataset", "me/weights-ds", "--owner", "me"]
     _one_line_error(run_cli, [*argv, "--tune", world["pair"]], str(world["pair"]), "two runs")
     assert not (tmp_path / "kernels").exists()
+
+
+# --- prediction files of the wrong shape: one line naming the file and the array
+
+SHAPE_CASES = [
+    ("oof-features-1d", "oof.npz", "features", lambda a: a[:, 0], "`features` has shape (150,)"),
+    (
+        "oof-features-short",
+        "oof.npz",
+        "features",
+        lambda a: a[:10],
+        "`features` has shape (10, 32)",
+    ),
+    ("oof-fold-half", "oof.npz", "fold", lambda a: a + 0.5, "`fold` must be 150 whole"),
+    ("oof-fold-short", "oof.npz", "fold", lambda a: a[:10], "`fold` must be 150 whole"),
+    ("oof-probs-strings", "oof.npz", "probs", lambda a: a.astype(str), "`probs` holds <U"),
+    (
+        "eval-fold-probs-short",
+        "eval.npz",
+        "fold_probs",
+        lambda a: a[:, :5],
+        "`fold_probs` has shape",
+    ),
+    ("eval-two-models", "eval.npz", "fold_features", lambda a: a[:2], "different model counts"),
+    ("eval-features-narrow", "eval.npz", "fold_features", lambda a: a[..., :8], "8 wide"),
+]
+
+
+@pytest.mark.parametrize(
+    "file, key, fn, needle", [c[1:] for c in SHAPE_CASES], ids=[c[0] for c in SHAPE_CASES]
+)
+def test_a_prediction_file_of_the_wrong_shape_is_one_line(
+    world, tmp_path, run_cli, file, key, fn, needle
+):
+    run = _copy_run(world, tmp_path)
+    tune = tmp_path / "t.json"
+    assert run_cli("tune", run, "--osd", "mahalanobis", "--out", tune)[0] == 0
+    with np.load(run / file) as data:
+        arrays = {k: data[k] for k in data.files}
+    arrays[key] = fn(arrays[key])
+    fileio.save_npz(run / file, **arrays)
+    argv = ["submit", tune, "--name", "x", "--out-dir", tmp_path / "s"]
+    if file == "oof.npz":
+        argv = ["tune", run, "--osd", "mahalanobis", "--out", tune, "--overwrite"]
+    _one_line_error(run_cli, argv, str(run / file), needle)
+
+
+def test_oof_refuses_folds_whose_features_differ_in_width(world, tmp_path, run_cli):
+    run = _copy_run(world, tmp_path)
+    _fold_oofs(run, range(3))
+    with np.load(run / "fold1" / "oof.npz") as data:
+        arrays = {k: data[k] for k in data.files}
+    arrays["features"] = arrays["features"][:, :8]
+    fileio.save_npz(run / "fold1" / "oof.npz", **arrays)
+    _one_line_error(run_cli, ["oof", run], "fold 0: 32, fold 1: 8")
