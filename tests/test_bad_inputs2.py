@@ -548,3 +548,37 @@ def test_oof_refuses_folds_whose_features_differ_in_width(world, tmp_path, run_c
     arrays["features"] = arrays["features"][:, :8]
     fileio.save_npz(run / "fold1" / "oof.npz", **arrays)
     _one_line_error(run_cli, ["oof", run], "fold 0: 32, fold 1: 8")
+
+
+_TRAIN_UNDER_LIMIT = """
+import resource, runpy, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # write() fails with EFBIG, as on a full disk
+resource.setrlimit(resource.RLIMIT_FSIZE, (1_000_000, 1_000_000))  # the cache fits, best.pt not
+sys.argv = ["fathom", *sys.argv[1:]]
+runpy.run_module("fathom", run_name="__main__")
+"""
+
+
+def test_fathom_train_on_a_full_disk_names_the_checkpoint(small_comp, tmp_path):
+    """The campaign's case end to end: `fathom train` writing best.pt past a real size limit
+    said "unexpected error ... a bug in fathom" (torch's "unexpected pos")."""
+    from fathom.data.folds import write_folds
+
+    folds, _, _ = write_folds(small_comp, 3, 0, out_dir=tmp_path / "folds")
+    root = Path(__file__).resolve().parents[1]
+    args = [f"competition={small_comp}", f"folds={folds}", "n_folds=3", "epochs=1"]
+    proc = subprocess.run(
+        [sys.executable, "-c", _TRAIN_UNDER_LIMIT, "train", "default", *args, "num_workers=0"]
+        + ["--fold", "0", "--no-progress"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"},
+        timeout=600,
+    )
+    lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip() and "%|" not in ln]
+    best = Path("runs") / "default" / "fold0" / "best.pt"
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-3000:]
+    assert lines[0].startswith(f"fathom train: error: {best}: cannot write (a file-size limit")
+    assert not (tmp_path / best).exists()
+    assert not list((tmp_path / best.parent).glob(".*.tmp"))
