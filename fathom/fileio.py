@@ -24,6 +24,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     from fathom.errors import FathomError
 
     path = Path(path)
+    if path.is_dir() and not path.is_symlink():
+        raise FathomError(f"{path}: is a folder, not a file (choose a file name)")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         # mkstemp creates a new file (O_EXCL): a link planted under any name it could pick is
@@ -78,6 +80,8 @@ def os_error(exc: OSError, path: str | os.PathLike | None = None):
         return FathomError(f"{where}: permission denied (choose a folder you can write to)")
     if exc.errno == errno.EROFS:
         return FathomError(f"{where}: the file system is read-only (choose another folder)")
+    if exc.errno in (errno.EEXIST, errno.ENOTDIR) and path is not None:
+        return FathomError(f"{where}: a file stands where {path} needs a folder")
     if exc.errno == errno.EFBIG:
         return FathomError(
             f"{where}: file too large (a file-size limit, `ulimit -f`, or the file system's)"

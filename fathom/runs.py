@@ -109,6 +109,12 @@ def check_shapes(arrays: dict[str, np.ndarray], path) -> None:
     `fold` and `folds` are whole numbers. A hand-made or truncated file otherwise ends in a
     broadcasting error far from the file, or, for a 1-D `features`, in a silent wrong osd."""
     n, c = len(arrays["ids"]), len(arrays["category_ids"])
+    unique, counts = np.unique(arrays["ids"], return_counts=True)
+    if len(unique) != n:  # rows are found by id: a second row of an id would be one of them
+        twice = unique[counts > 1]
+        raise FathomError(
+            f"{path}: image {twice[0]} has {counts.max()} rows ({len(twice)} repeated id(s))"
+        )
 
     def bad(key: str, want: str) -> FathomError:
         return FathomError(f"{path}: `{key}` has shape {arrays[key].shape}, expected {want}")

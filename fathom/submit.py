@@ -202,7 +202,7 @@ def make(
         frame = make_label_submission(ids, ens["scores"], ens["class_names"])
         write_label_submission(csv_path, frame, ids, ens["class_names"], overwrite=overwrite)
     else:
-        scorer = osd_name or tuning["osd"]["scorer"]
+        scorer = tuning["osd"]["scorer"] if osd_name is None else osd_name
         if scorer is None:
             raise FathomError(
                 f"{tuning.get('path')}: `osd.scorer` is null (tuned as a single-label dataset?); "

@@ -582,3 +582,39 @@ def test_fathom_train_on_a_full_disk_names_the_checkpoint(small_comp, tmp_path):
     assert lines[0].startswith(f"fathom train: error: {best}: cannot write (a file-size limit")
     assert not (tmp_path / best).exists()
     assert not list((tmp_path / best.parent).glob(".*.tmp"))
+
+
+# --- more of the campaign: outputs where a folder is, an empty --osd, an id twice
+
+
+def test_an_output_named_like_a_folder_is_one_line(world, tmp_path, run_cli):
+    folder = tmp_path / "adir"
+    (folder / "inside").mkdir(parents=True)
+    argv = ["tune", world["a"], "--osd", "max_prob", "--out", folder, "--overwrite"]
+    _one_line_error(run_cli, argv, f"{folder}: is a folder, not a file")
+    assert (folder / "inside").is_dir()
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine")
+    argv = ["submit", world["tune"], "--name", "x", "--out-dir", a_file]
+    _one_line_error(run_cli, argv, f"{a_file}: a file stands where")
+    assert a_file.read_text() == "mine"
+
+
+def test_submit_with_an_empty_osd_is_refused_not_ignored(world, tmp_path, run_cli):
+    argv = ["submit", world["tune"], "--name", "x", "--out-dir", tmp_path, "--osd", ""]
+    _one_line_error(run_cli, argv, "unknown osd scorer ''")
+
+
+@pytest.mark.parametrize("file", ["oof.npz", "eval.npz"])
+def test_a_prediction_file_with_an_id_twice_is_one_line(world, tmp_path, run_cli, file):
+    run = _copy_run(world, tmp_path)
+    tune = tmp_path / "t.json"
+    assert run_cli("tune", run, "--osd", "max_prob", "--out", tune)[0] == 0
+    with np.load(run / file) as data:
+        arrays = {k: data[k] for k in data.files}
+    arrays["ids"][3] = arrays["ids"][4]
+    fileio.save_npz(run / file, **arrays)
+    argv = ["submit", tune, "--name", "x", "--out-dir", tmp_path / "s"]
+    if file == "oof.npz":
+        argv = ["tune", run, "--osd", "max_prob", "--out", tune, "--overwrite"]
+    _one_line_error(run_cli, argv, f"{run / file}: image {arrays['ids'][4]} has 2 rows")
