@@ -178,6 +178,16 @@ def check_finite(arrays: dict[str, np.ndarray], path) -> None:
         )
 
 
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def stitch_oof(folds: dict[int, dict]) -> dict[str, np.ndarray]:
     """Concatenate the folds' oof.npz contents (each with a `targets` matrix), `fold` added."""
     parts = list(folds.values())
@@ -294,18 +304,24 @@ class Run:
 
     def oof(self) -> dict[str, np.ndarray]:
         """The stitched OOF (`fathom oof` writes it), refused when folds have finished since it
-        was stitched (`--allow-missing-folds` while training went on): tuning on it would use
-        a part of the images, and keep doing so after every fold has finished."""
+        was stitched (`--allow-missing-folds` while training went on), or a stitched fold's
+        oof.npz has changed since (the fold was trained again): tuning on it would use a part
+        of the images, or another model's predictions, and keep doing so without a word."""
         arrays = read_predictions(
             self.path / "oof.npz", OOF_KEYS, f"`fathom oof {self.path}` writes it"
         )
         newer = self.folds_finished_since(arrays)
-        if newer:
+        changed = self.folds_changed_since(arrays)
+        if newer or changed:
             stitched = ", ".join(str(int(k)) for k in np.unique(arrays["fold"]))
+            what = (
+                f"fold(s) {', '.join(map(str, newer))} have finished since"
+                if newer
+                else f"fold(s) {', '.join(map(str, changed))} were trained again since"
+            )
             raise FathomError(
-                f"{self.path / 'oof.npz'}: stitched fold(s) {stitched}, but fold(s) "
-                f"{', '.join(map(str, newer))} have finished since; run `fathom oof {self.path}` "
-                "again"
+                f"{self.path / 'oof.npz'}: stitched fold(s) {stitched}, but {what}; run "
+                f"`fathom oof {self.path}` again"
             )
         return arrays
 
@@ -318,6 +334,20 @@ class Run:
             k
             for k, d in fold_dirs(self.path).items()
             if k not in stitched and (d / "oof.npz").is_file()
+        ]
+
+    def folds_changed_since(self, oof: dict[str, np.ndarray]) -> list[int]:
+        """Stitched folds whose fold<k>/oof.npz no longer has the SHA-256 `fathom oof` recorded
+        (`stitched_folds`, `stitched_sha256`; files from before it recorded them: none)."""
+        if "stitched_folds" not in oof or "stitched_sha256" not in oof:
+            return []
+        dirs = fold_dirs(self.path)
+        return [
+            int(k)
+            for k, digest in zip(oof["stitched_folds"], oof["stitched_sha256"], strict=False)
+            if int(k) in dirs
+            and (dirs[int(k)] / "oof.npz").is_file()
+            and file_sha256(dirs[int(k)] / "oof.npz") != str(digest)
         ]
 
     def fold_oof(self, fold: int) -> dict[str, np.ndarray]:

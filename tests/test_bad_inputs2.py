@@ -618,3 +618,19 @@ def test_a_prediction_file_with_an_id_twice_is_one_line(world, tmp_path, run_cli
     if file == "oof.npz":
         argv = ["tune", run, "--osd", "max_prob", "--out", tune, "--overwrite"]
     _one_line_error(run_cli, argv, f"{run / file}: image {arrays['ids'][4]} has 2 rows")
+
+
+def test_an_oof_stitched_before_a_fold_was_trained_again_is_refused(world, tmp_path, run_cli):
+    run = _copy_run(world, tmp_path)
+    _fold_oofs(run, range(3))
+    assert run_cli("oof", run)[0] == 0
+    stitched = np.load(run / "oof.npz")
+    assert stitched["stitched_folds"].tolist() == [0, 1, 2]
+    tune = tmp_path / "t.json"
+    argv = ["tune", run, "--osd", "max_prob", "--out", tune, "--overwrite"]
+    assert run_cli(*argv)[0] == 0
+    _poke(run / "fold1" / "oof.npz", "probs", (0, 0), 0.99)  # fold 1 trained again
+    needle = f"{run / 'oof.npz'}: stitched fold(s) 0, 1, 2, but fold(s) 1 were trained again"
+    _one_line_error(run_cli, argv, needle)
+    assert run_cli("oof", run)[0] == 0
+    assert run_cli(*argv)[0] == 0
