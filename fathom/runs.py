@@ -587,8 +587,15 @@ def check_tuning(data, path, need: tuple[str, ...] = ("experiments",)) -> None:
             if not isinstance(ens["scores"], dict) or ens["method"] not in ens["scores"]:
                 raise bad(f"ensemble.scores.{ens['method']}", "is missing (the CV of the method)")
             number(f"ensemble.scores.{ens['method']}", ens["scores"][ens["method"]])
-    if data.get("thresholds") is not None and not isinstance(data["thresholds"], dict):
-        raise bad("thresholds", f"is {data['thresholds']!r}, not an object or null")
+    thresholds = data.get("thresholds")
+    if thresholds is not None:
+        if not isinstance(thresholds, dict):
+            raise bad("thresholds", f"is {thresholds!r}, not an object or null")
+        if "global" in thresholds:
+            number("thresholds.global", thresholds["global"])
+        for k in ("per_category", "f1"):
+            if k in thresholds and not isinstance(thresholds[k], dict):
+                raise bad(f"thresholds.{k}", f"is {thresholds[k]!r}, not an object")
     if "osd" in data:
         from fathom.osd import is_scorer
 
@@ -600,6 +607,23 @@ def check_tuning(data, path, need: tuple[str, ...] = ("experiments",)) -> None:
         scorer = osd["scorer"]
         if scorer is not None and (not isinstance(scorer, str) or not is_scorer(scorer)):
             raise bad("osd.scorer", f"is {scorer!r}, not an osd scorer")
+        # what `fathom report` reads of the osd block
+        runs_ = osd.get("holdout_runs", [])
+        if not isinstance(runs_, list) or not all(isinstance(r, str) and r for r in runs_):
+            raise bad("osd.holdout_runs", f"is {runs_!r}, not a list of run folders")
+        cats = osd.get("holdout_categories", [])
+        if not isinstance(cats, list) or not all(
+            isinstance(c, int) and not isinstance(c, bool) for c in cats
+        ):
+            raise bad("osd.holdout_categories", f"is {cats!r}, not a list of category ids")
+        for k in ("simulated_sauc",):
+            if osd.get(k) is not None and not isinstance(osd[k], dict):
+                raise bad(f"osd.{k}", f"is {osd[k]!r}, not an object")
+        name = osd.get("scores_file")
+        if name is not None and (
+            not isinstance(name, str) or not name or name.startswith(".") or "/" in name
+        ):  # a file beside the tuning file, never a path out of its folder
+            raise bad("osd.scores_file", f"is {name!r}, not a file name beside it")
     if "competition" in data and (
         not isinstance(data["competition"], str) or not data["competition"].strip()
     ):

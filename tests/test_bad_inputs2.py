@@ -193,6 +193,10 @@ TUNING_CASES = [
     ("null-competition", _set("competition", None), "`competition`"),
     ("no-scores", _set("ensemble.scores", ...), "`ensemble.scores`"),
     ("weight-bool", _set("ensemble.weights.0", True), "`ensemble.weights[0]`"),
+    ("threshold-a-string", _set("thresholds.global", "0.3"), "`thresholds.global`"),
+    ("holdout-runs-null", _set("osd.holdout_runs", [None]), "`osd.holdout_runs`"),
+    ("holdout-cats-strings", _set("osd.holdout_categories", ["7"]), "`osd.holdout_categories`"),
+    ("scores-file-a-path", _set("osd.scores_file", "../../x.npz"), "`osd.scores_file`"),
 ]
 
 
