@@ -9,7 +9,9 @@ reads it. This is the only module that knows the layout.
     runs/<exp>/full/              a full fit (no validation rows): best.pt, history.csv, eval.npz,
                                   bank.npz
     runs/<exp>/oof.npz            the folds' OOF rows stitched (`fathom oof`): ids, fold, probs,
-                                  logits, features, targets, category_ids
+                                  logits, features, targets, category_ids; stitched_folds and
+                                  stitched_sha256 (the fold files it read: a stitch older than
+                                  a fold is refused where it is read)
     runs/<exp>/eval.npz           every checkpoint's eval predictions, stacked (fold_probs,
                                   fold_logits, fold_features, in the order of `folds`) and
                                   averaged (probs, logits)
@@ -22,8 +24,9 @@ without it read as before.
 In `folds`, a fold model is its fold number k and the full fit is FULL_FIT (-1): it has no
 OOF rows, so nothing that pairs eval features with OOF features may use it.
 
-A tuning file (`fathom tune`) names runs; `read_tuning` reads it. Every problem is a one-line
-FathomError naming the file.
+Every prediction file is read through `read_predictions`, which checks shapes, ids and finite
+values. A tuning file (`fathom tune`) names runs; `read_tuning` reads it and `check_tuning`
+checks it against what `tune` writes. Every problem is a one-line FathomError naming the file.
 """
 
 from __future__ import annotations
