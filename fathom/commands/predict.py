@@ -54,13 +54,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def positive_int(text: str) -> int:
-    """argparse's type for a count of at least 1 (a usage error, one line, otherwise)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    """argparse's type for a count of at least 1 (a usage error in one line otherwise)."""
+    value = int(text) if text.strip().lstrip("-").isdigit() else None
+    if value is None or value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
     return value
 
 
