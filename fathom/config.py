@@ -202,6 +202,13 @@ class TrainConfig:
         for key in ("competition", "folds", "cache_dir", "model"):
             if not str(getattr(self, key)).strip():
                 problems.append(f"{key} is empty")
+        if isinstance(self.pretrained, str) and not self.pretrained.strip():
+            # `pretrained=` reads as "no weights file": training from random weights without a
+            # word when weights were asked for is what DESIGN.md rules out
+            problems.append(
+                "pretrained is empty: set true (timm's weights), false (random init) or the "
+                "path of a weights file"
+            )
         problems += self._range_problems()
         if not DEVICE.fullmatch(self.device):
             problems.append(f"device must be auto, cpu, cuda, cuda:N or mps, not {self.device!r}")

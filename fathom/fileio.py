@@ -21,9 +21,15 @@ from typing import Any
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temp path in the target's folder; rename it onto `path` if the block succeeds."""
+    from fathom.errors import FathomError
+
     path = Path(path)
+    if path.is_dir() and not path.is_symlink():
+        raise FathomError(f"{path}: is a folder, not a file (choose a file name)")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        # mkstemp creates a new file (O_EXCL): a link planted under any name it could pick is
+        # never opened
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
         raise os_error(exc, path) from None
@@ -35,11 +41,17 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         try:
             yield tmp_path
+            if tmp_path.is_symlink():
+                # the block's writer reopened the temp by name: had it been swapped for a link,
+                # what was written went elsewhere and must not be renamed into place
+                raise FathomError(f"{tmp_path}: became a symbolic link while written; not used")
+            # the rename replaces whatever holds the name, a planted symbolic link included,
+            # and never writes through it: the file a link points to stays as it was
             os.replace(tmp_path, path)
         except OSError as exc:
             raise os_error(exc, path) from None
     finally:
-        if tmp_path.exists():
+        if os.path.lexists(tmp_path):
             tmp_path.unlink()
 
 
@@ -68,6 +80,12 @@ def os_error(exc: OSError, path: str | os.PathLike | None = None):
         return FathomError(f"{where}: permission denied (choose a folder you can write to)")
     if exc.errno == errno.EROFS:
         return FathomError(f"{where}: the file system is read-only (choose another folder)")
+    if exc.errno in (errno.EEXIST, errno.ENOTDIR) and path is not None:
+        return FathomError(f"{where}: a file stands where {path} needs a folder")
+    if exc.errno == errno.EFBIG:
+        return FathomError(
+            f"{where}: file too large (a file-size limit, `ulimit -f`, or the file system's)"
+        )
     return exc
 
 
@@ -158,15 +176,40 @@ def save_torch(path: str | os.PathLike, obj: Any) -> Path:
         try:
             torch.save(obj, tmp)
         except RuntimeError as exc:
-            # torch's zip writer turns a failed write (ENOSPC above all) into a RuntimeError;
-            # the previous file is untouched, since only the temp file was being written
-            if "write" not in str(exc).lower():
+            # torch's zip writer turns a failed write (a full disk, a file-size limit) into a
+            # RuntimeError: "file write failed", or "[enforce fail at inline_container.cc]
+            # unexpected pos ..." when a short write leaves the file shorter than it counted.
+            # The previous file is untouched, since only the temp file was being written.
+            if not _torch_write_failed(exc):
                 raise
             raise FathomError(
-                f"{path}: cannot write (the disk is probably full: free some space, then run "
+                f"{path}: cannot write ({_why_write_failed(path)}: free some space, then run "
                 "again; the previous file is kept)"
             ) from None
     return Path(path)
+
+
+def _torch_write_failed(exc: RuntimeError) -> bool:
+    text = str(exc).lower()
+    return any(
+        key in text for key in ("write", "inline_container", "unexpected pos", "streamwriter")
+    )
+
+
+def _why_write_failed(path: Path) -> str:
+    """The likely reason a write stopped short: torch's message does not say."""
+    import resource
+    import shutil
+
+    try:
+        soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+        if soft != resource.RLIM_INFINITY:
+            return f"a file-size limit of {soft} bytes is set (`ulimit -f`), or the disk is full"
+        if shutil.disk_usage(Path(path).parent).free < 64 << 20:
+            return "the disk is full"
+    except (OSError, ValueError):
+        pass
+    return "the disk is probably full"
 
 
 def load_torch(path: str | os.PathLike, what: str = "checkpoint") -> Any:

@@ -114,6 +114,28 @@ def finite(features: np.ndarray, where) -> np.ndarray:
     return features
 
 
+def check_bank(bank: dict, model_dir, query: np.ndarray, held_ids, fold: int) -> dict:
+    """A bank fit to score fold `fold`'s rows: features as wide as the query's, and none of the
+    images the fold model was validated on (`held_ids`, its OOF rows). A bank copied from
+    another fold's model holds some of them: each would find itself at distance 0 and vote its
+    own labels, inflating the member's CV without a word."""
+    path = Path(model_dir) / BANK_FILE
+    width, want = bank["features"].shape[1], np.shape(query)[1]
+    if width != want:
+        raise FathomError(
+            f"{path}: features {width} wide, but the run's predictions have {want} "
+            "(a bank of another model? write it again with the fold's `fathom train` command)"
+        )
+    leaked = np.isin(bank["ids"], np.asarray(held_ids, dtype=str))
+    if leaked.any():
+        raise FathomError(
+            f"{path}: holds {int(leaked.sum())} of fold {fold}'s validation images (e.g. "
+            f"{bank['ids'][leaked][0]}): not the bank of fold {fold}'s model, which never "
+            "trained on them (write it again with the fold's `fathom train` command)"
+        )
+    return bank
+
+
 # --- the member's OOF and eval scores
 
 
@@ -127,6 +149,7 @@ def oof_neighbours(run, oof: dict) -> dict[int, tuple]:
         bank = read_bank(dirs[int(k)], oof["category_ids"])
         rows = np.flatnonzero(oof["fold"] == k)
         query = finite(oof["features"][rows], run.path / "oof.npz")
+        check_bank(bank, dirs[int(k)], query, oof["ids"][rows], int(k))
         d, i = neighbours(query, bank["features"])
         out[int(k)] = (rows, d, i, bank["targets"])
     return out
@@ -165,9 +188,10 @@ def tune_knn(run, oof: dict, targets: np.ndarray, metric=map_at_k_matrix) -> dic
     }
 
 
-def eval_knn(run, arrays: dict, temperature: float) -> np.ndarray:
+def eval_knn(run, arrays: dict, temperature: float, oof: dict | None = None) -> np.ndarray:
     """The kNN member on the eval images: each model's eval features (`fold_features`, in the
-    order of `folds`) against that model's own bank, averaged over the models."""
+    order of `folds`) against that model's own bank, averaged over the models. With the run's
+    `oof`, each fold model's bank is checked to hold none of that fold's OOF rows."""
     if "fold_features" not in arrays or "folds" not in arrays:
         raise FathomError(
             f"{run.path}: its eval predictions lack `fold_features`/`folds` for the kNN member "
@@ -177,5 +201,7 @@ def eval_knn(run, arrays: dict, temperature: float) -> np.ndarray:
     for j, k in enumerate(arrays["folds"]):
         bank = read_bank(run.path / fold_label(int(k)), arrays["category_ids"])
         query = finite(arrays["fold_features"][j], f"{run.path}: eval predictions")
+        held = oof["ids"][oof["fold"] == k] if oof is not None else ()
+        check_bank(bank, run.path / fold_label(int(k)), query, held, int(k))
         scores.append(knn_scores(query, bank["features"], bank["targets"], temperature))
     return np.mean(scores, axis=0).astype(np.float32)

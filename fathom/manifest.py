@@ -1,7 +1,7 @@
 """The manifest beside every submission: what produced it, so it can be reproduced and trusted.
 
-`submissions/<name>.json` records the experiments and checkpoints used (with SHA-256 of each
-checkpoint), the ensemble method and weights, the label-set thresholds, the osd scorer with
+`submissions/<name>.json` records the experiments and the files they read (with SHA-256 of each
+checkpoint, eval.npz and kNN bank), the ensemble method and weights, the label-set thresholds, the osd scorer with
 its estimated sAUC, the CV MAP@20 and the time it was written.
 """
 
@@ -77,15 +77,7 @@ def build_manifest(
         "csv_sha256": sha256(csv_path) if Path(csv_path).is_file() else None,
         "n_rows": int(n_rows),
         "competition": str(competition),
-        "experiments": [
-            {
-                **{k: v for k, v in e.items() if k != "checkpoints"},
-                "checkpoints": [
-                    {"path": str(p), "sha256": sha256(p)} for p in e.get("checkpoints", [])
-                ],
-            }
-            for e in experiments
-        ],
+        "experiments": [_hashed(e) for e in experiments],
         "ensemble": {
             "method": ens["method"],
             "weights": ens["weights"],
@@ -97,6 +89,23 @@ def build_manifest(
         "cv": cv,
         "tune_file": tuning.get("path"),
     }
+
+
+def _hashed(member: dict) -> dict:
+    """A member with the SHA-256 of every file it read: checkpoints, and the eval predictions
+    and kNN banks the submission was computed from (a later `fathom predict` or retraining
+    would otherwise go unnoticed)."""
+    out = {k: v for k, v in member.items() if k not in ("checkpoints", "eval_file", "banks")}
+    out["checkpoints"] = [_file(p) for p in member.get("checkpoints", [])]
+    if member.get("eval_file"):
+        out["eval"] = _file(member["eval_file"])
+    if "banks" in member:
+        out["banks"] = [_file(p) for p in member["banks"]]
+    return out
+
+
+def _file(path) -> dict:
+    return {"path": str(path), "sha256": sha256(path)}
 
 
 def write_manifest(path: str | Path, manifest: dict, overwrite: bool = False) -> Path:

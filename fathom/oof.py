@@ -16,7 +16,14 @@ from fathom.errors import FathomError
 from fathom.formats import oof_metric
 from fathom.metrics import ap_at_k_matrix
 from fathom.prior import fold_prior
-from fathom.runs import average_eval, fold_dirs, open_run, read_predictions, stitch_oof
+from fathom.runs import (
+    average_eval,
+    file_sha256,
+    fold_dirs,
+    open_run,
+    read_predictions,
+    stitch_oof,
+)
 
 
 def cv_scores(probs: np.ndarray, targets: np.ndarray, fold: np.ndarray) -> dict:
@@ -74,7 +81,13 @@ def write_oof(run_dir: str | Path, allow_missing: bool = False) -> dict:
         scores["competition_metric"] = own
     if missing:
         scores["missing_folds"] = missing
-    fileio.save_npz(run.path / "oof.npz", **oof)
+    # which fold files this stitch read, so that a fold trained again later is noticed
+    # (Run.oof refuses a stale stitch)
+    stitched = {
+        "stitched_folds": np.asarray(list(done), dtype=np.int64),
+        "stitched_sha256": np.asarray([file_sha256(d / "oof.npz") for d in done.values()]),
+    }
+    fileio.save_npz(run.path / "oof.npz", **oof, **stitched)
     with_eval = {k: d / "eval.npz" for k, d in done.items() if (d / "eval.npz").is_file()}
     if len(with_eval) == len(done):
         fileio.save_npz(

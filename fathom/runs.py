@@ -9,7 +9,9 @@ reads it. This is the only module that knows the layout.
     runs/<exp>/full/              a full fit (no validation rows): best.pt, history.csv, eval.npz,
                                   bank.npz
     runs/<exp>/oof.npz            the folds' OOF rows stitched (`fathom oof`): ids, fold, probs,
-                                  logits, features, targets, category_ids
+                                  logits, features, targets, category_ids; stitched_folds and
+                                  stitched_sha256 (the fold files it read: a stitch older than
+                                  a fold is refused where it is read)
     runs/<exp>/eval.npz           every checkpoint's eval predictions, stacked (fold_probs,
                                   fold_logits, fold_features, in the order of `folds`) and
                                   averaged (probs, logits)
@@ -22,8 +24,9 @@ without it read as before.
 In `folds`, a fold model is its fold number k and the full fit is FULL_FIT (-1): it has no
 OOF rows, so nothing that pairs eval features with OOF features may use it.
 
-A tuning file (`fathom tune`) names runs; `read_tuning` reads it. Every problem is a one-line
-FathomError naming the file.
+Every prediction file is read through `read_predictions`, which checks shapes, ids and finite
+values. A tuning file (`fathom tune`) names runs; `read_tuning` reads it and `check_tuning`
+checks it against what `tune` writes. Every problem is a one-line FathomError naming the file.
 """
 
 from __future__ import annotations
@@ -93,15 +96,99 @@ def read_predictions(
     if missing:
         raise FathomError(f"{path}: lacks array(s) {', '.join(missing)}")
     if "ids" in arrays and "category_ids" in arrays:
-        n, c = len(arrays["ids"]), len(arrays["category_ids"])
-        for k in ("probs", "logits"):
-            if k in arrays and arrays[k].shape != (n, c):
-                raise FathomError(f"{path}: `{k}` has shape {arrays[k].shape}, expected ({n}, {c})")
-        sup = arrays.get("super_probs")
-        if sup is not None and (sup.ndim != 2 or len(sup) != n):
-            raise FathomError(f"{path}: `super_probs` has shape {sup.shape}, expected ({n}, S)")
         arrays["ids"] = arrays["ids"].astype(str)
+        check_shapes(arrays, path)
+    check_finite(arrays, path)
     return arrays
+
+
+ROW_KEYS = ("probs", "logits", "targets", "features", "super_probs")  # (N, ...) per image
+STACKED_KEYS = ("fold_probs", "fold_logits", "fold_features", "fold_super_probs")  # (M, N, ...)
+
+
+def check_shapes(arrays: dict[str, np.ndarray], path) -> None:
+    """Every per-image array has one row per id (and one column per category where it is a
+    category matrix); the stacked per-model ones have one block per model, named by `folds`;
+    `fold` and `folds` are whole numbers. A hand-made or truncated file otherwise ends in a
+    broadcasting error far from the file, or, for a 1-D `features`, in a silent wrong osd."""
+    n, c = len(arrays["ids"]), len(arrays["category_ids"])
+    unique, counts = np.unique(arrays["ids"], return_counts=True)
+    if len(unique) != n:  # rows are found by id: a second row of an id would be one of them
+        twice = unique[counts > 1]
+        raise FathomError(
+            f"{path}: image {twice[0]} has {counts.max()} rows ({len(twice)} repeated id(s))"
+        )
+
+    def bad(key: str, want: str) -> FathomError:
+        return FathomError(f"{path}: `{key}` has shape {arrays[key].shape}, expected {want}")
+
+    for key in (*ROW_KEYS, *STACKED_KEYS):
+        a = arrays.get(key)
+        if a is None:
+            continue
+        if not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
+            raise FathomError(f"{path}: `{key}` holds {a.dtype} values, not numbers")
+        stacked = key in STACKED_KEYS
+        block = a.shape[1:] if stacked else a.shape
+        if a.ndim != (3 if stacked else 2) or block[0] != n:
+            raise bad(key, f"({'M, ' if stacked else ''}{n}, ...)")
+        if key.removeprefix("fold_") in ("probs", "logits", "targets") and block[1] != c:
+            raise bad(key, f"({'M, ' if stacked else ''}{n}, {c})")
+    models = {len(arrays[k]) for k in STACKED_KEYS if k in arrays}
+    if len(models) > 1:
+        raise FathomError(f"{path}: the stacked per-model arrays hold different model counts")
+    for key, length in (("fold", n), ("folds", next(iter(models), None))):
+        a = arrays.get(key)
+        if a is None:
+            continue
+        whole = np.issubdtype(a.dtype, np.integer) or (
+            np.issubdtype(a.dtype, np.floating) and np.isfinite(a).all() and (a == a.round()).all()
+        )
+        if a.ndim != 1 or (length is not None and len(a) != length) or not whole:
+            raise FathomError(
+                f"{path}: `{key}` must be {length if length is not None else 'one'} whole "
+                f"fold number(s), not {a.dtype} of shape {a.shape}"
+            )
+        arrays[key] = a.astype(np.int64)
+
+
+FINITE_KEYS = ("probs", "logits", "features", "super_probs")
+
+
+def check_finite(arrays: dict[str, np.ndarray], path) -> None:
+    """Refuse NaN or infinite predictions and features (a diverged model) where they are read:
+    a NaN member joins an ensemble at its weight and drags it to its score, and NaN features
+    make the feature osd scorers a constant. Names the file and the fold of the first bad row."""
+    for key in (*FINITE_KEYS, *(f"fold_{k}" for k in FINITE_KEYS)):
+        values = arrays.get(key)
+        if values is None or not np.issubdtype(values.dtype, np.floating):
+            continue
+        bad = ~np.isfinite(values)
+        if not bad.any():
+            continue
+        if key.startswith("fold_"):  # stacked per model: (models, N, ...)
+            j, row = (int(x) for x in np.argwhere(bad)[0][:2])
+            folds = arrays.get("folds")
+            model = fold_label(int(folds[j])) if folds is not None and j < len(folds) else j
+            where = f"model {model}, row {row}"
+        else:
+            row = int(np.argwhere(bad)[0][0])
+            fold = arrays.get("fold")
+            where = f"fold {int(fold[row])}, row {row}" if fold is not None else f"row {row}"
+        raise FathomError(
+            f"{path}: non-finite {key} ({int(bad.sum())} NaN or infinite value(s), first at "
+            f"{where}); did the model diverge? retrain it (lower lr) or leave the run out"
+        )
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def stitch_oof(folds: dict[int, dict]) -> dict[str, np.ndarray]:
@@ -113,6 +200,13 @@ def stitch_oof(folds: dict[int, dict]) -> dict[str, np.ndarray]:
             raise FathomError(
                 f"fold {k}: its category columns differ from fold {next(iter(folds))}'s"
             )
+    widths = {k: p["features"].shape[1] for k, p in folds.items()}
+    if len(set(widths.values())) > 1:
+        raise FathomError(
+            "the folds' features differ in width ("
+            + ", ".join(f"fold {k}: {w}" for k, w in widths.items())
+            + "): were they trained with different models?"
+        )
     optional = [k for k in SUPER_KEYS if all(k in p for p in parts)]
     out = {
         key: np.concatenate([p[key] for p in parts])
@@ -212,10 +306,52 @@ class Run:
         return int(n) if isinstance(n, int) else None
 
     def oof(self) -> dict[str, np.ndarray]:
-        """The stitched OOF (`fathom oof` writes it)."""
-        return read_predictions(
+        """The stitched OOF (`fathom oof` writes it), refused when folds have finished since it
+        was stitched (`--allow-missing-folds` while training went on), or a stitched fold's
+        oof.npz has changed since (the fold was trained again): tuning on it would use a part
+        of the images, or another model's predictions, and keep doing so without a word."""
+        arrays = read_predictions(
             self.path / "oof.npz", OOF_KEYS, f"`fathom oof {self.path}` writes it"
         )
+        newer = self.folds_finished_since(arrays)
+        changed = self.folds_changed_since(arrays)
+        if newer or changed:
+            stitched = ", ".join(str(int(k)) for k in np.unique(arrays["fold"]))
+            what = (
+                f"fold(s) {', '.join(map(str, newer))} have finished since"
+                if newer
+                else f"fold(s) {', '.join(map(str, changed))} were trained again since"
+            )
+            raise FathomError(
+                f"{self.path / 'oof.npz'}: stitched fold(s) {stitched}, but {what}; run "
+                f"`fathom oof {self.path}` again"
+            )
+        return arrays
+
+    def folds_finished_since(self, oof: dict[str, np.ndarray]) -> list[int]:
+        """Folds with a finished fold<k>/oof.npz that the stitched `oof` (its `fold` column:
+        the folds it stitched) lacks. A copy of a run without its fold OOF files (a Kaggle
+        dataset) has none."""
+        stitched = {int(k) for k in np.unique(oof["fold"])}
+        return [
+            k
+            for k, d in fold_dirs(self.path).items()
+            if k not in stitched and (d / "oof.npz").is_file()
+        ]
+
+    def folds_changed_since(self, oof: dict[str, np.ndarray]) -> list[int]:
+        """Stitched folds whose fold<k>/oof.npz no longer has the SHA-256 `fathom oof` recorded
+        (`stitched_folds`, `stitched_sha256`; files from before it recorded them: none)."""
+        if "stitched_folds" not in oof or "stitched_sha256" not in oof:
+            return []
+        dirs = fold_dirs(self.path)
+        return [
+            int(k)
+            for k, digest in zip(oof["stitched_folds"], oof["stitched_sha256"], strict=False)
+            if int(k) in dirs
+            and (dirs[int(k)] / "oof.npz").is_file()
+            and file_sha256(dirs[int(k)] / "oof.npz") != str(digest)
+        ]
 
     def fold_oof(self, fold: int) -> dict[str, np.ndarray]:
         return read_predictions(
@@ -225,12 +361,16 @@ class Run:
         )
 
     def oof_so_far(self) -> tuple[dict[str, np.ndarray], list[str]]:
-        """The stitched OOF if `fathom oof` wrote it, else the finished folds' OOF rows joined
+        """The stitched OOF if `fathom oof` wrote it (and no fold has finished since), else the
+        finished folds' OOF rows joined
         (to look at a run while it trains), and notes on what was dropped. Only ids, probs and
         category_ids are required; targets, logits and features come along where every fold
         has them."""
         if (self.path / "oof.npz").is_file():
-            return self.oof(), []
+            stitched = read_predictions(self.path / "oof.npz", OOF_KEYS)
+            if not self.folds_finished_since(stitched):
+                return stitched, []
+            # a partial stitch while training went on: the finished folds say more
         done = {k: d for k, d in fold_dirs(self.path).items() if (d / "oof.npz").is_file()}
         if not done:
             raise FathomError(f"{self.path}: no oof.npz (the run has not finished a fold)")
@@ -336,6 +476,17 @@ def align_rows(
     return out
 
 
+def check_feature_width(run: Run, eval_arrays: dict, oof: dict, where=None) -> None:
+    """The eval features and the OOF features a feature scorer compares must come from the
+    same models: equal widths, or a broadcasting error far from the files."""
+    got, want = eval_arrays["fold_features"].shape[-1], oof["features"].shape[1]
+    if got != want:
+        raise FathomError(
+            f"{where or run.path / 'eval.npz'}: eval features are {got} wide, but "
+            f"{run.path / 'oof.npz'} has {want} (predicted with another run's models?)"
+        )
+
+
 def check_categories(arrays: dict[str, np.ndarray], category_ids, where: str) -> None:
     got = [int(c) for c in arrays["category_ids"]]
     if got != [int(c) for c in category_ids]:
@@ -350,24 +501,138 @@ def check_categories(arrays: dict[str, np.ndarray], category_ids, where: str) ->
 def read_tuning(
     path: str | Path, need: tuple[str, ...] = ("experiments", "ensemble", "thresholds", "osd")
 ) -> dict:
-    """A `fathom tune` file, its `path` added. Members have `kind` "run" (a run folder) or
-    "prior" (the frequency prior, computed from the dataset: no weights, no prediction); a
-    member without `kind` (files from before the prior could join) is a run."""
+    """A `fathom tune` file, its `path` added, checked against what `tune` writes
+    (`check_tuning`): every reader of a tuning file (submit, report, kernel build, upload-weights,
+    the kernels) reads it through here, so a hand edit is refused in one line naming the key.
+    Members have `kind` "run" (a run folder), "knn" (a run's kNN member) or "prior" (the
+    frequency prior, computed from the dataset: no weights, no prediction); a member without
+    `kind` (files from before the prior could join) is a run."""
     data = fileio.read_json(path, "no such tuning file (`fathom tune` writes it)")
+    check_tuning(data, path, need)
+    for e in data["experiments"]:
+        e.setdefault("kind", "run")
+    data["path"] = str(path)
+    return data
+
+
+MEMBER_KINDS = ("run", "knn", "prior")
+ENSEMBLE_METHODS = ("mean", "rank", "weighted")  # fathom/ensemble.py's `combine`
+
+
+def check_tuning(data, path, need: tuple[str, ...] = ("experiments",)) -> None:
+    """Refuse a tuning file that `fathom tune` could not have written, in one line naming the
+    file and the key: the blocks in `need` must be there, and every block that is there must
+    have the shape its readers index into. (The runs it names are checked where they are read.)
+    """
+
+    def bad(key: str, why: str) -> FathomError:
+        return FathomError(f"{path}: `{key}` {why} (not as `fathom tune` writes it; tune again)")
+
+    def number(key: str, value, positive: bool = False) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise bad(key, f"is {value!r}, not a number")
+        if not np.isfinite(value) or value < 0 or (positive and value == 0):
+            raise bad(
+                key, f"is {value!r}, not a {'positive' if positive else 'non-negative'} number"
+            )
+        return float(value)
+
     if not isinstance(data, dict):
-        raise FathomError(f"{path}: not a tuning file")
+        raise FathomError(f"{path}: not a tuning file (expected a JSON object)")
     missing = [k for k in need if k not in data]
     if missing:
         raise FathomError(f"{path}: not a tuning file (lacks {', '.join(missing)})")
     members = data.get("experiments")
-    if not isinstance(members, list) or not all(
-        isinstance(e, dict) and isinstance(e.get("name"), str) for e in members
+    if not isinstance(members, list) or not members:
+        raise bad("experiments", "is no list of members")
+    for i, e in enumerate(members):
+        key = f"experiments[{i}]"
+        if not isinstance(e, dict):
+            raise bad(key, f"is {e!r}, not a member object")
+        if not isinstance(e.get("name"), str) or not e["name"].strip():
+            raise bad(f"{key}.name", f"is {e.get('name')!r}, not a name")
+        kind = e.get("kind", "run")
+        if kind not in MEMBER_KINDS:
+            raise bad(f"{key}.kind", f"is {kind!r}, not one of {', '.join(MEMBER_KINDS)}")
+        if kind != "prior" and (not isinstance(e.get("path"), str) or not e["path"].strip()):
+            raise bad(f"{key}.path", f"is {e.get('path')!r}, not the path of a run folder")
+        if kind == "knn":
+            if "temperature" not in e:
+                raise bad(f"{key}.temperature", "is missing (a kNN member needs it)")
+            number(f"{key}.temperature", e["temperature"], positive=True)
+            if "run" in e and not isinstance(e["run"], str):
+                raise bad(f"{key}.run", f"is {e['run']!r}, not a run name")
+    if "ensemble" in data:
+        ens = data["ensemble"]
+        if not isinstance(ens, dict):
+            raise bad("ensemble", f"is {ens!r}, not an object")
+        # the CV of the method is what a submission's manifest records: asked for with the
+        # ensemble (submit, report); a kernel build or an upload only passes the file on
+        for k in ("method", "weights", *(("scores",) if "ensemble" in need else ())):
+            if k not in ens:
+                raise bad(f"ensemble.{k}", "is missing")
+        if ens["method"] not in ENSEMBLE_METHODS:
+            raise bad(
+                "ensemble.method",
+                f"is {ens['method']!r}, not one of {', '.join(ENSEMBLE_METHODS)}",
+            )
+        weights = ens["weights"]
+        if not isinstance(weights, list):
+            raise bad("ensemble.weights", f"is {weights!r}, not a list of numbers")
+        if len(weights) != len(members):
+            raise bad(
+                "ensemble.weights",
+                f"has {len(weights)} weight(s) for {len(members)} member(s) in `experiments`",
+            )
+        if sum(number(f"ensemble.weights[{i}]", w) for i, w in enumerate(weights)) <= 0:
+            raise bad("ensemble.weights", "are all zero (no member would count)")
+        if "scores" in ens:
+            if not isinstance(ens["scores"], dict) or ens["method"] not in ens["scores"]:
+                raise bad(f"ensemble.scores.{ens['method']}", "is missing (the CV of the method)")
+            number(f"ensemble.scores.{ens['method']}", ens["scores"][ens["method"]])
+    thresholds = data.get("thresholds")
+    if thresholds is not None:
+        if not isinstance(thresholds, dict):
+            raise bad("thresholds", f"is {thresholds!r}, not an object or null")
+        if "global" in thresholds:
+            number("thresholds.global", thresholds["global"])
+        for k in ("per_category", "f1"):
+            if k in thresholds and not isinstance(thresholds[k], dict):
+                raise bad(f"thresholds.{k}", f"is {thresholds[k]!r}, not an object")
+    if "osd" in data:
+        from fathom.osd import is_scorer
+
+        osd = data["osd"]
+        if not isinstance(osd, dict):
+            raise bad("osd", f"is {osd!r}, not an object")
+        if "scorer" not in osd:
+            raise bad("osd.scorer", "is missing (null for a single-label dataset)")
+        scorer = osd["scorer"]
+        if scorer is not None and (not isinstance(scorer, str) or not is_scorer(scorer)):
+            raise bad("osd.scorer", f"is {scorer!r}, not an osd scorer")
+        # what `fathom report` reads of the osd block
+        runs_ = osd.get("holdout_runs", [])
+        if not isinstance(runs_, list) or not all(isinstance(r, str) and r for r in runs_):
+            raise bad("osd.holdout_runs", f"is {runs_!r}, not a list of run folders")
+        cats = osd.get("holdout_categories", [])
+        if not isinstance(cats, list) or not all(
+            isinstance(c, int) and not isinstance(c, bool) for c in cats
+        ):
+            raise bad("osd.holdout_categories", f"is {cats!r}, not a list of category ids")
+        for k in ("simulated_sauc",):
+            if osd.get(k) is not None and not isinstance(osd[k], dict):
+                raise bad(f"osd.{k}", f"is {osd[k]!r}, not an object")
+        name = osd.get("scores_file")
+        if name is not None and (
+            not isinstance(name, str) or not name or name.startswith(".") or "/" in name
+        ):  # a file beside the tuning file, never a path out of its folder
+            raise bad("osd.scores_file", f"is {name!r}, not a file name beside it")
+    if "competition" in data and (
+        not isinstance(data["competition"], str) or not data["competition"].strip()
     ):
-        raise FathomError(f"{path}: not a tuning file (`experiments` is no list of named members)")
-    for e in members:
-        e.setdefault("kind", "run")
-    data["path"] = str(path)
-    return data
+        raise bad("competition", f"is {data['competition']!r}, not a competition folder")
+    if data.get("task", "multilabel") not in ("multilabel", "singlelabel"):
+        raise bad("task", f"is {data['task']!r}, not multilabel or singlelabel")
 
 
 def is_run_member(member: dict) -> bool:
@@ -383,12 +648,37 @@ def member_run(member: dict) -> str | None:
     return member.get("run", member["name"]) if kind == "knn" else member["name"]
 
 
-def run_members(tuning: dict) -> list[dict]:
+def member_key(member: dict) -> str | None:
+    """What identifies the run folder a member reads: its resolved path (two runs may share a
+    folder name, runs/a and other/a); None for the prior."""
+    if member_run(member) is None:
+        return None
+    return str(Path(member["path"]).expanduser().resolve())
+
+
+def run_folders(tuning: dict) -> list[dict]:
     """The run folders the tuning reads, once each, as {"name", "path"}: those of its models
-    and of its kNN members (the frequency prior needs none: no weights, no prediction)."""
+    and of its kNN members (the frequency prior needs none: no weights, no prediction).
+    A folder is one folder by its resolved path (`member_key`), not by its name: runs/a and
+    other/a are two."""
     seen: dict[str, dict] = {}
     for e in tuning["experiments"]:
-        name = member_run(e)
-        if name is not None and name not in seen:
-            seen[name] = {"name": name, "path": e["path"]}
+        key = member_key(e)
+        if key is not None and key not in seen:
+            seen[key] = {"name": member_run(e), "path": e["path"]}
     return list(seen.values())
+
+
+def run_members(tuning: dict) -> list[dict]:
+    """`run_folders`, for what places runs by their name (a Kaggle dataset's runs/<name>, the
+    kernels): two folders of one name are refused there, since one would stand for both."""
+    folders = run_folders(tuning)
+    names = [f["name"] for f in folders]
+    twice = next((n for n in names if names.count(n) > 1), None)
+    if twice:
+        paths = ", ".join(f["path"] for f in folders if f["name"] == twice)
+        raise FathomError(
+            f"{tuning.get('path', 'the tuning file')}: two runs named {twice!r} ({paths}); "
+            "a dataset holds runs by name: rename one run folder and tune again"
+        )
+    return folders

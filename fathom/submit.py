@@ -18,16 +18,20 @@ from fathom import osd as osd_lib
 from fathom.data import open_dataset
 from fathom.ensemble import combine, weighted_mean
 from fathom.errors import FathomError
-from fathom.knn import eval_knn
+from fathom.knn import BANK_FILE, eval_knn
 from fathom.manifest import build_manifest, write_manifest
 from fathom.prior import prior_logits, prior_probabilities
 from fathom.runs import (
     FULL_FIT,
     align_rows,
     check_categories,
+    check_feature_width,
+    fold_label,
+    member_key,
     member_run,
     open_run,
-    run_members,
+    read_predictions,
+    run_folders,
 )
 from fathom.submission import (
     make_label_submission,
@@ -52,16 +56,28 @@ def ensemble_eval(tuning: dict, data_dir, predictions=None) -> dict:
     ids = ev["id"].tolist()
 
     members = tuning["experiments"]
-    runs = [open_run(e["path"]) for e in run_members(tuning)]
-    evals, oofs = [], []
+    folders = run_folders(tuning)
+    runs = [open_run(f["path"]) for f in folders]
+    if predictions:  # `fathom predict` writes DIR/<run name>/: two runs of one name would meet
+        names = [run.name for run in runs]
+        twice = next((n for n in names if names.count(n) > 1), None)
+        if twice:
+            raise FathomError(
+                f"{tuning.get('path', 'the tuning')}: two runs named {twice!r} "
+                f"({', '.join(str(r.path) for r in runs if r.name == twice)}) would read the same "
+                f"{Path(predictions) / twice / 'eval.npz'}; rename one run folder and tune again"
+            )
+    evals, oofs, eval_files = [], [], []
     for run in runs:
         folder = Path(predictions) / run.name if predictions else None
         arrays = run.eval(folder)
         where = str((folder or run.path) / "eval.npz")
+        eval_files.append(Path(where))
         check_categories(arrays, cats["id"], where)
         evals.append(align_rows(arrays, ids, where))
         oofs.append(run.oof())
-    by_name = {run.name: i for i, run in enumerate(runs)}
+    # by resolved path, not by name: runs/a and other/a are two members (issue 21.1)
+    by_key = {member_key(f): i for i, f in enumerate(folders)}
     member_probs, member_logits = [], []
     for e in members:  # in the tuning's order, which its weights follow
         if member_run(e) is None:  # the frequency prior
@@ -69,11 +85,11 @@ def ensemble_eval(tuning: dict, data_dir, predictions=None) -> dict:
             p = prior_probabilities(train, len(ids), cats["id"])
             logits = prior_logits(p)
         elif e.get("kind") == "knn":
-            i = by_name[member_run(e)]
-            p = eval_knn(runs[i], evals[i], float(e["temperature"]))
+            i = by_key[member_key(e)]
+            p = eval_knn(runs[i], evals[i], float(e["temperature"]), oofs[i])
             logits = prior_logits(p)  # a share of neighbours, as a logit for the osd scorers
         else:
-            i = by_name[member_run(e)]
+            i = by_key[member_key(e)]
             p, logits = evals[i]["probs"], evals[i]["logits"]
         member_probs.append(p)
         member_logits.append(logits)
@@ -83,7 +99,7 @@ def ensemble_eval(tuning: dict, data_dir, predictions=None) -> dict:
     run_w = np.zeros(len(runs))
     for w, e in zip(weights, members, strict=True):
         if member_run(e) is not None:
-            run_w[by_name[member_run(e)]] += w
+            run_w[by_key[member_key(e)]] += w
     keep = [i for i, w in enumerate(run_w) if w > 0] or list(range(len(runs)))
     # the supercategory head's eval probabilities (runs trained with supercat_weight > 0): the
     # `supercat_entropy` osd scorer reads their mean over the runs that have them all
@@ -100,8 +116,16 @@ def ensemble_eval(tuning: dict, data_dir, predictions=None) -> dict:
         "runs": [runs[i] for i in keep],
         "evals": [evals[i] for i in keep],
         "oofs": [oofs[i] for i in keep],
+        "eval_paths": [eval_files[i] for i in keep],
         "all_runs": runs,
+        "eval_files": eval_files,
     }
+
+
+def knn_banks(run, eval_file: Path) -> list[Path]:
+    """The kNN banks a kNN member's eval scores read: one per model of the eval file."""
+    folds = read_predictions(eval_file, ("folds",))["folds"]
+    return [run.path / fold_label(int(k)) / BANK_FILE for k in folds]
 
 
 def eval_osd(ens: dict, scorer: str) -> np.ndarray:
@@ -121,11 +145,13 @@ def eval_osd(ens: dict, scorer: str) -> np.ndarray:
             )
     feats, refs = [], []
     if any(part in osd_lib.FEATURE_SCORERS for part in parts):
-        for run, e, o in zip(ens["runs"], evals, ens["oofs"], strict=True):
+        paths = ens.get("eval_paths") or [None] * len(evals)
+        for run, e, o, path in zip(ens["runs"], evals, ens["oofs"], paths, strict=True):
             if "fold_features" not in e:
                 raise FathomError(
                     f"{run.path}: eval predictions lack `fold_features` for osd scorer {scorer}"
                 )
+            check_feature_width(run, e, o, path)
             folds = e["folds"] if "folds" in e else np.unique(o["fold"])
             if len(folds) != len(e["fold_features"]):
                 raise FathomError(
@@ -166,7 +192,9 @@ def make(
                 raise FathomError(
                     f"{path}: already exists (pass --overwrite, or choose another --name)"
                 )
-    data_dir = comp or tuning["competition"]
+    data_dir = comp or tuning.get("competition")
+    if not data_dir:
+        raise FathomError(f"{tuning.get('path')}: names no `competition`; pass --comp")
     ens = ensemble_eval(tuning, data_dir, predictions)
     ids = ens["ids"]
     if tuning.get("format"):  # a train.csv competition: its sample submission's format
@@ -179,19 +207,34 @@ def make(
         frame = make_label_submission(ids, ens["scores"], ens["class_names"])
         write_label_submission(csv_path, frame, ids, ens["class_names"], overwrite=overwrite)
     else:
-        scorer = osd_name or tuning["osd"]["scorer"]
+        scorer = tuning["osd"]["scorer"] if osd_name is None else osd_name
+        if scorer is None:
+            raise FathomError(
+                f"{tuning.get('path')}: `osd.scorer` is null (tuned as a single-label dataset?); "
+                "name one with --osd"
+            )
         if not osd_lib.is_scorer(scorer):
             raise FathomError(
                 f"unknown osd scorer {scorer!r}; choose from {', '.join(osd_lib.SCORERS)}"
             )
         frame = make_submission(ids, ens["scores"], ens["category_ids"], eval_osd(ens, scorer))
         write_submission(csv_path, frame, ids, ens["category_ids"], overwrite=overwrite)
-    run_of = {run.name: run for run in ens["all_runs"]}
+    run_of = {
+        member_key(f): (run, where)
+        for f, run, where in zip(
+            run_folders(tuning), ens["all_runs"], ens["eval_files"], strict=True
+        )
+    }
     experiments = [
         {
             **e,
-            "checkpoints": list(run_of[member_run(e)].checkpoints().values()),
-            "predictions": str(Path(predictions) / member_run(e) if predictions else e["path"]),
+            "checkpoints": list(run_of[member_key(e)][0].checkpoints().values()),
+            "predictions": str(
+                Path(predictions) / run_of[member_key(e)][0].name if predictions else e["path"]
+            ),
+            # the files this submission read, hashed in the manifest beside the checkpoints
+            "eval_file": str(run_of[member_key(e)][1]),
+            **({"banks": knn_banks(*run_of[member_key(e)])} if e.get("kind") == "knn" else {}),
         }
         if member_run(e) is not None
         else e

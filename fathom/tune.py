@@ -33,7 +33,7 @@ from fathom.errors import FathomError
 from fathom.knn import tune_knn
 from fathom.metrics import accuracy_matrix, map_at_k_matrix, matrix_metric, metric_label, sauc
 from fathom.prior import fold_prior
-from fathom.runs import align_rows, check_categories, open_run
+from fathom.runs import align_rows, check_categories, check_feature_width, open_run
 
 METRICS: dict[str, tuple[str, Callable]] = {
     "multilabel": ("map20", map_at_k_matrix),
@@ -223,6 +223,7 @@ def eval_shift(runs, oofs) -> dict:
         ev = run.eval()
         if "fold_features" not in ev:
             continue
+        check_feature_width(run, ev, oof)
         folds = ev["folds"] if "folds" in ev else np.unique(oof["fold"])
         for k, f in enumerate(folds):
             ref = oof["features"][oof["fold"] == f]
@@ -329,6 +330,13 @@ def tune_runs(experiments, holdout=(), comp=None, osd_name=None, prior=False, kn
     """
     runs = [open_run(p) for p in experiments]
     held_runs = [open_run(p) for p in holdout]
+    seen: dict[Path, Path] = {}
+    for run in runs:  # one run twice would double its weight in every "plain" mean
+        key = run.path.resolve()
+        if key in seen:
+            also = "" if seen[key] == run.path else f" (as {seen[key]} too)"
+            raise FathomError(f"{run.path}: named twice{also}; name each run once")
+        seen[key] = run.path
     data_dir = competition_of(runs + held_runs, comp)
     dataset = open_dataset(data_dir)
     cats = dataset.categories()

@@ -48,7 +48,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing eval.npz")
     p.add_argument("--cache-dir", default="cache", help="image cache folder (default cache)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
-    p.add_argument("--batch-size", type=int, help="images per batch (default: twice the run's)")
+    p.add_argument(
+        "--batch-size", type=positive_int, help="images per batch (default: twice the run's)"
+    )
+
+
+def positive_int(text: str) -> int:
+    """argparse's type for a count of at least 1 (a usage error in one line otherwise)."""
+    value = int(text) if text.strip().lstrip("-").isdigit() else None
+    if value is None or value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:

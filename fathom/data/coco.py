@@ -92,6 +92,9 @@ def read_categories(comp: Competition) -> pd.DataFrame:
             raise FathomError(
                 f"{path}, line {row}: category {frame['id'].iloc[row - 2]} has no {col}"
             )
+    # "Fish" and " Fish " are one supercategory: a hand-edited key (or a spreadsheet export)
+    # pads names, and each padded variant would become one more class of the supercategory head
+    frame["supercat"] = frame["supercat"].astype(str).str.strip()
     codes = {name: i for i, name in enumerate(dict.fromkeys(frame["supercat"]))}
     frame["supercat_id"] = frame["supercat"].map(codes).astype(int)
     return frame[["id", "name", "supercat", "supercat_id"]].reset_index(drop=True)

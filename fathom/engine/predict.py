@@ -203,7 +203,9 @@ def load_for_prediction(checkpoint: Path, device: torch.device):
         raise FathomError(f"{checkpoint}: not a fathom checkpoint (lacks {', '.join(missing)})")
     if not isinstance(ckpt["config"], dict):
         raise FathomError(f"{checkpoint}: not a fathom checkpoint (its config is not a table)")
-    cfg = from_dict(ckpt["config"], where=str(checkpoint)).replace(pretrained=False)
+    # the weights come from the checkpoint: how the run was initialised is no longer asked
+    # (a run from before `pretrained=` was refused as empty still predicts)
+    cfg = from_dict({**ckpt["config"], "pretrained": False}, where=str(checkpoint))
     weights = ckpt["model"]
     head = weights.get("super_head.weight") if isinstance(weights, dict) else None
     if head is None:  # a checkpoint without the supercategory head predicts without it
@@ -281,6 +283,11 @@ def predict_run(
     from fathom.data.loader import fits_on_device
     from fathom.engine.models import data_config
 
+    if batch_size is not None and (
+        isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
+    ):
+        # a batch of -4 images slices nothing: an empty eval.npz, "predicted" without a word
+        raise FathomError(f"batch size must be a whole number of images >= 1, not {batch_size!r}")
     run_dir = Path(run_dir)
     out = Path(out) if out is not None else default_predictions_path(run_dir, comp_dir)
     if out.exists() and not overwrite:
