@@ -460,6 +460,56 @@ def test_upload_weights_dry_run_and_bad_input(tmp_path, monkeypatch, capsys, whe
         )
 
 
+def _tree(root: Path) -> dict:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_upload_weights_dry_run_into_a_project_folder_deletes_nothing(
+    tmp_path, monkeypatch, capsys
+):
+    # issue 16.1: `--out .` in a project used to rmtree its runs/ and folds/
+    monkeypatch.setattr(weights_dataset, "build_wheel", lambda out: pytest.fail("staged"))
+    project = tmp_path / "project"
+    run = fake_run(project / "runs", "effb0")
+    fake_run(project / "runs", "other")  # a run that is not being uploaded
+    (project / "folds").mkdir()
+    (project / "folds" / "mlskf5.csv").write_text("id,fold\n")
+    (project / "configs").mkdir()
+    (project / "configs" / "effb0.toml").write_text("model = 'x'\n")
+    before = _tree(project)
+    monkeypatch.chdir(project)
+    argv = ["kaggle", "upload-weights", str(run), "--dataset", "alice/fathom-weights"]
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv + ["--out", ".", "--dry-run", "--folds", "folds/mlskf5.csv"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "not a fathom staging folder" in err and len(err.strip().splitlines()) == 1
+    assert _tree(project) == before  # not a file lost, not one added
+    with pytest.raises(FathomError, match="not a folder"):
+        weights_dataset.stage([run], "alice/fathom-weights", project / "folds" / "mlskf5.csv")
+
+
+def test_restaging_removes_only_what_the_last_staging_wrote(tmp_path):
+    run = fake_run(tmp_path / "runs", "effb0")
+    folds = tmp_path / "folds.csv"
+    folds.write_text("id,fold\n")
+    out = tmp_path / "stage"
+    out.mkdir()  # an empty folder is fine: it becomes fathom's
+    weights_dataset.stage([run], "alice/fathom-weights", out, folds=[folds], wheel=False)
+    assert (out / weights_dataset.STAGING_MARKER).is_file()
+    (out / "folds" / "notes.txt").write_text("mine")  # the user's file in a staged folder
+    weights_dataset.stage([run], "alice/fathom-weights", out, wheel=False)
+    assert not (out / "folds" / "mlskf5.csv").exists() and not (out / "folds/folds.csv").exists()
+    assert (out / "folds" / "notes.txt").read_text() == "mine"
+    assert (out / "runs/effb0/fold0/best.pt").read_bytes() == b"weights 0"
+    # a manifest edited to climb out of the folder removes nothing outside it
+    manifest = json.loads((out / weights_dataset.MANIFEST).read_text())
+    manifest["files"].append({"path": "../runs/effb0/cv.json"})
+    (out / weights_dataset.MANIFEST).write_text(json.dumps(manifest))
+    weights_dataset.stage([run], "alice/fathom-weights", out, wheel=False)
+    assert (run / "cv.json").is_file() and (run / "fold0" / "best.pt").is_file()
+
+
 def tuning_with_prior(path: Path, runs: list[str], kinds: bool = True) -> Path:
     """A tuning file as `fathom tune --prior` writes it: the runs, then the frequency prior
     (no folder); with `kinds=False` the runs lack `kind`, as in files from before the prior."""

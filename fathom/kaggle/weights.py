@@ -39,6 +39,10 @@ from fathom.kaggle.api import (
 from fathom.runs import open_run, read_tuning, run_members
 
 MANIFEST = "fathom-weights.json"
+# fathom's mark on a folder it staged: only such a folder, or a new or empty one, is staged
+# into, and only the files its last manifest lists are ever removed from it. A dot-file, so
+# uploads leave it out (`upload` passes it as an ignore pattern too).
+STAGING_MARKER = ".fathom-staging"
 TUNE_FILE = "tune.json"  # the `fathom tune` file a predict kernel's `fathom submit` reads
 
 
@@ -114,6 +118,49 @@ def _place(src: Path, dst: Path) -> None:
             shutil.copyfile(src, tmp)
 
 
+def claim_staging_folder(out: Path) -> None:
+    """Make `out` fathom's staging folder: a new or empty folder is marked, a marked one is
+    reused; anything else (a project, a home folder) is refused before a file is touched."""
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise FathomError(f"--out {out}: not a folder; give a new or empty folder to stage into")
+    if out.is_dir() and not (out / STAGING_MARKER).is_file() and any(out.iterdir()):
+        raise FathomError(
+            f"--out {out}: holds files and is not a fathom staging folder (no {STAGING_MARKER});"
+            " give a new or empty folder, nothing was changed"
+        )
+    if not (out / STAGING_MARKER).is_file():
+        fileio.write_text(
+            out / STAGING_MARKER,
+            "staged by `fathom kaggle upload-weights`; it replaces only the files that"
+            f" {MANIFEST} lists\n",
+        )
+
+
+def clear_last_staging(out: Path) -> None:
+    """Remove the files the last staging listed in its manifest, and the folders that leaves
+    empty; a file the user added to the folder stays, and no path leaves `out`."""
+    manifest = out / MANIFEST
+    if not manifest.is_file():
+        return
+    root = out.resolve()
+    listed = fileio.read_json(manifest).get("files", [])
+    for entry in listed if isinstance(listed, list) else []:
+        rel = entry.get("path") if isinstance(entry, dict) else None
+        if not isinstance(rel, str) or Path(rel).is_absolute() or ".." in Path(rel).parts:
+            continue
+        path = out / rel
+        if not (path.is_file() or path.is_symlink()) or not path.parent.resolve().is_relative_to(
+            root
+        ):
+            continue
+        path.unlink()
+        for parent in path.parents:  # the folders it leaves empty, up to `out`
+            if parent == out or any(parent.iterdir()):
+                break
+            parent.rmdir()
+    manifest.unlink()
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -176,16 +223,8 @@ def stage(
                 f"{tune}: experiment {missing[0]!r} is not among the uploaded runs ({', '.join(names)})"
             )
         placed.append((tune, Path(TUNE_FILE)))
-    for stale in (
-        "runs",
-        "folds",
-        "configs",
-        "pretrained",
-    ):  # what was dropped from the list must not linger
-        if (out / stale).exists():
-            shutil.rmtree(out / stale)
-    if (out / TUNE_FILE).exists():
-        (out / TUNE_FILE).unlink()
+    claim_staging_folder(out)
+    clear_last_staging(out)  # what was dropped from the list must not linger
     for src, rel in placed:
         _place(src, out / rel)
     if wheel:
@@ -292,9 +331,17 @@ def upload(api: Any, folder: Path, dataset: str, notes: str, public: bool = Fals
             exists = False
     with kaggle_errors(f"upload dataset {dataset}", api):
         if exists:
-            result = api.dataset_create_version(str(folder), notes, quiet=False, dir_mode="zip")
+            result = api.dataset_create_version(
+                str(folder), notes, quiet=False, dir_mode="zip", ignore_patterns=[STAGING_MARKER]
+            )
         else:
-            result = api.dataset_create_new(str(folder), public=public, quiet=False, dir_mode="zip")
+            result = api.dataset_create_new(
+                str(folder),
+                public=public,
+                quiet=False,
+                dir_mode="zip",
+                ignore_patterns=[STAGING_MARKER],
+            )
     error = getattr(result, "error", None)
     if error:
         raise FathomError(f"upload dataset {dataset}: Kaggle says: {error}")

@@ -41,7 +41,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--public", action="store_true", help="make a new dataset public (default private)"
     )
-    p.add_argument("--out", help="staging folder (default kernels/datasets/<slug>)")
+    p.add_argument(
+        "--out",
+        help="staging folder: new, empty, or one fathom staged before (default kernels/datasets/<slug>)",
+    )
     p.add_argument(
         "--dry-run", action="store_true", help="stage the folder and stop; upload nothing"
     )
