@@ -11,8 +11,10 @@ This file must stay standard-library only: it runs before fathom is installed.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -72,22 +74,36 @@ def install_fathom(weights: Path, site: Path) -> None:
     if not wheels:
         raise SystemExit(f"fathom kernel: no fathom-*.whl in {weights}")
     cmd = [sys.executable, "-m", "pip", "install", "--no-index", "--no-deps", "--upgrade", "-q"]
-    subprocess.run(cmd + ["--target", str(site), str(wheels[-1])], check=True)
+    run_step("install fathom", cmd + ["--target", str(site), str(wheels[-1])])
 
 
 def unpacked(weights: Path, name: str, tmp: Path) -> Path:
-    """`weights/name`, or `weights/name.zip` unpacked into `tmp` (how Kaggle keeps sub-folders)."""
+    """`weights/name`, or `weights/name.zip` unpacked into `tmp` (how Kaggle keeps sub-folders).
+
+    The unpacked folder is named after the archive's content (each member's name, size and
+    CRC, read from the zip's directory without reading the data), so a rerun in the same
+    scratch folder with a changed dataset unpacks the new one instead of reusing the old.
+    """
     if (weights / name).is_dir():
         return weights / name
     archive = weights / f"{name}.zip"
-    target = tmp / name
-    if archive.is_file() and not target.is_dir():
-        with zipfile.ZipFile(archive) as zf:
-            for member in zf.namelist():  # the archive is our own upload, but stay inside tmp
-                if member.startswith("/") or ".." in Path(member).parts:
-                    raise SystemExit(f"fathom kernel: {archive} member {member!r} escapes")
-            zf.extractall(target.parent if _top_level(zf) == name else target)
-    return target
+    if not archive.is_file():
+        return tmp / name  # absent: the caller checks what it needs inside
+    with zipfile.ZipFile(archive) as zf:
+        digest = hashlib.sha256()
+        for info in sorted(zf.infolist(), key=lambda i: i.filename):
+            member = info.filename
+            # the archive is our own upload, but what it unpacks stays inside tmp
+            if member.startswith("/") or ".." in Path(member).parts:
+                raise SystemExit(f"fathom kernel: {archive} member {member!r} escapes")
+            digest.update(f"{member}\0{info.file_size}\0{info.CRC}\n".encode())
+        home = tmp / "unpacked" / f"{name}-{digest.hexdigest()[:16]}"
+        if not (home / ".complete").is_file():  # a killed unpack is redone, not trusted
+            if home.exists():
+                shutil.rmtree(home)
+            zf.extractall(home if _top_level(zf) == name else home / name)
+            (home / ".complete").write_text(archive.name)
+    return home / name
 
 
 def _top_level(zf: zipfile.ZipFile) -> str:
@@ -124,8 +140,13 @@ def competition_view(source: Path, images: Path | None, splits: list, tmp: Path)
     view = tmp / "competition"
     (view / "images").mkdir(parents=True, exist_ok=True)
     for item in source.iterdir():
-        if item.name != "images" and not (view / item.name).exists():
-            (view / item.name).symlink_to(item.resolve())
+        if item.name == "images":
+            continue
+        link = view / item.name
+        if link.is_symlink():  # a link from an earlier run may point at an older mount
+            link.unlink()
+        if not link.exists():
+            link.symlink_to(item.resolve())
     for split, folder in folders.items():
         link = view / "images" / split
         if link.is_symlink():
@@ -147,13 +168,40 @@ def kernel_tuning(weights: Path, runs: Path, comp: Path, tmp: Path) -> Path:
     for experiment in data["experiments"]:
         kind = experiment.get("kind", "run")
         if kind == "run":  # the frequency prior has no folder
-            experiment["path"] = str(runs / experiment["name"])
+            experiment["path"] = str(inside(runs, experiment["name"], f"{source} experiment"))
         elif kind == "knn":  # a run's kNN member reads that run's folder
-            experiment["path"] = str(runs / experiment["run"])
+            experiment["path"] = str(inside(runs, experiment["run"], f"{source} experiment"))
     data["competition"] = str(comp)
     out = tmp / "tune.json"
     out.write_text(json.dumps(data, indent=2))
     return out
+
+
+def inside(base: Path, rel: object, what: str) -> Path:
+    """`base/rel`, or one line and exit when `rel` is not a relative path that stays inside
+    `base` (the path rule: nothing a kernel reads lies outside the folder it was given)."""
+    if not isinstance(rel, str) or not rel or Path(rel).is_absolute() or ".." in Path(rel).parts:
+        raise SystemExit(f"fathom kernel: {what} {rel!r} is not a path inside {base.name}/")
+    return base / rel
+
+
+# a placeholder followed by the path under it: `{weights}/configs/x.toml`, `folds={folds}/a.csv`
+_UNDER_PLACEHOLDER = re.compile(r"\{(\w+)\}/(\S*)")
+
+
+def check_step_paths(step: list) -> None:
+    """Every path a step names under one of the kernel's folders stays inside that folder."""
+    for arg in step:
+        for key, rest in _UNDER_PLACEHOLDER.findall(str(arg)):
+            inside(Path(key), rest, f"step argument {arg!r}:")
+
+
+def run_step(label: str, argv: list, **kwargs) -> None:
+    """Run one step; when it fails the kernel ends with one line naming the step and its exit
+    status (the step has printed its own error above it), not a Python traceback."""
+    code = subprocess.run(argv, **kwargs).returncode
+    if code != 0:
+        raise SystemExit(f"fathom kernel: step `{label}` failed with exit status {code}")
 
 
 def keep(outputs: dict, subs: dict, working: Path) -> list[str]:
@@ -201,13 +249,15 @@ def main() -> int:
         [str(paths["site"])] + [p for p in [env.get("PYTHONPATH")] if p]
     )
     which = "import fathom; print('fathom', fathom.__version__, 'from', fathom.__file__)"
-    subprocess.run([sys.executable, "-c", which], check=True, env=env)
+    run_step("import fathom", [sys.executable, "-c", which], env=env)
     run_dir = paths["tmp"] / "cwd"  # stray outputs of a step stay out of /kaggle/working
     run_dir.mkdir(parents=True, exist_ok=True)
     for step in SETTINGS["steps"]:
+        check_step_paths(step)
+    for step in SETTINGS["steps"]:
         argv = [str(arg).format(**subs) for arg in step]
         print("+ fathom " + " ".join(argv), flush=True)
-        subprocess.run([sys.executable, "-m", "fathom", *argv], check=True, env=env, cwd=run_dir)
+        run_step(f"fathom {step[0]}", [sys.executable, "-m", "fathom", *argv], env=env, cwd=run_dir)
     missing = keep(SETTINGS.get("keep", {}), subs, paths["working"])
     if missing:
         print(f"fathom kernel: expected output {missing[0]} was not written", file=sys.stderr)

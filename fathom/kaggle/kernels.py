@@ -20,6 +20,7 @@ from typing import Any
 
 from fathom import fileio
 from fathom.errors import FathomError
+from fathom.fileio import plain_name
 from fathom.kaggle.api import (
     COMPETITION,
     CREDENTIALS_HINT,
@@ -84,6 +85,13 @@ class KernelSpec:
             raise FathomError(
                 f"--machine-shape {self.machine_shape!r}: choose from {', '.join(MACHINE_SHAPES)}"
             )
+        # the path rule: a name becomes a path under the dataset's runs/, configs/ or folds/
+        for run in self.runs:
+            plain_name(run, "run")
+        if self.config is not None:
+            plain_name(self.config, "--config")
+        if self.folds_file is not None:
+            plain_name(self.folds_file, "--folds-file")
         if self.kind == "predict" and not self.runs:
             raise FathomError("a predict kernel needs its runs (--tune FILE, or --run EXP)")
         if self.kind == "train" and (not self.config or self.fold is None or not self.folds_file):
@@ -319,10 +327,22 @@ def script(spec: KernelSpec) -> str:
     return text
 
 
-def build(spec: KernelSpec, out_root: Path = Path("kernels")) -> Path:
+def check_replaceable(folder: Path, overwrite: bool = False) -> None:
+    """A kernel folder that holds files (perhaps a script edited by hand) is replaced only
+    with `overwrite`; FathomError otherwise, before anything is written."""
+    if folder.is_dir() and any(folder.iterdir()) and not overwrite:
+        raise FathomError(
+            f"{folder}: exists (its script may be edited by hand); pass --overwrite to replace it"
+        )
+    if folder.exists() and not folder.is_dir():
+        raise FathomError(f"{folder}: exists and is not a folder")
+
+
+def build(spec: KernelSpec, out_root: Path = Path("kernels"), overwrite: bool = False) -> Path:
     """Write `out_root/<name>/kernel-metadata.json` and `<name>.py`; returns the folder."""
     spec.check()
     folder = out_root / spec.name
+    check_replaceable(folder, overwrite)
     fileio.write_json(folder / METADATA, metadata(spec))
     fileio.write_text(folder / f"{spec.name}.py", script(spec))
     return folder

@@ -60,6 +60,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--public", action="store_true", help="make the kernel public (default private)")
     p.add_argument("--out", default="kernels", help="parent folder (default kernels)")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace kernel folders that already exist"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -68,8 +71,11 @@ def run(args: argparse.Namespace) -> int:
     from fathom.kaggle import kernels
 
     specs = kernels.specs(args.name, **{k: getattr(args, k) for k in kernels.SPEC_OPTIONS})
+    for spec in specs:  # every folder is checked before the first is written
+        spec.check()
+        kernels.check_replaceable(Path(args.out) / spec.name, args.overwrite)
     for spec in specs:
-        folder = kernels.build(spec, Path(args.out))
+        folder = kernels.build(spec, Path(args.out), overwrite=args.overwrite)
         print(
             f"wrote {folder}/ ({spec.kind} kernel {spec.owner}/{spec.name}; datasets: {spec.weights_dataset})"
         )
