@@ -132,14 +132,11 @@ def fetch(name: str) -> Path:
                 library_version=timm.__version__,
             )
             return Path(path)
-        except missing_here:  # huggingface_hub went offline on its own (no network)
-            raise FathomError(
-                f"pretrained weights for {name}: not in {where}, and huggingface_hub is offline "
-                f"(fetch them where there is internet: fathom weights fetch; or pretrained=PATH)"
-            ) from None
-        except missing_there:  # the repo exists without this file: try the next
-            continue
         except Exception as exc:  # network, auth, missing repo: all end the same way
+            # a repo without this file: try the next (not a cache miss with no network,
+            # which older huggingface_hub releases make a kind of the same error)
+            if isinstance(exc, missing_there) and not isinstance(exc, missing_here):
+                continue
             reason = _first_words(str(exc))
             raise FathomError(
                 f"pretrained weights for {name}: not in {where}, and downloading "
