@@ -350,6 +350,30 @@ def fake_run(root: Path, name: str, folds=(0, 1), cv=0.5) -> Path:
     return run
 
 
+def dep_wheel_names() -> list[str]:
+    """The dependency wheels upload-weights ships: fathom.kaggle.wheels at the versions here."""
+    import importlib.metadata
+    import re
+
+    from fathom.kaggle.wheels import RUNTIME_WHEELS
+
+    return [
+        f"{re.sub(r'[-_.]+', '_', d).lower()}-{importlib.metadata.version(d)}-py3-none-any.whl"
+        for d in RUNTIME_WHEELS
+    ]
+
+
+@pytest.fixture(autouse=True)
+def dep_wheel_cache(tmp_path_factory, monkeypatch):
+    """A wheel cache already holding the dependency wheels: no test downloads one."""
+    cache = tmp_path_factory.getbasetemp() / "dep-wheels"
+    cache.mkdir(exist_ok=True)
+    for name in dep_wheel_names():
+        (cache / name).write_bytes(b"a stand-in wheel")
+    monkeypatch.setenv("FATHOM_WHEEL_CACHE", str(cache))
+    return cache
+
+
 @pytest.fixture(scope="module")
 def wheel_dir(tmp_path_factory):
     """One wheel build for the module (pip takes a few seconds)."""
@@ -404,6 +428,7 @@ def test_upload_weights_creates_then_versions(tmp_path, monkeypatch, capsys, whe
             "runs/effb0/oof.npz",
             "tune.json",
             "configs/effb0.toml",
+            *dep_wheel_names(),
         ]
     )
     manifest = json.loads((stage_dir / "fathom-weights.json").read_text())
@@ -617,6 +642,9 @@ def test_wheel_holds_the_package(wheel_dir):
         and "fathom/engine/train.py" in names
     )
     assert not any("__pycache__" in n for n in names)
+    # the floors a kernel compares Kaggle's image against travel in the wheel's metadata
+    floors = _template().declared_floors(wheel)
+    assert floors["timm"] == "1.0.9" and floors["torch"] == "2.4" and floors["numpy"] == "2.0"
 
 
 # --- kernels -----------------------------------------------------------------------------------
@@ -714,7 +742,7 @@ def test_kernel_build_skips_the_frequency_prior_of_a_tuning(tmp_path, kinds):
     ]
 
 
-def test_kernel_build_one_training_kernel_per_fold(tmp_path):
+def test_kernel_build_trains_two_folds_per_kernel_one_per_t4(tmp_path):
     argv = [
         "kernel",
         "build",
@@ -728,25 +756,32 @@ def test_kernel_build_one_training_kernel_per_fold(tmp_path):
         "--folds-file",
         "mlskf5.csv",
         "--n-folds",
-        "3",
+        "5",
         "--out",
         str(tmp_path),
     ]
     with pytest.raises(SystemExit):
         main(argv)
+    groups = {"folds0-1": [0, 1], "folds2-3": [2, 3], "fold4": [4]}  # ceil(5/2) kernels
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == [f"fathom-train-effb0-fold{k}" for k in range(3)]
-    for k in range(3):
-        folder = tmp_path / f"fathom-train-effb0-fold{k}"
+    assert names == sorted(f"fathom-train-effb0-{g}" for g in groups)
+    for group, folds in groups.items():
+        folder = tmp_path / f"fathom-train-effb0-{group}"
         meta = json.loads((folder / "kernel-metadata.json").read_text())
-        assert (
-            meta["id"] == f"alice/fathom-train-effb0-fold{k}" and meta["enable_internet"] is False
-        )
+        assert meta["id"] == f"alice/{folder.name}" and meta["enable_internet"] is False
+        assert meta["machine_shape"] == "NvidiaTeslaT4"  # two T4s: one fold each
         settings = _settings_of((folder / f"{folder.name}.py").read_text())
-        step = settings["steps"][0]
-        assert step[step.index("--fold") + 1] == str(k)
-        assert step[:3] == ["train", "{weights}/configs/effb0.toml", "competition={comp}"]
-        assert f"runs/effb0/fold{k}/best.pt" in settings["keep"]
+        (step,) = settings["steps"]
+        assert step[:5] == [
+            "kernel",
+            "train-folds",
+            "{weights}/configs/effb0.toml",
+            "competition={comp}",
+            "folds={folds}/mlskf5.csv",
+        ]
+        assert step[step.index("--folds") + 1] == ",".join(map(str, folds))
+        assert all(f"runs/effb0/fold{k}/best.pt" in settings["keep"] for k in folds)
+        assert settings["startup"][:2] == ["--config", "{weights}/configs/effb0.toml"]
 
 
 def test_kernel_build_rejects_bad_specs():

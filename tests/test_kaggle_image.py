@@ -130,3 +130,87 @@ def test_a_long_hub_error_is_shortened_at_a_word_boundary():
     short = pretrained._first_words(text + "\nsecond line")
     assert short.endswith(" ...") and len(short) <= 200
     assert text.startswith(short[: -len(" ...")] + " ")  # whole words, none cut
+
+
+# --- the dependency wheels a kernel brings -------------------------------------------------
+
+
+def _template():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "kernel_template", ROOT / "fathom" / "kaggle" / "kernel_template.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _fathom_wheel(folder: Path, requires: list[str]) -> Path:
+    import zipfile
+
+    wheel = folder / "fathom-0.1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        meta = "Metadata-Version: 2.1\nName: fathom\nVersion: 0.1.0\n"
+        meta += "".join(f"Requires-Dist: {r}\n" for r in requires)
+        zf.writestr("fathom-0.1.0.dist-info/METADATA", meta)
+    return wheel
+
+
+def test_a_kernel_installs_what_the_image_lacks_or_has_too_old_and_never_torch(tmp_path, capsys):
+    tpl = _template()
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    fathom_wheel = _fathom_wheel(
+        weights, ["torch>=2.4", "timm>=1.0.9", "huggingface_hub>=0.23", "numpy<3,>=2.0"]
+    )
+    for name in (
+        "iterative_stratification-0.1.9-py3-none-any.whl",
+        "timm-1.0.31-py3-none-any.whl",
+        "huggingface_hub-2.4.0-py3-none-any.whl",
+        "torch-2.14.1-cp312-cp312-manylinux_2_28_x86_64.whl",  # never over the image's torch
+    ):
+        (weights / name).write_bytes(b"")
+    assert tpl.declared_floors(fathom_wheel) == {
+        "torch": "2.4", "timm": "1.0.9", "huggingface-hub": "0.23", "numpy": "2.0",
+    }  # fmt: skip
+    # Kaggle's image as issue 17 found it: no iterstrat, an older timm, a recent hub
+    image = {"timm": "1.0.3", "huggingface-hub": "0.30.2", "torch": "2.10.0+cu128"}
+
+    def have(dist):  # importlib.metadata.version matches names as pip does
+        return image.get(tpl._canonical(dist))
+
+    chosen = tpl.wheels_to_install(weights, fathom_wheel, have=have)
+    assert [w.name.split("-")[0] for w in chosen] == ["iterative_stratification", "timm"]
+    out = capsys.readouterr().out
+    assert "timm 1.0.31 from the dataset (the image has 1.0.3 < 1.0.9)" in out
+    assert "huggingface_hub 0.30.2 from the image" in out
+    assert "the image's torch stays" in out
+    # an image at or above every floor keeps its own
+    image = {"iterative-stratification": "0.1.7", "timm": "1.0.9", "huggingface-hub": "0.23.0"}
+    assert tpl.wheels_to_install(weights, fathom_wheel, have=have) == []
+
+
+def test_runtime_wheels_come_from_the_cache_or_one_download_each(tmp_path):
+    from fathom.errors import FathomError
+    from fathom.kaggle import wheels
+
+    fetched = []
+
+    def download(dist, version, dest):
+        fetched.append(dist)
+        stem = wheels.canonical(dist).replace("-", "_")
+        (dest / f"{stem}-{version}-py3-none-any.whl").write_bytes(b"")
+
+    got = wheels.runtime_wheels(tmp_path, download=download)
+    assert fetched == list(wheels.RUNTIME_WHEELS)
+    assert all(p.name.endswith("-py3-none-any.whl") and p.parent == tmp_path for p in got)
+    assert wheels.runtime_wheels(tmp_path, download=download) == got  # cached: no second fetch
+    assert len(fetched) == len(wheels.RUNTIME_WHEELS)
+    assert not wheels.NEVER_SHIPPED & {wheels.canonical(d) for d in wheels.RUNTIME_WHEELS}
+
+    def binary_only(dist, version, dest):
+        (dest / f"{dist}-{version}-cp312-cp312-manylinux_2_28_x86_64.whl").write_bytes(b"")
+
+    with pytest.raises(FathomError, match="no pure-Python .py3-none-any. wheel of"):
+        wheels.runtime_wheels(tmp_path / "other", download=binary_only)

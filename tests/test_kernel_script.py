@@ -149,11 +149,11 @@ def test_kernel_build_keeps_an_existing_kernel_folder_unless_overwrite(tmp_path,
 
 
 def test_kernel_build_of_several_folds_writes_none_when_one_folder_exists(tmp_path):
-    (tmp_path / "fathom-train-fold1").mkdir()
-    (tmp_path / "fathom-train-fold1" / "notes.txt").write_text("mine")
+    (tmp_path / "fathom-train-fold2").mkdir()
+    (tmp_path / "fathom-train-fold2" / "notes.txt").write_text("mine")
     argv = ["kernel", "build", "fathom-train", "--kind", "train", "--owner", "alice"]
     argv += ["--config", "effb0.toml", "--folds-file", "mlskf5.csv", "--n-folds", "3"]
     with pytest.raises(SystemExit) as exit_info:
         main(argv + ["--out", str(tmp_path)])
     assert exit_info.value.code == 2
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["fathom-train-fold1"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fathom-train-fold2"]

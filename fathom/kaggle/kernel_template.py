@@ -12,6 +12,7 @@ This file must stay standard-library only: it runs before fathom is installed.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 import os
 import re
@@ -25,6 +26,8 @@ SETTINGS: dict = {
     "competition": "fathomnet-out-of-sample-detection",
     "weights_dataset": "owner/fathom-weights",
     "images_dataset": None,
+    "torch_build": None,
+    "startup": [],
     "image_splits": [],
     "tuning": False,
     "steps": [["prior", "{comp}", "--out", "{tmp}/prior.csv"]],
@@ -68,13 +71,73 @@ def kaggle_paths(settings: dict = SETTINGS, environ=os.environ) -> dict[str, Pat
     return paths
 
 
-def install_fathom(weights: Path, site: Path) -> None:
-    """pip-install the dataset's fathom wheel into `site` (no index, no dependencies: offline)."""
+# Kaggle's image owns these: a second copy beside the image's breaks what was built against it
+IMAGE_OWNS = {"torch", "torchvision", "numpy", "pandas", "scikit-learn", "pillow", "safetensors"}
+
+
+def _canonical(dist: str) -> str:
+    return re.sub(r"[-_.]+", "-", dist).lower()
+
+
+def _version_key(text: str) -> tuple:
+    """'2.10.0+cu128' -> (2, 10, 0): enough to compare a version with a floor."""
+    return tuple(int(x) for x in re.findall(r"\d+", text.split("+")[0])[:3])
+
+
+def declared_floors(fathom_wheel: Path) -> dict[str, str]:
+    """fathom's declared floors (`Requires-Dist: timm>=1.0`), read from its wheel."""
+    with zipfile.ZipFile(fathom_wheel) as zf:
+        meta = [n for n in zf.namelist() if n.endswith(".dist-info/METADATA")]
+        text = zf.read(meta[0]).decode("utf-8") if meta else ""
+    pattern = r"^Requires-Dist:\s*([A-Za-z0-9_.\-]+)[^>\n;]*>=\s*([0-9][0-9.]*)"
+    return {_canonical(m[1]): m[2] for m in re.finditer(pattern, text, re.M)}
+
+
+def installed_version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def wheels_to_install(weights: Path, fathom_wheel: Path, have=installed_version) -> list[Path]:
+    """The dataset's dependency wheels this image needs: each package the image lacks, or
+    holds below fathom's floor. The image's own (torch, numpy, ...) are never replaced."""
+    floors = declared_floors(fathom_wheel)
+    chosen = []
+    for wheel in sorted(weights.glob("*.whl")):
+        if wheel.name.startswith("fathom-"):
+            continue
+        dist, version = wheel.name.split("-")[:2]
+        if _canonical(dist) in IMAGE_OWNS:
+            print(f"fathom kernel: {wheel.name} left out: the image's {dist} stays", flush=True)
+            continue
+        present, floor = have(dist), floors.get(_canonical(dist))
+        if present is not None and not (floor and _version_key(present) < _version_key(floor)):
+            print(f"fathom kernel: {dist} {present} from the image", flush=True)
+            continue
+        why = "not on the image" if present is None else f"the image has {present} < {floor}"
+        print(f"fathom kernel: {dist} {version} from the dataset ({why})", flush=True)
+        chosen.append(wheel)
+    return chosen
+
+
+def install_fathom(weights: Path, site: Path, torch_build: str | None = None) -> None:
+    """pip-install the dataset's fathom wheel, and the dependency wheels this image needs, into
+    `site` (no index, no dependencies: offline), afresh each run so nothing stale shadows.
+    `torch_build`, a torch wheel the user named (kernel build --torch-build), goes in too."""
     wheels = sorted(weights.glob("fathom-*.whl"))
     if not wheels:
         raise SystemExit(f"fathom kernel: no fathom-*.whl in {weights}")
+    chosen = [wheels[-1], *wheels_to_install(weights, wheels[-1])]
+    if torch_build:
+        chosen.append(inside(weights, torch_build, "--torch-build"))
+        if not chosen[-1].is_file():
+            raise SystemExit(f"fathom kernel: no {torch_build} in {weights} (--torch-build)")
+    if site.exists():
+        shutil.rmtree(site)
     cmd = [sys.executable, "-m", "pip", "install", "--no-index", "--no-deps", "--upgrade", "-q"]
-    run_step("install fathom", cmd + ["--target", str(site), str(wheels[-1])])
+    run_step("install fathom", cmd + ["--target", str(site), *map(str, chosen)])
 
 
 def unpacked(weights: Path, name: str, tmp: Path) -> Path:
@@ -221,10 +284,12 @@ def keep(outputs: dict, subs: dict, working: Path) -> list[str]:
 
 
 def main() -> int:
+    for step in [SETTINGS.get("startup", []), *SETTINGS["steps"]]:  # before anything runs
+        check_step_paths(step)
     paths = kaggle_paths(SETTINGS)
     for key in ("working", "tmp"):
         paths[key].mkdir(parents=True, exist_ok=True)
-    install_fathom(paths["weights"], paths["site"])
+    install_fathom(paths["weights"], paths["site"], SETTINGS.get("torch_build"))
     subs = {
         "working": paths["working"],
         "tmp": paths["tmp"],
@@ -248,16 +313,16 @@ def main() -> int:
     env["PYTHONPATH"] = os.pathsep.join(
         [str(paths["site"])] + [p for p in [env.get("PYTHONPATH")] if p]
     )
-    which = "import fathom; print('fathom', fathom.__version__, 'from', fathom.__file__)"
-    run_step("import fathom", [sys.executable, "-c", which], env=env)
+    # versions and GPUs, and a one-line stop when the GPU cannot run this torch (or compile)
+    startup = [str(arg).format(**subs) for arg in SETTINGS.get("startup", [])]
+    run_step("start-up check", [sys.executable, "-m", "fathom.kaggle.startup", *startup], env=env)
     run_dir = paths["tmp"] / "cwd"  # stray outputs of a step stay out of /kaggle/working
     run_dir.mkdir(parents=True, exist_ok=True)
     for step in SETTINGS["steps"]:
-        check_step_paths(step)
-    for step in SETTINGS["steps"]:
         argv = [str(arg).format(**subs) for arg in step]
         print("+ fathom " + " ".join(argv), flush=True)
-        run_step(f"fathom {step[0]}", [sys.executable, "-m", "fathom", *argv], env=env, cwd=run_dir)
+        label = "fathom " + " ".join(step[:2] if step[0] == "kernel" else step[:1])
+        run_step(label, [sys.executable, "-m", "fathom", *argv], env=env, cwd=run_dir)
     missing = keep(SETTINGS.get("keep", {}), subs, paths["working"])
     if missing:
         print(f"fathom kernel: expected output {missing[0]} was not written", file=sys.stderr)

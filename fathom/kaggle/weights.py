@@ -5,6 +5,8 @@ The staged folder (default `kernels/datasets/<slug>/`):
     dataset-metadata.json            id, title, licenses, description (Kaggle reads it)
     fathom-weights.json              what is inside: runs, files with size and sha256, CV
     fathom-<version>-py3-none-any.whl
+    <dist>-<version>-py3-none-any.whl  pure-Python dependencies a kernel may lack or find too
+                                     old on Kaggle's image (fathom.kaggle.wheels)
     runs/<exp>/config.json, cv.json and other run-level JSON, fold<k>/best.pt, full/best.pt
     folds/<name>.csv                 when given (training kernels need the same folds)
     configs/<name>.toml              when given (what training kernels train)
@@ -29,6 +31,7 @@ from typing import Any
 
 from fathom import __version__, fileio
 from fathom.errors import FathomError
+from fathom.kaggle import wheels as kaggle_wheels
 from fathom.kaggle.api import (
     CREDENTIALS_HINT,
     check_ref,
@@ -180,6 +183,7 @@ def stage(
     wheel: bool = True,
     license_name: str = "CC0-1.0",
     pretrained: Path | None = None,
+    dep_wheels: list[Path] = (),
 ) -> dict:
     """Write the dataset folder (see the module docstring); returns the manifest."""
     owner, slug = check_dataset_id(dataset)
@@ -223,6 +227,8 @@ def stage(
                 f"{tune}: experiment {missing[0]!r} is not among the uploaded runs ({', '.join(names)})"
             )
         placed.append((tune, Path(TUNE_FILE)))
+    for dep in dep_wheels:  # top level, beside fathom's: Kaggle zips sub-folders
+        placed.append((dep, Path(dep.name)))
     claim_staging_folder(out)
     clear_last_staging(out)  # what was dropped from the list must not linger
     for src, rel in placed:
@@ -298,6 +304,7 @@ def stage_for_upload(
     configs: list = (),
     notes: str = "",
     pretrained: str | Path | None = None,
+    dep_wheels: bool = True,
 ) -> Staged:
     """`stage` with the command's defaults: the dataset (`default_dataset`), the folder
     (kernels/datasets/<slug>) and the notes (`default_notes`)."""
@@ -313,6 +320,7 @@ def stage_for_upload(
         tune=Path(tune) if tune else None,
         configs=[Path(c) for c in configs],
         pretrained=Path(pretrained) if pretrained else None,
+        dep_wheels=kaggle_wheels.runtime_wheels() if dep_wheels else (),
     )
     return Staged(dataset, folder, manifest, notes or default_notes(manifest))
 

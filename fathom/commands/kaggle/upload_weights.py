@@ -46,6 +46,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="staging folder: new, empty, or one fathom staged before (default kernels/datasets/<slug>)",
     )
     p.add_argument(
+        "--no-dep-wheels",
+        action="store_true",
+        help="ship no wheels of timm, huggingface_hub, iterstrat (kernels use the image's)",
+    )
+    p.add_argument(
         "--dry-run", action="store_true", help="stage the folder and stop; upload nothing"
     )
 
@@ -66,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
         args.configs,
         args.notes,
         args.pretrained,
+        dep_wheels=not args.no_dep_wheels,
     )
     print(staged.summary())
     if args.dry_run:

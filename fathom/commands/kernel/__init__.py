@@ -26,4 +26,4 @@ examples:
   fathom kernel push fathom-predict
   fathom kernel status me/fathom-predict
   fathom kernel output me/fathom-predict --out kernels/fathom-predict/output"""
-VERBS = ["build", "push", "status", "output"]
+VERBS = ["build", "push", "status", "output", "train-folds"]

@@ -43,7 +43,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="OWNER/SLUG of a dataset holding the images, if the competition has none",
     )
     p.add_argument("--folds-file", help="train: folds CSV name inside the dataset's folds/")
-    p.add_argument("--n-folds", type=int, help="train: build one kernel per fold 0..N-1")
+    p.add_argument(
+        "--n-folds",
+        type=int,
+        help="train: folds 0..N-1, two per kernel (one per T4): ceil(N/2) kernels",
+    )
     p.add_argument("--fold", type=int, help="train: build the kernel of this fold only")
     p.add_argument(
         "--arg",
@@ -56,7 +60,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--machine-shape",
         default="NvidiaTeslaT4",
-        help="Kaggle accelerator: NvidiaTeslaT4 (default) or NvidiaTeslaP100",
+        help="Kaggle accelerator (default NvidiaTeslaT4: two T4s, one fold each); "
+        "NvidiaTeslaP100 only with --torch-build (Kaggle's torch has no sm_60 kernels)",
+    )
+    p.add_argument(
+        "--torch-build",
+        metavar="FILE.whl",
+        help="a torch wheel inside the weights dataset that the kernel installs ahead of the "
+        "image's (e.g. one with sm_60 kernels for a P100)",
     )
     p.add_argument("--public", action="store_true", help="make the kernel public (default private)")
     p.add_argument("--out", default="kernels", help="parent folder (default kernels)")
