@@ -976,3 +976,58 @@ def test_tuning_file_is_pointed_at_the_kernels_folders_and_outputs_kept(tmp_path
     assert (tmp_path / "w" / "submission.csv").read_text() == "x\n"
     assert len(missing) == 1 and missing[0].startswith("b.json")
     assert sorted(p.name for p in (tmp_path / "w").iterdir()) == ["submission.csv"]
+
+
+# --- run-time estimates --------------------------------------------------------------------
+
+
+def _timed_run(root: Path, name: str, seconds: float, speed: float, folds=(0, 1)) -> Path:
+    run = fake_run(root, name, folds=folds)
+    for k in folds:
+        (run / f"fold{k}" / "history.csv").write_text(
+            "epoch,stage,train_loss,lr,seconds,images_per_s\n"
+            f"1,main,0.5,0.001,{seconds / 2},{speed}\n2,main,0.4,0.001,{seconds / 2},{speed}\n"
+        )
+    return run
+
+
+def test_kernel_build_estimates_run_time_from_the_runs_and_warns_over_the_limit(
+    tmp_path, monkeypatch, capsys, comp
+):
+    monkeypatch.chdir(tmp_path)
+    run = _timed_run(tmp_path / "runs", "effb0", seconds=5400, speed=2.0)  # 1.5 h a fold
+    tune = tmp_path / "tune.json"
+    tune.write_text(
+        json.dumps({"competition": str(comp), "experiments": [{"name": "effb0", "path": str(run)}]})
+    )
+    argv = ["kernel", "build", "fathom-predict", "--tune", str(tune), "--owner", "alice"]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv, "--out", str(tmp_path / "k"), "--arg=--tta"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    # 12 eval images x 2 checkpoints x 2 (flip TTA) / (2 images/s x 3) = 8 s
+    assert "fathom-predict: about 1 min (12 eval images" in out and "WARNING" not in out
+    train = ["kernel", "build", "fathom-train-effb0", "--kind", "train", "--owner", "alice"]
+    train += ["--config", "effb0.toml", "--folds-file", "f.csv", "--n-folds", "3"]
+    with pytest.raises(SystemExit):
+        main([*train, "--out", str(tmp_path / "k"), "--time-limit", "1"])
+    out = capsys.readouterr().out
+    assert "fathom-train-effb0-folds0-1: about 1.5 h" in out  # two folds at once, not 3 h
+    assert "over the 1 h limit (--time-limit): Kaggle stops the kernel" in out
+    # fold 2 was not trained here: it counts as the mean of those that were
+    assert "fathom-train-effb0-fold2: about 1.5 h" in out
+    with pytest.raises(SystemExit):
+        main([*train, "--out", str(tmp_path / "k"), "--overwrite", "--speed-ratio", "3"])
+    assert "fathom-train-effb0-folds0-1: about 30 min" in capsys.readouterr().out
+
+
+def test_kernel_build_without_measurements_says_there_is_no_estimate(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    argv = ["kernel", "build", "fathom-predict", "--run", "nowhere", "--owner", "alice"]
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 0
+    assert "fathom-predict: no run-time estimate (eval set size unknown)" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv, "--overwrite", "--time-limit", "nan"])
+    assert exit_info.value.code == 2

@@ -74,12 +74,31 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--overwrite", action="store_true", help="replace kernel folders that already exist"
     )
+    p.add_argument(
+        "--time-limit",
+        type=float,
+        default=12.0,
+        metavar="HOURS",
+        help="warn when a kernel's estimated run time exceeds this (default 12: Kaggle's GPU "
+        "session limit)",
+    )
+    p.add_argument(
+        "--speed-ratio",
+        type=float,
+        default=1.0,
+        help="how many times faster Kaggle's GPU is than the machine the runs trained on "
+        "(scales the estimate; default 1)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from fathom.kaggle import kernels
+    from fathom.errors import FathomError
+    from fathom.kaggle import estimate, kernels
+
+    if not (args.time_limit > 0 and args.speed_ratio > 0):  # nan too
+        raise FathomError("--time-limit and --speed-ratio must be positive")
 
     specs = kernels.specs(args.name, **{k: getattr(args, k) for k in kernels.SPEC_OPTIONS})
     for spec in specs:  # every folder is checked before the first is written
@@ -90,4 +109,6 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"wrote {folder}/ ({spec.kind} kernel {spec.owner}/{spec.name}; datasets: {spec.weights_dataset})"
         )
+        guess = estimate.for_kernel(spec, args.tune, args.speed_ratio)
+        print("  run time: " + guess.line(spec.name, args.time_limit))
     return 0
