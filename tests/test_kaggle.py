@@ -644,7 +644,7 @@ def test_wheel_holds_the_package(wheel_dir):
     assert not any("__pycache__" in n for n in names)
     # the floors a kernel compares Kaggle's image against travel in the wheel's metadata
     floors = _template().declared_floors(wheel)
-    assert floors["timm"] == "1.0.9" and floors["torch"] == "2.4" and floors["numpy"] == "2.0"
+    assert floors["timm"] == "1.0.12" and floors["torch"] == "2.4" and floors["numpy"] == "2.0"
 
 
 # --- kernels -----------------------------------------------------------------------------------
