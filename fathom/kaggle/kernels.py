@@ -395,6 +395,37 @@ def build(spec: KernelSpec, out_root: Path = Path("kernels"), overwrite: bool = 
     return folder
 
 
+def build_kernels(
+    name: str,
+    out_root: str | Path = "kernels",
+    overwrite: bool = False,
+    time_limit: float = 12.0,
+    speed_ratio: float = 1.0,
+    **options,
+) -> list[Path]:
+    """`fathom kernel build`: every kernel of `specs(name, **options)`, each folder checked
+    before the first is written, each with its run-time estimate against `time_limit` hours."""
+    from fathom.kaggle import estimate
+
+    if not (time_limit > 0 and speed_ratio > 0):  # nan too
+        raise FathomError("--time-limit and --speed-ratio must be positive")
+    out_root = Path(out_root)
+    todo = specs(name, **options)
+    for spec in todo:
+        spec.check()
+        check_replaceable(out_root / spec.name, overwrite)
+    folders = []
+    for spec in todo:
+        folders.append(build(spec, out_root, overwrite=overwrite))
+        print(
+            f"wrote {folders[-1]}/ ({spec.kind} kernel {spec.owner}/{spec.name}; "
+            f"datasets: {spec.weights_dataset})"
+        )
+        guess = estimate.for_kernel(spec, options.get("tune"), speed_ratio)
+        print("  run time: " + guess.line(spec.name, time_limit))
+    return folders
+
+
 def kernel_folder(name: str, root: str | Path = "kernels") -> Path:
     """The kernel folder `name` (a path to it, or a name under `root`); FathomError if it has
     no metadata (checked before connecting to Kaggle)."""

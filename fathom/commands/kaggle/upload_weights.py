@@ -42,14 +42,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--public", action="store_true", help="make a new dataset public (default private)"
     )
     p.add_argument(
-        "--out",
-        help="staging folder: new, empty, or one fathom staged before (default kernels/datasets/<slug>)",
+        "--out", help="staging folder, new or fathom's (default kernels/datasets/<slug>)"
     )
-    p.add_argument(
-        "--no-dep-wheels",
-        action="store_true",
-        help="ship no wheels of timm, huggingface_hub, iterstrat (kernels use the image's)",
-    )
+    p.add_argument("--no-dep-wheels", action="store_true", help="ship no timm/hub/iterstrat wheels")
     p.add_argument(
         "--dry-run", action="store_true", help="stage the folder and stop; upload nothing"
     )
