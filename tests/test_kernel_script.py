@@ -157,3 +157,18 @@ def test_kernel_build_of_several_folds_writes_none_when_one_folder_exists(tmp_pa
         main(argv + ["--out", str(tmp_path)])
     assert exit_info.value.code == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fathom-train-fold2"]
+
+
+def test_keeping_an_output_replaces_a_planted_link_instead_of_writing_through_it(tmp_path):
+    tpl = _template()
+    (tmp_path / "made.csv").write_text("id,categories,osd\n")
+    victim = tmp_path / "elsewhere.txt"
+    victim.write_text("precious")
+    working = tmp_path / "working"
+    working.mkdir()
+    (working / ".submission.csv.tmp").symlink_to(victim)
+    (working / "submission.csv").symlink_to(victim)
+    assert tpl.keep({"submission.csv": "{tmp}/made.csv"}, {"tmp": str(tmp_path)}, working) == []
+    assert victim.read_text() == "precious"
+    assert not (working / "submission.csv").is_symlink()
+    assert (working / "submission.csv").read_text() == "id,categories,osd\n"

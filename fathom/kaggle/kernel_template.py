@@ -278,7 +278,9 @@ def keep(outputs: dict, subs: dict, working: Path) -> list[str]:
         dest = working / name
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(f".{dest.name}.tmp")  # never half a file under the final name
-        shutil.copyfile(src, tmp)
+        if tmp.is_symlink() or tmp.exists():  # a planted link is replaced, never written through
+            tmp.unlink()
+        shutil.copyfile(src, tmp, follow_symlinks=True)
         os.replace(tmp, dest)
     return missing
 
