@@ -11,6 +11,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import timm  # noqa: F401  (imported with the real torch: some tests fake torch later)
 
 from fathom.cli import main
 from fathom.errors import FathomError

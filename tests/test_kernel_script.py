@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -172,3 +173,40 @@ def test_keeping_an_output_replaces_a_planted_link_instead_of_writing_through_it
     assert victim.read_text() == "precious"
     assert not (working / "submission.csv").is_symlink()
     assert (working / "submission.csv").read_text() == "id,categories,osd\n"
+
+
+def test_a_predict_kernel_spreads_its_runs_over_both_gpus(tmp_path, capsys):
+    tpl = _template()
+    (tmp_path / "gpus.txt").write_text("2\n")
+    gpus = tpl.visible_gpus(tmp_path, environ={})
+    assert gpus == ["0", "1"]
+    assert tpl.visible_gpus(tmp_path, environ={"CUDA_VISIBLE_DEVICES": "3,5"}) == ["3", "5"]
+    assert tpl.visible_gpus(tmp_path / "none", environ={}) == []  # no start-up record: no GPU
+    # each "step" records the GPU it was given
+    record = [sys.executable, "-c", "import os, sys; open(sys.argv[1], 'w').write(os.environ['CUDA_VISIBLE_DEVICES'])"]  # fmt: skip
+    steps = [[str(tmp_path / f"run{k}.txt")] for k in range(3)]
+    tpl.run_on_gpus(steps, gpus, dict(os.environ), tmp_path, record)
+    assert [(tmp_path / f"run{k}.txt").read_text() for k in range(3)] == ["0", "1", "0"]
+    fail = [sys.executable, "-c", "import sys; sys.exit(int(sys.argv[1]))"]
+    with pytest.raises(SystemExit, match="on GPU 1 failed with exit status 4"):
+        tpl.run_on_gpus([["0"], ["4"]], gpus, dict(os.environ), tmp_path, fail)
+
+
+def test_startup_writes_how_many_gpus_it_saw(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    import timm  # noqa: F401  (imported with the real torch, before torch is faked)
+
+    from fathom.kaggle import startup
+
+    cuda = SimpleNamespace(
+        is_available=lambda: True,
+        device_count=lambda: 2,
+        get_device_name=lambda i: "Tesla T4",
+        get_device_capability=lambda i: (7, 5),
+        get_arch_list=lambda: ["sm_75"],
+    )
+    fake = SimpleNamespace(__version__="2.10.0", version=SimpleNamespace(cuda="12.8"), cuda=cuda)
+    monkeypatch.setitem(sys.modules, "torch", fake)
+    assert startup.main(["--gpus-file", str(tmp_path / "gpus.txt")]) == 0
+    assert (tmp_path / "gpus.txt").read_text() == "2\n"

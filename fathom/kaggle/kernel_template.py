@@ -19,6 +19,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import zipfile
 from pathlib import Path
 
@@ -267,6 +268,51 @@ def run_step(label: str, argv: list, **kwargs) -> None:
         raise SystemExit(f"fathom kernel: step `{label}` failed with exit status {code}")
 
 
+def visible_gpus(tmp: Path, environ=os.environ) -> list[str]:
+    """The GPUs the start-up check saw (it writes their count to tmp/gpus.txt), as the ids
+    CUDA_VISIBLE_DEVICES names them."""
+    try:
+        count = int((tmp / "gpus.txt").read_text().strip())
+    except (OSError, ValueError):
+        return []
+    listed = [g.strip() for g in environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if g.strip()]
+    return (listed or [str(i) for i in range(count)])[:count]
+
+
+def run_on_gpus(steps: list, gpus: list[str], env: dict, cwd: Path, command: list) -> None:
+    """Independent steps (each run's `fathom predict`) at once, one GPU each: step i runs on
+    GPU i mod n, each GPU's steps in turn, each step's output kept in a log printed when it
+    ends. One line and exit when any failed (the others still finish)."""
+    failed = []
+
+    def worker(gpu: str, mine: list) -> None:
+        for i, argv in mine:
+            log = cwd / f"step{i}.log"
+            with open(log, "w") as out:
+                code = subprocess.run(
+                    [*command, *argv],
+                    env={**env, "CUDA_VISIBLE_DEVICES": gpu},
+                    cwd=cwd,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                ).returncode
+            print(f"+ [gpu {gpu}] fathom " + " ".join(argv), flush=True)
+            print(log.read_text(), end="", flush=True)
+            if code != 0:
+                failed.append(f"`fathom {argv[0]}` on GPU {gpu} failed with exit status {code}")
+
+    threads = [
+        threading.Thread(target=worker, args=(gpu, list(enumerate(steps))[k :: len(gpus)]))
+        for k, gpu in enumerate(gpus)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failed:
+        raise SystemExit(f"fathom kernel: step {failed[0]}")
+
+
 def keep(outputs: dict, subs: dict, working: Path) -> list[str]:
     """Copy each named output into /kaggle/working (what Kaggle keeps); return what is missing."""
     missing = []
@@ -317,13 +363,19 @@ def main() -> int:
     )
     # versions and GPUs, and a one-line stop when the GPU cannot run this torch (or compile)
     startup = [str(arg).format(**subs) for arg in SETTINGS.get("startup", [])]
+    startup = ["--gpus-file", str(paths["tmp"] / "gpus.txt"), *startup]
     run_step("start-up check", [sys.executable, "-m", "fathom.kaggle.startup", *startup], env=env)
     run_dir = paths["tmp"] / "cwd"  # stray outputs of a step stay out of /kaggle/working
     run_dir.mkdir(parents=True, exist_ok=True)
-    for step in SETTINGS["steps"]:
-        argv = [str(arg).format(**subs) for arg in step]
+    steps = [[str(arg).format(**subs) for arg in step] for step in SETTINGS["steps"]]
+    gpus = visible_gpus(paths["tmp"])
+    predicts = [argv for argv in steps if argv[0] == "predict"]
+    if len(gpus) > 1 and len(predicts) > 1:  # the runs' predictions at once, one per GPU
+        run_on_gpus(predicts, gpus, env, run_dir, [sys.executable, "-m", "fathom"])
+        steps = [argv for argv in steps if argv[0] != "predict"]
+    for argv in steps:
         print("+ fathom " + " ".join(argv), flush=True)
-        label = "fathom " + " ".join(step[:2] if step[0] == "kernel" else step[:1])
+        label = "fathom " + " ".join(argv[:2] if argv[0] == "kernel" else argv[:1])
         run_step(label, [sys.executable, "-m", "fathom", *argv], env=env, cwd=run_dir)
     missing = keep(SETTINGS.get("keep", {}), subs, paths["working"])
     if missing:

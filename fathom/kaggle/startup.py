@@ -91,12 +91,20 @@ def wants_compile(argv: list[str]) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    """`[--gpus-file FILE] [--config FILE key=value ...]`: the report; FILE gets the number of
+    GPUs seen (the kernel script, which imports no torch, spreads its steps over them)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    gpus_file = None
+    if argv[:1] == ["--gpus-file"] and len(argv) > 1:
+        gpus_file, argv = argv[1], argv[2:]
     try:
         import torch
 
         for line in report(torch, wants_compile(argv)):
             print(f"fathom kernel: {line}", flush=True)
+        if gpus_file:
+            with open(gpus_file, "w", encoding="utf-8") as out:
+                out.write(f"{len(gpus(torch))}\n")
     except FathomError as exc:
         print(f"fathom kernel: {exc}", file=sys.stderr)
         return 2
