@@ -151,14 +151,17 @@ def test_a_training_kernel_trains_its_two_folds_at_once_one_per_gpu(tmp_path):
         return FakeProc([f"fold{fold} epoch 1 loss 0.5\n", "best epoch 1\n"])
 
     said = []
+    config = tmp_path / "configs" / "effb0.toml"
+    config.parent.mkdir()
+    config.write_text("model = 'efficientnet_b0'\n")
     run_dir = kernel_train.train_folds(
-        "/in/configs/effb0.toml", ["folds=/in/folds/a.csv"], "effb0", tmp_path / "runs", [2, 3],
+        str(config), ["folds=/in/folds/a.csv"], "effb0", tmp_path / "runs", [2, 3],
         n_gpus=2, launch=launch, say=said.append,
     )  # fmt: skip
     assert run_dir == tmp_path / "runs" / "effb0"
     assert sorted((fold, gpu) for fold, gpu, _ in started) == [("2", "0"), ("3", "1")]
     argv = started[0][2]
-    assert argv[1:5] == ["-m", "fathom", "train", "/in/configs/effb0.toml"]
+    assert argv[1:5] == ["-m", "fathom", "train", str(config)]
     assert "folds=/in/folds/a.csv" in argv and argv[argv.index("--name") + 1] == "effb0"
     assert said[0] == "fathom kernel: folds 2, 3 at once on GPUs 0,1"
 
@@ -190,6 +193,17 @@ def test_a_training_kernel_with_one_gpu_or_none_trains_its_folds_in_turn(
     )  # fmt: skip
     assert calls == [("effb0", [0, 1])]
     assert "in turn on" in said[0]
+
+
+def test_a_bad_config_stops_a_training_kernel_before_any_fold(tmp_path):
+    def no_launch(argv, env):
+        raise AssertionError("no fold may start")
+
+    (tmp_path / "bad.toml").write_text("epochs = 'many'\n")
+    with pytest.raises(FathomError, match="bad.toml"):
+        kernel_train.train_folds(
+            str(tmp_path / "bad.toml"), [], "bad", tmp_path, [0, 1], n_gpus=2, launch=no_launch
+        )
 
 
 def test_train_folds_refuses_bad_fold_lists():

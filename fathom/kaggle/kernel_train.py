@@ -40,8 +40,10 @@ def train_folds(
     say: Callable[[str], None] = print,
 ) -> Path:
     """Train `folds` of `config`: at once, one per GPU, when there are two GPUs or more."""
+    from fathom.config import load_config
     from fathom.engine import multigpu
 
+    cfg = load_config(config, overrides, name=name)  # a bad config fails here, before any fold
     n_gpus = visible_gpus() if n_gpus is None else n_gpus
     if n_gpus >= 2 and len(folds) >= 2:
         gpus = ",".join(str(i) for i in range(min(n_gpus, len(folds))))
@@ -50,11 +52,9 @@ def train_folds(
         return multigpu.train_config_on_gpus(
             config, overrides, name, runs_dir, folds, gpus, say=say, **extra
         )
-    from fathom.config import load_config
     from fathom.data import read_data
     from fathom.engine.train import train_run
 
     where = "one GPU" if n_gpus == 1 else "the CPU (no GPU)"
     say(f"fathom kernel: folds {', '.join(map(str, folds))} in turn on {where}")
-    cfg = load_config(config, overrides, name=name)
     return train_run(cfg, read_data(cfg), runs_dir, folds, progress=False)
