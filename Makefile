@@ -3,11 +3,14 @@
 #   make test   installs everything into .venv and runs the test suite
 #   make gpu-check  the CUDA path's tests (pytest -m gpu), then the training-step benchmark of
 #               resnet50, densenet121 and efficientnet_b0 at 224 px; CPU-sized parts without a GPU
+#   make kaggle-check  the generated predict, train and prior kernels in a Python 3.12
+#               environment built like Kaggle's image (.kaggle-venv/, built once: ~5 GB, torch);
+#               not part of `make test`
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test lint install clean-demo gpu-check
+.PHONY: demo test lint install clean-demo gpu-check kaggle-check
 
 install: $(VENV)/.installed
 
@@ -50,3 +53,8 @@ gpu-check: install
 		$(PY) scripts/bench_flow.py --size cpu --device cpu --folds 2 --epochs 1 \
 			--workdir $$(mktemp -d) || exit 1; \
 	fi
+
+KAGGLE_PYTHON ?= $(HOME)/.pyenv/versions/3.12.1/bin/python
+
+kaggle-check: install
+	$(PY) scripts/kaggle_check.py --python $(KAGGLE_PYTHON) --venv .kaggle-venv

@@ -92,11 +92,20 @@ class FakeKaggleApi:
             raise http_error(404)
         return "ready"
 
-    def _snapshot(self, folder):
+    def _snapshot(self, folder, ignore_patterns=None):
+        import fnmatch
+
         folder = Path(folder)
         self.seen["dataset_metadata"] = json.loads((folder / "dataset-metadata.json").read_text())
+        # kaggle matches ignore patterns against each top-level name (DEFAULT_IGNORE_PATTERNS too)
         self.seen["dataset_files"] = sorted(
-            p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()
+            p.relative_to(folder).as_posix()
+            for p in folder.rglob("*")
+            if p.is_file()
+            and not any(
+                fnmatch.fnmatch(p.relative_to(folder).parts[0], pat)
+                for pat in ignore_patterns or ()
+            )
         )
 
     def dataset_create_new(
@@ -109,7 +118,7 @@ class FakeKaggleApi:
         ignore_patterns=None,
     ):
         self._record("dataset_create_new", folder=folder, public=public, dir_mode=dir_mode)
-        self._snapshot(folder)
+        self._snapshot(folder, ignore_patterns)
         return SimpleNamespace(
             error=None, url="https://www.kaggle.com/datasets/alice/fathom-weights", status="ok"
         )
@@ -127,7 +136,7 @@ class FakeKaggleApi:
         self._record(
             "dataset_create_version", folder=folder, version_notes=version_notes, dir_mode=dir_mode
         )
-        self._snapshot(folder)
+        self._snapshot(folder, ignore_patterns)
         return SimpleNamespace(
             error=None, url="https://www.kaggle.com/datasets/alice/fathom-weights", status="ok"
         )

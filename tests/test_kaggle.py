@@ -350,6 +350,30 @@ def fake_run(root: Path, name: str, folds=(0, 1), cv=0.5) -> Path:
     return run
 
 
+def dep_wheel_names() -> list[str]:
+    """The dependency wheels upload-weights ships: fathom.kaggle.wheels at the versions here."""
+    import importlib.metadata
+    import re
+
+    from fathom.kaggle.wheels import RUNTIME_WHEELS
+
+    return [
+        f"{re.sub(r'[-_.]+', '_', d).lower()}-{importlib.metadata.version(d)}-py3-none-any.whl"
+        for d in RUNTIME_WHEELS
+    ]
+
+
+@pytest.fixture(autouse=True)
+def dep_wheel_cache(tmp_path_factory, monkeypatch):
+    """A wheel cache already holding the dependency wheels: no test downloads one."""
+    cache = tmp_path_factory.getbasetemp() / "dep-wheels"
+    cache.mkdir(exist_ok=True)
+    for name in dep_wheel_names():
+        (cache / name).write_bytes(b"a stand-in wheel")
+    monkeypatch.setenv("FATHOM_WHEEL_CACHE", str(cache))
+    return cache
+
+
 @pytest.fixture(scope="module")
 def wheel_dir(tmp_path_factory):
     """One wheel build for the module (pip takes a few seconds)."""
@@ -404,6 +428,7 @@ def test_upload_weights_creates_then_versions(tmp_path, monkeypatch, capsys, whe
             "runs/effb0/oof.npz",
             "tune.json",
             "configs/effb0.toml",
+            *dep_wheel_names(),
         ]
     )
     manifest = json.loads((stage_dir / "fathom-weights.json").read_text())
@@ -458,6 +483,56 @@ def test_upload_weights_dry_run_and_bad_input(tmp_path, monkeypatch, capsys, whe
         weights_dataset.stage(
             [run], "alice/fathom-weights", tmp_path / "s3", tune=tune, wheel=False
         )
+
+
+def _tree(root: Path) -> dict:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_upload_weights_dry_run_into_a_project_folder_deletes_nothing(
+    tmp_path, monkeypatch, capsys
+):
+    # issue 16.1: `--out .` in a project used to rmtree its runs/ and folds/
+    monkeypatch.setattr(weights_dataset, "build_wheel", lambda out: pytest.fail("staged"))
+    project = tmp_path / "project"
+    run = fake_run(project / "runs", "effb0")
+    fake_run(project / "runs", "other")  # a run that is not being uploaded
+    (project / "folds").mkdir()
+    (project / "folds" / "mlskf5.csv").write_text("id,fold\n")
+    (project / "configs").mkdir()
+    (project / "configs" / "effb0.toml").write_text("model = 'x'\n")
+    before = _tree(project)
+    monkeypatch.chdir(project)
+    argv = ["kaggle", "upload-weights", str(run), "--dataset", "alice/fathom-weights"]
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv + ["--out", ".", "--dry-run", "--folds", "folds/mlskf5.csv"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "not a fathom staging folder" in err and len(err.strip().splitlines()) == 1
+    assert _tree(project) == before  # not a file lost, not one added
+    with pytest.raises(FathomError, match="not a folder"):
+        weights_dataset.stage([run], "alice/fathom-weights", project / "folds" / "mlskf5.csv")
+
+
+def test_restaging_removes_only_what_the_last_staging_wrote(tmp_path):
+    run = fake_run(tmp_path / "runs", "effb0")
+    folds = tmp_path / "folds.csv"
+    folds.write_text("id,fold\n")
+    out = tmp_path / "stage"
+    out.mkdir()  # an empty folder is fine: it becomes fathom's
+    weights_dataset.stage([run], "alice/fathom-weights", out, folds=[folds], wheel=False)
+    assert (out / weights_dataset.STAGING_MARKER).is_file()
+    (out / "folds" / "notes.txt").write_text("mine")  # the user's file in a staged folder
+    weights_dataset.stage([run], "alice/fathom-weights", out, wheel=False)
+    assert not (out / "folds" / "mlskf5.csv").exists() and not (out / "folds/folds.csv").exists()
+    assert (out / "folds" / "notes.txt").read_text() == "mine"
+    assert (out / "runs/effb0/fold0/best.pt").read_bytes() == b"weights 0"
+    # a manifest edited to climb out of the folder removes nothing outside it
+    manifest = json.loads((out / weights_dataset.MANIFEST).read_text())
+    manifest["files"].append({"path": "../runs/effb0/cv.json"})
+    (out / weights_dataset.MANIFEST).write_text(json.dumps(manifest))
+    weights_dataset.stage([run], "alice/fathom-weights", out, wheel=False)
+    assert (run / "cv.json").is_file() and (run / "fold0" / "best.pt").is_file()
 
 
 def tuning_with_prior(path: Path, runs: list[str], kinds: bool = True) -> Path:
@@ -567,6 +642,9 @@ def test_wheel_holds_the_package(wheel_dir):
         and "fathom/engine/train.py" in names
     )
     assert not any("__pycache__" in n for n in names)
+    # the floors a kernel compares Kaggle's image against travel in the wheel's metadata
+    floors = _template().declared_floors(wheel)
+    assert floors["timm"] == "1.0.12" and floors["torch"] == "2.4" and floors["numpy"] == "2.0"
 
 
 # --- kernels -----------------------------------------------------------------------------------
@@ -664,7 +742,7 @@ def test_kernel_build_skips_the_frequency_prior_of_a_tuning(tmp_path, kinds):
     ]
 
 
-def test_kernel_build_one_training_kernel_per_fold(tmp_path):
+def test_kernel_build_trains_two_folds_per_kernel_one_per_t4(tmp_path):
     argv = [
         "kernel",
         "build",
@@ -678,25 +756,32 @@ def test_kernel_build_one_training_kernel_per_fold(tmp_path):
         "--folds-file",
         "mlskf5.csv",
         "--n-folds",
-        "3",
+        "5",
         "--out",
         str(tmp_path),
     ]
     with pytest.raises(SystemExit):
         main(argv)
+    groups = {"folds0-1": [0, 1], "folds2-3": [2, 3], "fold4": [4]}  # ceil(5/2) kernels
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == [f"fathom-train-effb0-fold{k}" for k in range(3)]
-    for k in range(3):
-        folder = tmp_path / f"fathom-train-effb0-fold{k}"
+    assert names == sorted(f"fathom-train-effb0-{g}" for g in groups)
+    for group, folds in groups.items():
+        folder = tmp_path / f"fathom-train-effb0-{group}"
         meta = json.loads((folder / "kernel-metadata.json").read_text())
-        assert (
-            meta["id"] == f"alice/fathom-train-effb0-fold{k}" and meta["enable_internet"] is False
-        )
+        assert meta["id"] == f"alice/{folder.name}" and meta["enable_internet"] is False
+        assert meta["machine_shape"] == "NvidiaTeslaT4"  # two T4s: one fold each
         settings = _settings_of((folder / f"{folder.name}.py").read_text())
-        step = settings["steps"][0]
-        assert step[step.index("--fold") + 1] == str(k)
-        assert step[:3] == ["train", "{weights}/configs/effb0.toml", "competition={comp}"]
-        assert f"runs/effb0/fold{k}/best.pt" in settings["keep"]
+        (step,) = settings["steps"]
+        assert step[:5] == [
+            "kernel",
+            "train-folds",
+            "{weights}/configs/effb0.toml",
+            "competition={comp}",
+            "folds={folds}/mlskf5.csv",
+        ]
+        assert step[step.index("--folds") + 1] == ",".join(map(str, folds))
+        assert all(f"runs/effb0/fold{k}/best.pt" in settings["keep"] for k in folds)
+        assert settings["startup"][:2] == ["--config", "{weights}/configs/effb0.toml"]
 
 
 def test_kernel_build_rejects_bad_specs():
@@ -891,3 +976,58 @@ def test_tuning_file_is_pointed_at_the_kernels_folders_and_outputs_kept(tmp_path
     assert (tmp_path / "w" / "submission.csv").read_text() == "x\n"
     assert len(missing) == 1 and missing[0].startswith("b.json")
     assert sorted(p.name for p in (tmp_path / "w").iterdir()) == ["submission.csv"]
+
+
+# --- run-time estimates --------------------------------------------------------------------
+
+
+def _timed_run(root: Path, name: str, seconds: float, speed: float, folds=(0, 1)) -> Path:
+    run = fake_run(root, name, folds=folds)
+    for k in folds:
+        (run / f"fold{k}" / "history.csv").write_text(
+            "epoch,stage,train_loss,lr,seconds,images_per_s\n"
+            f"1,main,0.5,0.001,{seconds / 2},{speed}\n2,main,0.4,0.001,{seconds / 2},{speed}\n"
+        )
+    return run
+
+
+def test_kernel_build_estimates_run_time_from_the_runs_and_warns_over_the_limit(
+    tmp_path, monkeypatch, capsys, comp
+):
+    monkeypatch.chdir(tmp_path)
+    run = _timed_run(tmp_path / "runs", "effb0", seconds=5400, speed=2.0)  # 1.5 h a fold
+    tune = tmp_path / "tune.json"
+    tune.write_text(
+        json.dumps({"competition": str(comp), "experiments": [{"name": "effb0", "path": str(run)}]})
+    )
+    argv = ["kernel", "build", "fathom-predict", "--tune", str(tune), "--owner", "alice"]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv, "--out", str(tmp_path / "k"), "--arg=--tta"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    # 12 eval images x 2 checkpoints x 2 (flip TTA) / (2 images/s x 3) = 8 s
+    assert "fathom-predict: about 1 min (12 eval images" in out and "WARNING" not in out
+    train = ["kernel", "build", "fathom-train-effb0", "--kind", "train", "--owner", "alice"]
+    train += ["--config", "effb0.toml", "--folds-file", "f.csv", "--n-folds", "3"]
+    with pytest.raises(SystemExit):
+        main([*train, "--out", str(tmp_path / "k"), "--time-limit", "1"])
+    out = capsys.readouterr().out
+    assert "fathom-train-effb0-folds0-1: about 1.5 h" in out  # two folds at once, not 3 h
+    assert "over the 1 h limit (--time-limit): Kaggle stops the kernel" in out
+    # fold 2 was not trained here: it counts as the mean of those that were
+    assert "fathom-train-effb0-fold2: about 1.5 h" in out
+    with pytest.raises(SystemExit):
+        main([*train, "--out", str(tmp_path / "k"), "--overwrite", "--speed-ratio", "3"])
+    assert "fathom-train-effb0-folds0-1: about 30 min" in capsys.readouterr().out
+
+
+def test_kernel_build_without_measurements_says_there_is_no_estimate(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    argv = ["kernel", "build", "fathom-predict", "--run", "nowhere", "--owner", "alice"]
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 0
+    assert "fathom-predict: no run-time estimate (eval set size unknown)" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv, "--overwrite", "--time-limit", "nan"])
+    assert exit_info.value.code == 2

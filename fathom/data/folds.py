@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
 from sklearn.model_selection import KFold
 
 from fathom.data.coco import label_matrix
@@ -26,6 +25,7 @@ def assign_folds(
         raise FathomError(f"{len(table)} images cannot fill {n_splits} folds")
     ids = table["id"].to_numpy()
     if method == "mlskf":
+        MultilabelStratifiedKFold = _iterstrat_splitter()
         cats = sorted({c for row in table["categories"] for c in row})
         y = label_matrix(table["categories"], cats)
         splitter = MultilabelStratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
@@ -38,6 +38,19 @@ def assign_folds(
     for k, (_, val_idx) in enumerate(splits):
         fold[val_idx] = k
     return pd.DataFrame({"id": ids, "fold": fold})
+
+
+def _iterstrat_splitter():
+    """iterstrat's MultilabelStratifiedKFold, imported here and only here: every other stage
+    (predict in a Kaggle kernel above all) must run where iterative-stratification is missing
+    (Kaggle's image has no such package)."""
+    try:
+        from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
+    except ImportError:
+        raise FathomError(
+            "multilabel folds need iterative-stratification: `pip install iterative-stratification`"
+        ) from None
+    return MultilabelStratifiedKFold
 
 
 def fold_spread(table: pd.DataFrame, folds: pd.DataFrame, min_count: int | None = None) -> dict:

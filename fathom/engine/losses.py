@@ -78,6 +78,29 @@ class FloatCE(nn.CrossEntropyLoss):
         return super().forward(logits.float(), labels)
 
 
+class BatchMeanASL(nn.Module):
+    """timm's ASL from before its `reduction=` argument, which returns the batch's sum and
+    computes in the logits' dtype: here in float32, divided by the batch (`batchmean`)."""
+
+    def __init__(self, inner: nn.Module):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return self.inner(logits.float(), targets.float()) / logits.shape[0]
+
+
+def asymmetric_loss(gamma_neg: float, gamma_pos: float, clip: float) -> nn.Module:
+    """timm's AsymmetricLossMultiLabel averaged over the batch, on timm releases with and
+    without `reduction=` (Kaggle's image may hold an older timm than fathom's own)."""
+    import inspect
+
+    kwargs = dict(gamma_neg=gamma_neg, gamma_pos=gamma_pos, clip=clip)
+    if "reduction" in inspect.signature(AsymmetricLossMultiLabel.__init__).parameters:
+        return AsymmetricLossMultiLabel(**kwargs, reduction="batchmean")
+    return BatchMeanASL(AsymmetricLossMultiLabel(**kwargs))
+
+
 def build_loss(cfg, targets: np.ndarray, n_classes: int) -> nn.Module:
     """The loss `cfg.loss` names. `targets`: the training rows' (N, C) 0/1 matrix (multilabel)
     or (N,) class indices (singlelabel), for the balanced weights. Losses compute in float32."""
@@ -87,12 +110,7 @@ def build_loss(cfg, targets: np.ndarray, n_classes: int) -> nn.Module:
     if name == "bce_balanced":
         return FloatBCE(pos_weight=balanced_pos_weight(targets))
     if name == "asl":
-        return AsymmetricLossMultiLabel(
-            gamma_neg=cfg.asl_gamma_neg,
-            gamma_pos=cfg.asl_gamma_pos,
-            clip=cfg.asl_clip,
-            reduction="batchmean",
-        )
+        return asymmetric_loss(cfg.asl_gamma_neg, cfg.asl_gamma_pos, cfg.asl_clip)
     if name == "focal" and cfg.task == "multilabel":
         return SigmoidFocalLoss(cfg.focal_gamma)
     if name == "focal":

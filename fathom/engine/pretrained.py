@@ -117,8 +117,8 @@ def fetch(name: str) -> Path:
             f"(fetch them where there is internet: fathom weights fetch; or pretrained=PATH)"
         )
     from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import RemoteEntryNotFoundError
 
+    missing_here, missing_there = _hub_missing_file_errors()
     endpoint = os.environ.get("HF_ENDPOINT") or None  # read now, as HF_HUB_OFFLINE above
     for filename in hub.filenames:
         try:
@@ -132,10 +132,12 @@ def fetch(name: str) -> Path:
                 library_version=timm.__version__,
             )
             return Path(path)
-        except RemoteEntryNotFoundError:  # the repo exists without this file: try the next
-            continue
         except Exception as exc:  # network, auth, missing repo: all end the same way
-            reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+            # a repo without this file: try the next (not a cache miss with no network,
+            # which older huggingface_hub releases make a kind of the same error)
+            if isinstance(exc, missing_there) and not isinstance(exc, missing_here):
+                continue
+            reason = _first_words(str(exc))
             raise FathomError(
                 f"pretrained weights for {name}: not in {where}, and downloading "
                 f"{hub.repo_id}/{filename} from {endpoint or 'huggingface.co'} failed "
@@ -144,6 +146,33 @@ def fetch(name: str) -> Path:
     raise FathomError(
         f"pretrained weights for {name}: {hub.repo_id} has none of {', '.join(hub.filenames)}"
     )
+
+
+def _hub_missing_file_errors() -> tuple[type, type]:
+    """(the file is not in the local cache, the repo has no such file) as this
+    huggingface_hub names them: `errors.RemoteEntryNotFoundError` is recent (Kaggle's image
+    may hold a release without it), `utils.EntryNotFoundError` is the older name. The local
+    one must be caught first: in older releases it is a kind of EntryNotFoundError."""
+    try:
+        from huggingface_hub.errors import LocalEntryNotFoundError
+    except ImportError:
+        from huggingface_hub.utils import LocalEntryNotFoundError
+    try:
+        from huggingface_hub.errors import RemoteEntryNotFoundError as remote
+    except ImportError:
+        try:
+            from huggingface_hub.errors import EntryNotFoundError as remote
+        except ImportError:
+            from huggingface_hub.utils import EntryNotFoundError as remote
+    return LocalEntryNotFoundError, remote
+
+
+def _first_words(text: str, limit: int = 200) -> str:
+    """An error's first line, shortened at a word boundary (never cut mid-word)."""
+    import textwrap
+
+    lines = text.strip().splitlines()
+    return textwrap.shorten(lines[0], limit, placeholder=" ...") if lines else ""
 
 
 def _fetch_url(name: str) -> Path:

@@ -11,11 +11,15 @@ This file must stay standard-library only: it runs before fathom is installed.
 
 from __future__ import annotations
 
+import hashlib
+import importlib.metadata
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import threading
 import zipfile
 from pathlib import Path
 
@@ -23,6 +27,8 @@ SETTINGS: dict = {
     "competition": "fathomnet-out-of-sample-detection",
     "weights_dataset": "owner/fathom-weights",
     "images_dataset": None,
+    "torch_build": None,
+    "startup": [],
     "image_splits": [],
     "tuning": False,
     "steps": [["prior", "{comp}", "--out", "{tmp}/prior.csv"]],
@@ -67,28 +73,102 @@ def kaggle_paths(settings: dict = SETTINGS, environ=os.environ) -> dict[str, Pat
     return paths
 
 
-def install_fathom(weights: Path, site: Path) -> None:
-    """pip-install the dataset's fathom wheel into `site` (no index, no dependencies: offline)."""
+# Kaggle's image owns these: a second copy beside the image's breaks what was built against it
+IMAGE_OWNS = {"torch", "torchvision", "numpy", "pandas", "scikit-learn", "pillow", "safetensors"}
+
+
+def _canonical(dist: str) -> str:
+    return re.sub(r"[-_.]+", "-", dist).lower()
+
+
+def _version_key(text: str) -> tuple:
+    """'2.10.0+cu128' -> (2, 10, 0): enough to compare a version with a floor."""
+    return tuple(int(x) for x in re.findall(r"\d+", text.split("+")[0])[:3])
+
+
+def declared_floors(fathom_wheel: Path) -> dict[str, str]:
+    """fathom's declared floors (`Requires-Dist: timm>=1.0`), read from its wheel."""
+    with zipfile.ZipFile(fathom_wheel) as zf:
+        meta = [n for n in zf.namelist() if n.endswith(".dist-info/METADATA")]
+        text = zf.read(meta[0]).decode("utf-8") if meta else ""
+    pattern = r"^Requires-Dist:\s*([A-Za-z0-9_.\-]+)[^>\n;]*>=\s*([0-9][0-9.]*)"
+    return {_canonical(m[1]): m[2] for m in re.finditer(pattern, text, re.M)}
+
+
+def installed_version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def wheels_to_install(weights: Path, fathom_wheel: Path, have=installed_version) -> list[Path]:
+    """The dataset's dependency wheels this image needs: each package the image lacks, or
+    holds below fathom's floor. The image's own (torch, numpy, ...) are never replaced."""
+    floors = declared_floors(fathom_wheel)
+    chosen = []
+    for wheel in sorted(weights.glob("*.whl")):
+        if wheel.name.startswith("fathom-"):
+            continue
+        dist, version = wheel.name.split("-")[:2]
+        if _canonical(dist) in IMAGE_OWNS:
+            print(f"fathom kernel: {wheel.name} left out: the image's {dist} stays", flush=True)
+            continue
+        present, floor = have(dist), floors.get(_canonical(dist))
+        if present is not None and not (floor and _version_key(present) < _version_key(floor)):
+            print(f"fathom kernel: {dist} {present} from the image", flush=True)
+            continue
+        why = "not on the image" if present is None else f"the image has {present} < {floor}"
+        print(f"fathom kernel: {dist} {version} from the dataset ({why})", flush=True)
+        chosen.append(wheel)
+    return chosen
+
+
+def install_fathom(weights: Path, site: Path, torch_build: str | None = None) -> None:
+    """pip-install the dataset's fathom wheel, and the dependency wheels this image needs, into
+    `site` (no index, no dependencies: offline), afresh each run so nothing stale shadows.
+    `torch_build`, a torch wheel the user named (kernel build --torch-build), goes in too."""
     wheels = sorted(weights.glob("fathom-*.whl"))
     if not wheels:
         raise SystemExit(f"fathom kernel: no fathom-*.whl in {weights}")
+    chosen = [wheels[-1], *wheels_to_install(weights, wheels[-1])]
+    if torch_build:
+        chosen.append(inside(weights, torch_build, "--torch-build"))
+        if not chosen[-1].is_file():
+            raise SystemExit(f"fathom kernel: no {torch_build} in {weights} (--torch-build)")
+    if site.exists():
+        shutil.rmtree(site)
     cmd = [sys.executable, "-m", "pip", "install", "--no-index", "--no-deps", "--upgrade", "-q"]
-    subprocess.run(cmd + ["--target", str(site), str(wheels[-1])], check=True)
+    run_step("install fathom", cmd + ["--target", str(site), *map(str, chosen)])
 
 
 def unpacked(weights: Path, name: str, tmp: Path) -> Path:
-    """`weights/name`, or `weights/name.zip` unpacked into `tmp` (how Kaggle keeps sub-folders)."""
+    """`weights/name`, or `weights/name.zip` unpacked into `tmp` (how Kaggle keeps sub-folders).
+
+    The unpacked folder is named after the archive's content (each member's name, size and
+    CRC, read from the zip's directory without reading the data), so a rerun in the same
+    scratch folder with a changed dataset unpacks the new one instead of reusing the old.
+    """
     if (weights / name).is_dir():
         return weights / name
     archive = weights / f"{name}.zip"
-    target = tmp / name
-    if archive.is_file() and not target.is_dir():
-        with zipfile.ZipFile(archive) as zf:
-            for member in zf.namelist():  # the archive is our own upload, but stay inside tmp
-                if member.startswith("/") or ".." in Path(member).parts:
-                    raise SystemExit(f"fathom kernel: {archive} member {member!r} escapes")
-            zf.extractall(target.parent if _top_level(zf) == name else target)
-    return target
+    if not archive.is_file():
+        return tmp / name  # absent: the caller checks what it needs inside
+    with zipfile.ZipFile(archive) as zf:
+        digest = hashlib.sha256()
+        for info in sorted(zf.infolist(), key=lambda i: i.filename):
+            member = info.filename
+            # the archive is our own upload, but what it unpacks stays inside tmp
+            if member.startswith("/") or ".." in Path(member).parts:
+                raise SystemExit(f"fathom kernel: {archive} member {member!r} escapes")
+            digest.update(f"{member}\0{info.file_size}\0{info.CRC}\n".encode())
+        home = tmp / "unpacked" / f"{name}-{digest.hexdigest()[:16]}"
+        if not (home / ".complete").is_file():  # a killed unpack is redone, not trusted
+            if home.exists():
+                shutil.rmtree(home)
+            zf.extractall(home if _top_level(zf) == name else home / name)
+            (home / ".complete").write_text(archive.name)
+    return home / name
 
 
 def _top_level(zf: zipfile.ZipFile) -> str:
@@ -128,8 +208,13 @@ def competition_view(source: Path, images: Path | None, splits: list, tmp: Path)
     view = tmp / "competition"
     (view / "images").mkdir(parents=True, exist_ok=True)
     for item in source.iterdir():
-        if item.name != "images" and not (view / item.name).exists():
-            (view / item.name).symlink_to(item.resolve())
+        if item.name == "images":
+            continue
+        link = view / item.name
+        if link.is_symlink():  # a link from an earlier run may point at an older mount
+            link.unlink()
+        if not link.exists():
+            link.symlink_to(item.resolve())
     for split, folder in folders.items():
         link = view / "images" / split
         if link.is_symlink():
@@ -151,13 +236,85 @@ def kernel_tuning(weights: Path, runs: Path, comp: Path, tmp: Path) -> Path:
     for experiment in data["experiments"]:
         kind = experiment.get("kind", "run")
         if kind == "run":  # the frequency prior has no folder
-            experiment["path"] = str(runs / experiment["name"])
+            experiment["path"] = str(inside(runs, experiment["name"], f"{source} experiment"))
         elif kind == "knn":  # a run's kNN member reads that run's folder
-            experiment["path"] = str(runs / experiment["run"])
+            experiment["path"] = str(inside(runs, experiment["run"], f"{source} experiment"))
     data["competition"] = str(comp)
     out = tmp / "tune.json"
     out.write_text(json.dumps(data, indent=2))
     return out
+
+
+def inside(base: Path, rel: object, what: str) -> Path:
+    """`base/rel`, or one line and exit when `rel` is not a relative path that stays inside
+    `base` (the path rule: nothing a kernel reads lies outside the folder it was given)."""
+    if not isinstance(rel, str) or not rel or Path(rel).is_absolute() or ".." in Path(rel).parts:
+        raise SystemExit(f"fathom kernel: {what} {rel!r} is not a path inside {base.name}/")
+    return base / rel
+
+
+# a placeholder followed by the path under it: `{weights}/configs/x.toml`, `folds={folds}/a.csv`
+_UNDER_PLACEHOLDER = re.compile(r"\{(\w+)\}/(\S*)")
+
+
+def check_step_paths(step: list) -> None:
+    """Every path a step names under one of the kernel's folders stays inside that folder."""
+    for arg in step:
+        for key, rest in _UNDER_PLACEHOLDER.findall(str(arg)):
+            inside(Path(key), rest, f"step argument {arg!r}:")
+
+
+def run_step(label: str, argv: list, **kwargs) -> None:
+    """Run one step; when it fails the kernel ends with one line naming the step and its exit
+    status (the step has printed its own error above it), not a Python traceback."""
+    code = subprocess.run(argv, **kwargs).returncode
+    if code != 0:
+        raise SystemExit(f"fathom kernel: step `{label}` failed with exit status {code}")
+
+
+def visible_gpus(tmp: Path, environ=os.environ) -> list[str]:
+    """The GPUs the start-up check saw (it writes their count to tmp/gpus.txt), as the ids
+    CUDA_VISIBLE_DEVICES names them."""
+    try:
+        count = int((tmp / "gpus.txt").read_text().strip())
+    except (OSError, ValueError):
+        return []
+    listed = [g.strip() for g in environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if g.strip()]
+    return (listed or [str(i) for i in range(count)])[:count]
+
+
+def run_on_gpus(steps: list, gpus: list[str], env: dict, cwd: Path, command: list) -> None:
+    """Independent steps (each run's `fathom predict`) at once, one GPU each: step i runs on
+    GPU i mod n, each GPU's steps in turn, each step's output kept in a log printed when it
+    ends. One line and exit when any failed (the others still finish)."""
+    failed = []
+
+    def worker(gpu: str, mine: list) -> None:
+        for i, argv in mine:
+            log = cwd / f"step{i}.log"
+            with open(log, "w") as out:
+                code = subprocess.run(
+                    [*command, *argv],
+                    env={**env, "CUDA_VISIBLE_DEVICES": gpu},
+                    cwd=cwd,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                ).returncode
+            print(f"+ [gpu {gpu}] fathom " + " ".join(argv), flush=True)
+            print(log.read_text(), end="", flush=True)
+            if code != 0:
+                failed.append(f"`fathom {argv[0]}` on GPU {gpu} failed with exit status {code}")
+
+    threads = [
+        threading.Thread(target=worker, args=(gpu, list(enumerate(steps))[k :: len(gpus)]))
+        for k, gpu in enumerate(gpus)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failed:
+        raise SystemExit(f"fathom kernel: step {failed[0]}")
 
 
 def keep(outputs: dict, subs: dict, working: Path) -> list[str]:
@@ -171,16 +328,20 @@ def keep(outputs: dict, subs: dict, working: Path) -> list[str]:
         dest = working / name
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(f".{dest.name}.tmp")  # never half a file under the final name
-        shutil.copyfile(src, tmp)
+        if tmp.is_symlink() or tmp.exists():  # a planted link is replaced, never written through
+            tmp.unlink()
+        shutil.copyfile(src, tmp, follow_symlinks=True)
         os.replace(tmp, dest)
     return missing
 
 
 def main() -> int:
+    for step in [SETTINGS.get("startup", []), *SETTINGS["steps"]]:  # before anything runs
+        check_step_paths(step)
     paths = kaggle_paths(SETTINGS)
     for key in ("working", "tmp"):
         paths[key].mkdir(parents=True, exist_ok=True)
-    install_fathom(paths["weights"], paths["site"])
+    install_fathom(paths["weights"], paths["site"], SETTINGS.get("torch_build"))
     subs = {
         "working": paths["working"],
         "tmp": paths["tmp"],
@@ -204,14 +365,22 @@ def main() -> int:
     env["PYTHONPATH"] = os.pathsep.join(
         [str(paths["site"])] + [p for p in [env.get("PYTHONPATH")] if p]
     )
-    which = "import fathom; print('fathom', fathom.__version__, 'from', fathom.__file__)"
-    subprocess.run([sys.executable, "-c", which], check=True, env=env)
+    # versions and GPUs, and a one-line stop when the GPU cannot run this torch (or compile)
+    startup = [str(arg).format(**subs) for arg in SETTINGS.get("startup", [])]
+    startup = ["--gpus-file", str(paths["tmp"] / "gpus.txt"), *startup]
+    run_step("start-up check", [sys.executable, "-m", "fathom.kaggle.startup", *startup], env=env)
     run_dir = paths["tmp"] / "cwd"  # stray outputs of a step stay out of /kaggle/working
     run_dir.mkdir(parents=True, exist_ok=True)
-    for step in SETTINGS["steps"]:
-        argv = [str(arg).format(**subs) for arg in step]
+    steps = [[str(arg).format(**subs) for arg in step] for step in SETTINGS["steps"]]
+    gpus = visible_gpus(paths["tmp"])
+    predicts = [argv for argv in steps if argv[0] == "predict"]
+    if len(gpus) > 1 and len(predicts) > 1:  # the runs' predictions at once, one per GPU
+        run_on_gpus(predicts, gpus, env, run_dir, [sys.executable, "-m", "fathom"])
+        steps = [argv for argv in steps if argv[0] != "predict"]
+    for argv in steps:
         print("+ fathom " + " ".join(argv), flush=True)
-        subprocess.run([sys.executable, "-m", "fathom", *argv], check=True, env=env, cwd=run_dir)
+        label = "fathom " + " ".join(argv[:2] if argv[0] == "kernel" else argv[:1])
+        run_step(label, [sys.executable, "-m", "fathom", *argv], env=env, cwd=run_dir)
     missing = keep(SETTINGS.get("keep", {}), subs, paths["working"])
     if missing:
         print(f"fathom kernel: expected output {missing[0]} was not written", file=sys.stderr)

@@ -7,7 +7,8 @@ datasets to find under /kaggle/input, and which fathom commands to run there. Ki
   /kaggle/working/submission.csv (internet off, as code competitions require); the
   `fathom predict` options among `--arg`s (`--arg=--tiles=3`, `--arg=--tta`) go to every
   predict step, the others to submit;
-- `train`: one fold of one experiment (build K of them to run K folds as K Kaggle jobs at once);
+- `train`: two folds of one experiment, one per T4 of Kaggle's "GPU T4 x2" (K folds make
+  ceil(K/2) kernels, which Kaggle runs as separate jobs at once);
 - `prior`: the frequency-prior baseline, a check that the kernel machinery works.
 """
 
@@ -20,6 +21,7 @@ from typing import Any
 
 from fathom import fileio
 from fathom.errors import FathomError
+from fathom.fileio import plain_name
 from fathom.kaggle.api import (
     COMPETITION,
     CREDENTIALS_HINT,
@@ -35,8 +37,15 @@ from fathom.runs import MODEL_FILES, read_tuning, run_members
 KINDS = ("predict", "train", "prior")
 METADATA = "kernel-metadata.json"
 # the accelerators a kernel's metadata may name (kagglesdk's documented machine shapes; the TPU
-# is left out: fathom trains with torch on CUDA)
+# is left out: fathom trains with torch on CUDA). NvidiaTeslaT4 is "GPU T4 x2": two T4s.
 MACHINE_SHAPES = ("NvidiaTeslaT4", "NvidiaTeslaP100")
+DEFAULT_MACHINE = "NvidiaTeslaT4"
+# Kaggle's image has a torch without Pascal (sm_60) kernels: a P100 fails at its first CUDA op
+NEEDS_OWN_TORCH = {
+    "NvidiaTeslaP100": "Kaggle's image has a torch built without Pascal (sm_60) kernels, so a "
+    "P100 fails at the first CUDA operation (kaggle-cli issue 1151)"
+}
+FOLDS_PER_TRAIN_KERNEL = 2  # one per T4 of NvidiaTeslaT4
 # `fathom predict` options a predict kernel's --arg may carry (to its predict steps), and
 # whether each takes a value
 PREDICT_OPTIONS = {
@@ -62,13 +71,19 @@ class KernelSpec:
     images_dataset: str | None = None  # owner/slug of a dataset holding the images, if any
     runs: tuple[str, ...] = ()  # predict: run folder names inside the weights dataset
     config: str | None = None  # train: a config file name under the dataset's configs/
-    fold: int | None = None  # train
+    fold: int | None = None  # train: one fold (or `folds`)
+    folds: tuple[int, ...] = ()  # train: the folds, one per GPU at once
     folds_file: str | None = None  # train: a file name under the dataset's folds/
     extra_args: tuple[str, ...] = ()  # for `submit` (appended) or `train` (key=value overrides)
     predict_args: tuple[str, ...] = ()  # predict: options of every `fathom predict` step
     gpu: bool = True
-    machine_shape: str | None = "NvidiaTeslaT4"
+    machine_shape: str | None = DEFAULT_MACHINE
     private: bool = True
+    torch_build: str | None = None  # a torch wheel in the weights dataset, installed first
+
+    @property
+    def train_folds(self) -> tuple[int, ...]:
+        return self.folds or ((self.fold,) if self.fold is not None else ())
 
     def check(self) -> None:
         check_slug(self.name, "kernel name", KERNEL_SLUG_LENGTH)
@@ -80,16 +95,40 @@ class KernelSpec:
         check_ref(self.weights_dataset, "weights dataset")
         if self.images_dataset:
             check_ref(self.images_dataset, "images dataset")
-        if self.gpu and self.machine_shape and self.machine_shape not in MACHINE_SHAPES:
+        if self.gpu and self.machine_shape not in MACHINE_SHAPES:
             raise FathomError(
                 f"--machine-shape {self.machine_shape!r}: choose from {', '.join(MACHINE_SHAPES)}"
             )
+        if self.gpu and self.machine_shape in NEEDS_OWN_TORCH and not self.torch_build:
+            raise FathomError(
+                f"--machine-shape {self.machine_shape}: {NEEDS_OWN_TORCH[self.machine_shape]}; "
+                f"use {DEFAULT_MACHINE} (two T4s), or name a torch wheel with sm_60 kernels "
+                "that the weights dataset holds (--torch-build FILE.whl)"
+            )
+        if self.torch_build is not None:
+            plain_name(self.torch_build, "--torch-build")
+            if not re.fullmatch(r"torch-[^-]+-[^-]+-[^-]+-[^-]+\.whl", self.torch_build):
+                raise FathomError(
+                    f"--torch-build {self.torch_build!r}: want a torch wheel's file name "
+                    "(torch-VERSION-PY-ABI-PLATFORM.whl)"
+                )
+        # the path rule: a name becomes a path under the dataset's runs/, configs/ or folds/
+        for run in self.runs:
+            plain_name(run, "run")
+        if self.config is not None:
+            plain_name(self.config, "--config")
+        if self.folds_file is not None:
+            plain_name(self.folds_file, "--folds-file")
         if self.kind == "predict" and not self.runs:
             raise FathomError("a predict kernel needs its runs (--tune FILE, or --run EXP)")
-        if self.kind == "train" and (not self.config or self.fold is None or not self.folds_file):
+        if self.kind == "train" and (
+            not self.config or not self.train_folds or not self.folds_file
+        ):
             raise FathomError(
                 "a train kernel needs --config, --fold (or --n-folds) and --folds-file"
             )
+        if any(k < 0 for k in self.train_folds):
+            raise FathomError(f"fold numbers start at 0, not {min(self.train_folds)}")
 
     @property
     def title(self) -> str:
@@ -121,6 +160,7 @@ SPEC_OPTIONS = (
     "cpu",
     "machine_shape",
     "public",
+    "torch_build",
 )
 
 
@@ -139,10 +179,12 @@ def specs(
     n_folds: int | None = None,
     extra_args: tuple[str, ...] = (),
     cpu: bool = False,
-    machine_shape: str | None = "NvidiaTeslaT4",
+    machine_shape: str | None = DEFAULT_MACHINE,
     public: bool = False,
+    torch_build: str | None = None,
 ) -> list[KernelSpec]:
-    """The kernels `fathom kernel build` writes: one, or one per fold for `train`.
+    """The kernels `fathom kernel build` writes: one, or for `train` one per two folds (one
+    fold per T4 of Kaggle's T4 x2: K folds make ceil(K/2) kernels).
 
     The owner defaults to your Kaggle user name, the weights dataset to
     <owner>/fathom-weights, a predict kernel's runs to the experiments of `tune`.
@@ -163,20 +205,31 @@ def specs(
         folds_file=folds_file,
         extra_args=tuple(extra_args),
         gpu=not cpu and kind != "prior",  # the prior needs no accelerator
-        machine_shape=None if cpu or kind == "prior" else machine_shape,
+        machine_shape=None if cpu or kind == "prior" else machine_shape or DEFAULT_MACHINE,
         private=not public,
+        torch_build=torch_build,
     )
     if kind == "predict":
         common["predict_args"], common["extra_args"] = split_predict_args(tuple(extra_args))
     if kind != "train":
         return [KernelSpec(name=name, **common)]
     if fold is not None:
-        folds = [fold]
+        groups = [(fold,)]
     elif n_folds:
-        folds = list(range(n_folds))
+        if n_folds < 1:
+            raise FathomError(f"--n-folds {n_folds}: want 1 or more")
+        step = FOLDS_PER_TRAIN_KERNEL
+        groups = [tuple(range(k, min(k + step, n_folds))) for k in range(0, n_folds, step)]
     else:
         raise FathomError("a train kernel needs --fold K or --n-folds N")
-    return [KernelSpec(name=f"{name}-fold{k}", fold=k, **common) for k in folds]
+    return [KernelSpec(name=train_kernel_name(name, g), folds=g, **common) for g in groups]
+
+
+def train_kernel_name(name: str, folds: tuple[int, ...]) -> str:
+    """NAME-fold3 for one fold, NAME-folds0-1 for two."""
+    if len(folds) == 1:
+        return f"{name}-fold{folds[0]}"
+    return f"{name}-folds{'-'.join(map(str, folds))}"
 
 
 def split_predict_args(args: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -216,8 +269,8 @@ def metadata(spec: KernelSpec) -> dict:
         "kernel_sources": [],
         "model_sources": [],
     }
-    if spec.gpu and spec.machine_shape:
-        meta["machine_shape"] = spec.machine_shape
+    if spec.gpu:  # always written: a metadata file without one has been given a P100
+        meta["machine_shape"] = spec.machine_shape or DEFAULT_MACHINE
     return meta
 
 
@@ -231,6 +284,8 @@ def settings(spec: KernelSpec) -> dict:
         "competition": spec.competition,
         "weights_dataset": spec.weights_dataset,
         "images_dataset": spec.images_dataset,
+        "torch_build": spec.torch_build,
+        "startup": [],  # `python -m fathom.kaggle.startup` arguments
     }
     if spec.kind == "prior":
         return base | {
@@ -269,29 +324,29 @@ def settings(spec: KernelSpec) -> dict:
         }
         return base | {"image_splits": ["eval"], "tuning": True, "steps": todo, "keep": keep}
     exp = Path(spec.config).stem  # `fathom train` names a run after its config file
+    config = f"{{weights}}/configs/{spec.config}"
+    overrides = ["competition={comp}", f"folds={{folds}}/{spec.folds_file}", *spec.extra_args]
     todo = [
         [
-            "train",
-            f"{{weights}}/configs/{spec.config}",
-            "competition={comp}",
-            f"folds={{folds}}/{spec.folds_file}",
-            *spec.extra_args,
-            "--fold",
-            str(spec.fold),
+            "kernel",
+            "train-folds",
+            config,
+            *overrides,
+            "--folds",
+            ",".join(map(str, spec.train_folds)),
             "--name",
             exp,
             "--runs",
             "{tmp}/runs",
-            "--no-progress",
         ]
     ]
-    keep = {
-        f"runs/{exp}/config.json": f"{{tmp}}/runs/{exp}/config.json",
-        **{
-            f"runs/{exp}/fold{spec.fold}/{name}": f"{{tmp}}/runs/{exp}/fold{spec.fold}/{name}"
+    keep = {f"runs/{exp}/config.json": f"{{tmp}}/runs/{exp}/config.json"}
+    for k in spec.train_folds:
+        keep |= {
+            f"runs/{exp}/fold{k}/{name}": f"{{tmp}}/runs/{exp}/fold{k}/{name}"
             for name in MODEL_FILES
-        },
-    }
+        }
+    base["startup"] = ["--config", config, *overrides]  # compile=true needs sm_70
     return base | {"image_splits": ["train", "eval"], "tuning": False, "steps": todo, "keep": keep}
 
 
@@ -319,13 +374,56 @@ def script(spec: KernelSpec) -> str:
     return text
 
 
-def build(spec: KernelSpec, out_root: Path = Path("kernels")) -> Path:
+def check_replaceable(folder: Path, overwrite: bool = False) -> None:
+    """A kernel folder that holds files (perhaps a script edited by hand) is replaced only
+    with `overwrite`; FathomError otherwise, before anything is written."""
+    if folder.is_dir() and any(folder.iterdir()) and not overwrite:
+        raise FathomError(
+            f"{folder}: exists (its script may be edited by hand); pass --overwrite to replace it"
+        )
+    if folder.exists() and not folder.is_dir():
+        raise FathomError(f"{folder}: exists and is not a folder")
+
+
+def build(spec: KernelSpec, out_root: Path = Path("kernels"), overwrite: bool = False) -> Path:
     """Write `out_root/<name>/kernel-metadata.json` and `<name>.py`; returns the folder."""
     spec.check()
     folder = out_root / spec.name
+    check_replaceable(folder, overwrite)
     fileio.write_json(folder / METADATA, metadata(spec))
     fileio.write_text(folder / f"{spec.name}.py", script(spec))
     return folder
+
+
+def build_kernels(
+    name: str,
+    out_root: str | Path = "kernels",
+    overwrite: bool = False,
+    time_limit: float = 12.0,
+    speed_ratio: float = 1.0,
+    **options,
+) -> list[Path]:
+    """`fathom kernel build`: every kernel of `specs(name, **options)`, each folder checked
+    before the first is written, each with its run-time estimate against `time_limit` hours."""
+    from fathom.kaggle import estimate
+
+    if not (time_limit > 0 and speed_ratio > 0):  # nan too
+        raise FathomError("--time-limit and --speed-ratio must be positive")
+    out_root = Path(out_root)
+    todo = specs(name, **options)
+    for spec in todo:
+        spec.check()
+        check_replaceable(out_root / spec.name, overwrite)
+    folders = []
+    for spec in todo:
+        folders.append(build(spec, out_root, overwrite=overwrite))
+        print(
+            f"wrote {folders[-1]}/ ({spec.kind} kernel {spec.owner}/{spec.name}; "
+            f"datasets: {spec.weights_dataset})"
+        )
+        guess = estimate.for_kernel(spec, options.get("tune"), speed_ratio)
+        print("  run time: " + guess.line(spec.name, time_limit))
+    return folders
 
 
 def kernel_folder(name: str, root: str | Path = "kernels") -> Path:

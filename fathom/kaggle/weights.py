@@ -5,6 +5,8 @@ The staged folder (default `kernels/datasets/<slug>/`):
     dataset-metadata.json            id, title, licenses, description (Kaggle reads it)
     fathom-weights.json              what is inside: runs, files with size and sha256, CV
     fathom-<version>-py3-none-any.whl
+    <dist>-<version>-py3-none-any.whl  pure-Python dependencies a kernel may lack or find too
+                                     old on Kaggle's image (fathom.kaggle.wheels)
     runs/<exp>/config.json, cv.json and other run-level JSON, fold<k>/best.pt, full/best.pt
     folds/<name>.csv                 when given (training kernels need the same folds)
     configs/<name>.toml              when given (what training kernels train)
@@ -29,6 +31,7 @@ from typing import Any
 
 from fathom import __version__, fileio
 from fathom.errors import FathomError
+from fathom.kaggle import wheels as kaggle_wheels
 from fathom.kaggle.api import (
     CREDENTIALS_HINT,
     check_ref,
@@ -39,6 +42,10 @@ from fathom.kaggle.api import (
 from fathom.runs import open_run, read_tuning, run_members
 
 MANIFEST = "fathom-weights.json"
+# fathom's mark on a folder it staged: only such a folder, or a new or empty one, is staged
+# into, and only the files its last manifest lists are ever removed from it. A dot-file, so
+# uploads leave it out (`upload` passes it as an ignore pattern too).
+STAGING_MARKER = ".fathom-staging"
 TUNE_FILE = "tune.json"  # the `fathom tune` file a predict kernel's `fathom submit` reads
 
 
@@ -114,6 +121,49 @@ def _place(src: Path, dst: Path) -> None:
             shutil.copyfile(src, tmp)
 
 
+def claim_staging_folder(out: Path) -> None:
+    """Make `out` fathom's staging folder: a new or empty folder is marked, a marked one is
+    reused; anything else (a project, a home folder) is refused before a file is touched."""
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise FathomError(f"--out {out}: not a folder; give a new or empty folder to stage into")
+    if out.is_dir() and not (out / STAGING_MARKER).is_file() and any(out.iterdir()):
+        raise FathomError(
+            f"--out {out}: holds files and is not a fathom staging folder (no {STAGING_MARKER});"
+            " give a new or empty folder, nothing was changed"
+        )
+    if not (out / STAGING_MARKER).is_file():
+        fileio.write_text(
+            out / STAGING_MARKER,
+            "staged by `fathom kaggle upload-weights`; it replaces only the files that"
+            f" {MANIFEST} lists\n",
+        )
+
+
+def clear_last_staging(out: Path) -> None:
+    """Remove the files the last staging listed in its manifest, and the folders that leaves
+    empty; a file the user added to the folder stays, and no path leaves `out`."""
+    manifest = out / MANIFEST
+    if not manifest.is_file():
+        return
+    root = out.resolve()
+    listed = fileio.read_json(manifest).get("files", [])
+    for entry in listed if isinstance(listed, list) else []:
+        rel = entry.get("path") if isinstance(entry, dict) else None
+        if not isinstance(rel, str) or Path(rel).is_absolute() or ".." in Path(rel).parts:
+            continue
+        path = out / rel
+        if not (path.is_file() or path.is_symlink()) or not path.parent.resolve().is_relative_to(
+            root
+        ):
+            continue
+        path.unlink()
+        for parent in path.parents:  # the folders it leaves empty, up to `out`
+            if parent == out or any(parent.iterdir()):
+                break
+            parent.rmdir()
+    manifest.unlink()
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -133,6 +183,7 @@ def stage(
     wheel: bool = True,
     license_name: str = "CC0-1.0",
     pretrained: Path | None = None,
+    dep_wheels: list[Path] = (),
 ) -> dict:
     """Write the dataset folder (see the module docstring); returns the manifest."""
     owner, slug = check_dataset_id(dataset)
@@ -176,16 +227,10 @@ def stage(
                 f"{tune}: experiment {missing[0]!r} is not among the uploaded runs ({', '.join(names)})"
             )
         placed.append((tune, Path(TUNE_FILE)))
-    for stale in (
-        "runs",
-        "folds",
-        "configs",
-        "pretrained",
-    ):  # what was dropped from the list must not linger
-        if (out / stale).exists():
-            shutil.rmtree(out / stale)
-    if (out / TUNE_FILE).exists():
-        (out / TUNE_FILE).unlink()
+    for dep in dep_wheels:  # top level, beside fathom's: Kaggle zips sub-folders
+        placed.append((dep, Path(dep.name)))
+    claim_staging_folder(out)
+    clear_last_staging(out)  # what was dropped from the list must not linger
     for src, rel in placed:
         _place(src, out / rel)
     if wheel:
@@ -259,6 +304,7 @@ def stage_for_upload(
     configs: list = (),
     notes: str = "",
     pretrained: str | Path | None = None,
+    dep_wheels: bool = True,
 ) -> Staged:
     """`stage` with the command's defaults: the dataset (`default_dataset`), the folder
     (kernels/datasets/<slug>) and the notes (`default_notes`)."""
@@ -274,6 +320,7 @@ def stage_for_upload(
         tune=Path(tune) if tune else None,
         configs=[Path(c) for c in configs],
         pretrained=Path(pretrained) if pretrained else None,
+        dep_wheels=kaggle_wheels.runtime_wheels() if dep_wheels else (),
     )
     return Staged(dataset, folder, manifest, notes or default_notes(manifest))
 
@@ -292,9 +339,17 @@ def upload(api: Any, folder: Path, dataset: str, notes: str, public: bool = Fals
             exists = False
     with kaggle_errors(f"upload dataset {dataset}", api):
         if exists:
-            result = api.dataset_create_version(str(folder), notes, quiet=False, dir_mode="zip")
+            result = api.dataset_create_version(
+                str(folder), notes, quiet=False, dir_mode="zip", ignore_patterns=[STAGING_MARKER]
+            )
         else:
-            result = api.dataset_create_new(str(folder), public=public, quiet=False, dir_mode="zip")
+            result = api.dataset_create_new(
+                str(folder),
+                public=public,
+                quiet=False,
+                dir_mode="zip",
+                ignore_patterns=[STAGING_MARKER],
+            )
     error = getattr(result, "error", None)
     if error:
         raise FathomError(f"upload dataset {dataset}: Kaggle says: {error}")

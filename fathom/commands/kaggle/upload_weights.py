@@ -41,7 +41,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--public", action="store_true", help="make a new dataset public (default private)"
     )
-    p.add_argument("--out", help="staging folder (default kernels/datasets/<slug>)")
+    p.add_argument(
+        "--out", help="staging folder, new or fathom's (default kernels/datasets/<slug>)"
+    )
+    p.add_argument("--no-dep-wheels", action="store_true", help="ship no timm/hub/iterstrat wheels")
     p.add_argument(
         "--dry-run", action="store_true", help="stage the folder and stop; upload nothing"
     )
@@ -67,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         configs,
         args.notes,
         args.pretrained,
+        dep_wheels=not args.no_dep_wheels,
     )
     print(staged.summary())
     if args.dry_run:

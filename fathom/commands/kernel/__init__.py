@@ -8,13 +8,15 @@ DESCRIPTION = """Kaggle kernels generated from fathom itself.
                --kind predict: `fathom predict` for each experiment of --tune FILE, then
                                `fathom submit` with that tuning to
                                /kaggle/working/submission.csv;
-               --kind train:   `fathom train` of --config, one kernel per fold
-                               (NAME-fold<k>), so K folds run as K Kaggle jobs at once;
+               --kind train:   `fathom train` of --config, two folds per kernel, one
+                               per T4 of Kaggle's T4 x2 (NAME-folds0-1, ...), so K
+                               folds run as ceil(K/2) Kaggle jobs at once;
                --kind prior:   the frequency-prior baseline (checks the machinery).
   push NAME    upload kernels/<NAME>/ and start it on Kaggle
   status REF   OWNER/NAME's state (queued, running, complete, error)
   output REF   download its outputs (submission.csv, logs); for a train kernel,
                `--out .` puts runs/<exp>/fold<k>/ straight into the local run folder
+  train-folds  what a training kernel runs: its folds at once, one per GPU
 
 The generated script also runs here: set FATHOM_KAGGLE_INPUT to a folder laid out like
 /kaggle/input (FATHOM_KAGGLE_WORKING for the outputs) and run `python kernels/NAME/NAME.py`.
@@ -27,4 +29,4 @@ examples:
   fathom kernel push fathom-predict
   fathom kernel status me/fathom-predict
   fathom kernel output me/fathom-predict --out kernels/fathom-predict/output"""
-VERBS = ["build", "push", "status", "output"]
+VERBS = ["build", "push", "status", "output", "train-folds"]
