@@ -65,6 +65,14 @@ class IntermixedParser(Parser):
             self._intermixing = False
 
 
+def positive_int(text: str) -> int:
+    """argparse's type for a count of at least 1 (a usage error in one line otherwise)."""
+    value = int(text) if text.strip().lstrip("-").isdigit() else None
+    if value is None or value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="fathom",

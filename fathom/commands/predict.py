@@ -28,6 +28,8 @@ examples:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from fathom.cli import positive_int
+
     p.add_argument("run", help="run folder, e.g. runs/default")
     p.add_argument("--comp", required=True, help="competition folder whose eval images to predict")
     p.add_argument(
@@ -51,14 +53,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--batch-size", type=positive_int, help="images per batch (default: twice the run's)"
     )
-
-
-def positive_int(text: str) -> int:
-    """argparse's type for a count of at least 1 (a usage error in one line otherwise)."""
-    value = int(text) if text.strip().lstrip("-").isdigit() else None
-    if value is None or value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
-    return value
 
 
 def run(args: argparse.Namespace) -> int:
