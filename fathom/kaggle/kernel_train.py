@@ -50,8 +50,8 @@ def train_folds(
         say(f"fathom kernel: folds {', '.join(map(str, folds))} at once on GPUs {gpus}")
         extra = {"launch": launch} if launch is not None else {}
         return multigpu.train_config_on_gpus(
-            config, overrides, name, runs_dir, folds, gpus, say=say, **extra
-        )
+            config, overrides, name, runs_dir, folds, gpus, say=say, count=lambda: n_gpus, **extra
+        )  # the GPUs counted above: the same count multigpu checks the numbers against
     from fathom.data import read_data
     from fathom.engine.train import train_run
 

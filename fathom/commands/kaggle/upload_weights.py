@@ -38,16 +38,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="`fathom weights fetch`'s folder: ImageNet weights training kernels use offline",
     )
     p.add_argument("--notes", default="", help="version notes (default: the runs and their CV)")
-    p.add_argument(
-        "--public", action="store_true", help="make a new dataset public (default private)"
-    )
-    p.add_argument(
-        "--out", help="staging folder, new or fathom's (default kernels/datasets/<slug>)"
-    )
+    p.add_argument("--public", action="store_true", help="a new dataset is public, not private")
+    p.add_argument("--out", help="staging folder, new or fathom's (kernels/datasets/<slug>)")
     p.add_argument("--no-dep-wheels", action="store_true", help="ship no timm/hub/iterstrat wheels")
-    p.add_argument(
-        "--dry-run", action="store_true", help="stage the folder and stop; upload nothing"
-    )
+    p.add_argument("--dry-run", action="store_true", help="stage the folder; upload nothing")
 
 
 def run(args: argparse.Namespace) -> int:
