@@ -8,11 +8,11 @@ import sys
 
 import numpy as np
 import pytest
+from engine_fixtures import one_thread, tiny_comp  # noqa: F401 - fixtures
 
 from fathom.engine.threads import FoldJob, StageClock, run_folds, train_job
 from fathom.errors import FathomError
 from fathom.runs import read_predictions
-from engine_fixtures import one_thread, tiny_comp  # noqa: F401 - fixtures
 
 BURN = "import time\nx = 0\nfor i in range(3_000_000): x += i\nprint(time.process_time())"
 
