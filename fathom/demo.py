@@ -241,6 +241,11 @@ def run_multilabel(work, seed: int = 0, train_seed: int | None = None) -> pd.Dat
     if jobs:
         _build_caches(jobs)
         clock.begin(f"train: {len(jobs)} fold models")
+        print(
+            f"{len(jobs)} fold models, {workers} at a time; each writes its epochs to "
+            f"{work / 'logs'}/<run>-fold<k>.log (follow one with tail -f)",
+            flush=True,
+        )
         run_folds(jobs, workers, done=_say_fold_done)
     else:
         print(f"reusing {', '.join(str(runs / n) for n in [*names, held_name])}")
