@@ -85,9 +85,12 @@ def fit_weights(
         for i in range(m):
             rest = np.delete(w, i)
             rest = rest / rest.sum() if rest.sum() > 0 else np.full(m - 1, 1.0 / (m - 1))
+            # the other members' mix once per coordinate, so that each share tried blends two
+            # matrices instead of summing all m: the search grows linearly with the members
+            others = weighted_mean([p for j, p in enumerate(prob_list) if j != i], rest)
             for share in shares:
                 cand = np.insert(rest * (1.0 - share), i, share)
-                score = metric(weighted_mean(prob_list, cand), targets)
+                score = metric((1.0 - share) * others + share * prob_list[i], targets)
                 if score > best + 1e-12:
                     best, w, moved = score, cand, True
         if not moved:

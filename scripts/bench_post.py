@@ -14,8 +14,11 @@ data:
     python scripts/bench_post.py                  # ~2-3 minutes on 2 cores (the build is most)
     python scripts/bench_post.py --old-stages     # also every stage on the old code (~20 min)
     python scripts/bench_post.py --workdir /tmp/bp --keep   # reuse the built files next time
+    python scripts/bench_post.py --scale          # time and peak memory as rows and members grow
 
-Target (issue 10): every stage under 30 s on a 2-core machine.
+Target (issue 10): every stage under 30 s on a 2-core machine. With --scale (issue 19): tune
+and submit, the kNN members included, under 30 s at FathomNet's size with three backbones,
+growing no worse than linearly with the members and the eval rows.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fathom import fileio  # noqa: E402
 from fathom import metrics as metrics_lib  # noqa: E402
 from fathom import osd as osd_lib  # noqa: E402
+from fathom.knn import BANK_FILE, write_bank  # noqa: E402
 from fathom.runs import write_predictions  # noqa: E402
 from fathom.synth.fathomnet import TRUTH_FILE  # noqa: E402
 
@@ -235,9 +239,11 @@ def build_run(
     holdout=(),
     n_folds: int = 5,
     with_eval: bool = True,
+    with_bank: bool = False,
 ) -> Path:
     """runs/<name>/ as `fathom train` leaves it: config.json and fold<k>/ with oof.npz
-    (targets included), eval.npz, history.csv and a stand-in best.pt."""
+    (targets included), eval.npz, history.csv, a stand-in best.pt and (`with_bank`) the kNN
+    bank.npz."""
     rng = np.random.default_rng(seed)
     root = runs / name
     cat_ids = data["cat_ids"]
@@ -260,6 +266,10 @@ def build_run(
                 rng, data["y_eval"], learned, quality, embed, proj, deep * shift
             )
             write_predictions(d / "eval.npz", data["ids"]["eval"], probs, logits, feats, cat_ids)
+        if with_bank:  # the kNN member's bank: features of the rows fold k trained on
+            rest = ~rows
+            _, _, bank_feats = _outputs(rng, data["y_train"][rest], learned, quality, embed, proj)
+            write_bank(d / BANK_FILE, train_ids[rest], bank_feats, data["y_train"][rest], cat_ids)
         (d / "best.pt").write_bytes(f"{name}-{k}".encode())
         history = pd.DataFrame(
             {
@@ -281,17 +291,29 @@ def build_run(
     return root
 
 
-def build(work: Path, n_train: int, n_eval: int, n_holdout: int) -> tuple[Path, list, list]:
+QUALITY = {"d121": 0.75, "r50": 0.8, "effb0": 0.7}
+
+
+def build(
+    work: Path,
+    n_train: int,
+    n_eval: int,
+    n_holdout: int,
+    backbones: dict[str, int] = BACKBONES,
+    banks: bool = False,
+) -> tuple[Path, list, list]:
+    """The competition and the runs (one per backbone; a name `r50-2` is r50's second run,
+    another seed) under `work`, or those already there."""
     comp, runs = work / "comp", work / "runs"
     if (comp / "category_key.csv").is_file() and (runs / "done").is_file():
         names = fileio.read_json(runs / "done")
         return comp, [runs / n for n in names["runs"]], [runs / n for n in names["held"]]
     shutil.rmtree(work, ignore_errors=True)
     data = build_competition(comp, n_train, n_eval)
-    quality = {"d121": 0.75, "r50": 0.8, "effb0": 0.7}
+    quality = {name: QUALITY[name.split("-")[0]] for name in backbones}
     run_dirs = [
-        build_run(runs, comp, name, dim, data, quality[name], seed=i + 1)
-        for i, (name, dim) in enumerate(BACKBONES.items())
+        build_run(runs, comp, name, dim, data, quality[name], seed=i + 1, with_bank=banks)
+        for i, (name, dim) in enumerate(backbones.items())
     ]
     counts = data["y_train"].sum(axis=0)
     rows = [np.flatnonzero(r) for r in data["y_train"]]
@@ -309,7 +331,7 @@ def build(work: Path, n_train: int, n_eval: int, n_holdout: int) -> tuple[Path, 
             holdout=held_ids,
             with_eval=False,
         )
-        for i, (name, dim) in enumerate(list(BACKBONES.items())[:n_holdout])
+        for i, (name, dim) in enumerate(list(backbones.items())[:n_holdout])
     ]
     fileio.write_json(
         runs / "done", {"runs": [p.name for p in run_dirs], "held": [p.name for p in held_dirs]}
@@ -345,6 +367,95 @@ def stages(comp: Path, run_dirs, held_dirs, out: Path, osd: str | None) -> dict[
     print(f"  tuned osd scorer: {result['osd']['scorer']} ({result['osd'].get('why')})")
     print(f"  submit scored osd with: {osd or result['osd']['scorer']}")
     return secs
+
+
+# --- --scale: time and peak memory per stage as the rows and the members grow
+
+
+def _max_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def stage_in_child(stage: str, comp, run_dirs, held_dirs, out, osd) -> tuple[float, float, float]:
+    """One stage (oof, tune with the kNN members, submit) in this fresh process: (wall
+    seconds, CPU seconds of all its threads, peak resident memory above the process's own
+    after its imports, MB)."""
+    from fathom.oof import write_oof
+    from fathom.runs import read_tuning
+    from fathom.submit import make
+    from fathom.tune import tune_runs, write_tuning
+
+    before = _max_rss_mb()
+    t0, c0 = time.perf_counter(), time.process_time()
+    tune_path = Path(out) / "tune.json"
+    if stage == "oof":
+        for d in [*run_dirs, *held_dirs]:
+            write_oof(d)
+    elif stage == "tune":
+        result = tune_runs(run_dirs, held_dirs, comp, None, prior=True, knn=True)
+        write_tuning(tune_path, result, True)
+    elif stage == "submit":
+        make(read_tuning(tune_path), "bench", comp, None, osd, Path(out) / "sub", True)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return wall, cpu, max(0.0, _max_rss_mb() - before)
+
+
+def run_stages(comp, run_dirs, held_dirs, out: Path, osd) -> dict[str, tuple]:
+    """oof, tune (kNN members included) and submit, each in its own process, so that each
+    stage's peak memory is its own (ru_maxrss only ever grows)."""
+    from multiprocessing import get_context
+
+    found = {}
+    for stage in ("oof", "tune", "submit"):
+        with get_context("spawn").Pool(1) as pool:
+            found[stage] = pool.apply(stage_in_child, (stage, comp, run_dirs, held_dirs, out, osd))
+        wall, cpu, mb = found[stage]
+        print(f"  {stage}: {wall:.1f} s, CPU {cpu:.1f} s, peak +{mb:.0f} MB", flush=True)
+    return found
+
+
+SCALE_DIMS = {"d121": 128, "r50": 256, "effb0": 160}  # 1/8 of the real widths
+
+
+def scale(work: Path, args) -> None:
+    """Three scenarios against their baseline, same code, same machine, one run:
+    FathomNet's size (3 backbones at their real widths, each with its kNN member: the 30 s
+    target); twice the members (6 runs); 10x the eval rows, at 1/8 of the feature widths
+    (so that 10x fits in memory), against 1x at those widths."""
+    n_train, n_eval, rows = args.n_train, args.n_eval, args.rows_factor
+    doubled = {**BACKBONES, **{f"{n}-2": d for n, d in BACKBONES.items()}}
+    scenarios = [
+        ("size", "FathomNet's size: 3 runs + kNN", n_eval, BACKBONES),
+        ("members", "2x members: 6 runs + kNN", n_eval, doubled),
+        ("rows1", "1x eval rows (1/8 widths)", n_eval, SCALE_DIMS),
+        ("rows", f"{rows}x eval rows (1/8 widths)", n_eval * rows, SCALE_DIMS),
+    ]
+    scenarios = [s for s in scenarios if s[0] in args.scenarios]
+    found = {}
+    for key, title, n, backbones in scenarios:
+        t, (comp, run_dirs, held_dirs) = timed(
+            build, work / key, n_train, n, args.n_holdout, backbones, True
+        )
+        print(f"{title}: {n_train} OOF + {n} eval rows, built in {t:.0f} s", flush=True)
+        found[key] = run_stages(comp, run_dirs, held_dirs, work / key / "out", args.osd)
+    print(
+        "\nCPU s: user+sys of the stage's process, all its threads (what the stage costs, "
+        "whatever else runs)"
+    )
+    print("| scenario | stage | wall s | CPU s | peak MB | vs its baseline: CPU, memory (linear) |")
+    print("|---|---|---|---|---|---|")
+    against = {"members": ("size", 2), "rows": ("rows1", rows)}
+    for key, title, _, _ in scenarios:
+        for stage, (wall, cpu, mb) in found[key].items():
+            ratio = ""
+            if key in against and against[key][0] in found:
+                base, linear = against[key]
+                _, b_cpu, b_mb = found[base][stage]
+                ratio = f"{cpu / b_cpu:.1f}x, {mb / max(b_mb, 1):.1f}x ({linear}x)"
+            over = " OVER 30 s" if key == "size" and stage != "oof" and wall > 30 else ""
+            print(f"| {title} | {stage} | {wall:.1f}{over} | {cpu:.1f} | {mb:.0f} | {ratio} |")
 
 
 def parts(run_dirs, held_dirs, tune_path: Path) -> list[tuple[str, float, float]]:
@@ -415,9 +526,29 @@ def main() -> int:
     ap.add_argument(
         "--old-stages", action="store_true", help="also time each stage on the old code"
     )
+    ap.add_argument(
+        "--scale",
+        action="store_true",
+        help="time and peak memory of oof, tune (with kNN members) and submit at FathomNet's "
+        "size, with 2x the members and with --rows-factor x the eval rows",
+    )
+    ap.add_argument("--rows-factor", type=int, default=10, help="--scale: eval rows x this")
+    ap.add_argument(
+        "--scenarios",
+        nargs="+",
+        default=["size", "members", "rows1", "rows"],
+        help="--scale: which of size, members, rows1, rows to run (default all)",
+    )
     args = ap.parse_args()
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench_post-"))
+    if args.scale:
+        try:
+            scale(work, args)
+        finally:
+            if not args.keep:
+                shutil.rmtree(work, ignore_errors=True)
+        return 0
     try:
         t, (comp, run_dirs, held_dirs) = timed(
             build, work, args.n_train, args.n_eval, args.n_holdout

@@ -3,7 +3,7 @@ multi-label demo (`fathom demo`) once per training seed, on the same synthetic c
 folds, and print each member's and the ensemble's CV and eval MAP@20, the ensemble's gain over
 its best member on CV, and the spread (half the range) of each across seeds.
 
-    python scripts/demo_seeds.py                       # seeds 42 (the demo's), 1, 2: ~12 min
+    python scripts/demo_seeds.py                       # seeds 42 (the demo's), 1, 2: ~8 min
     python scripts/demo_seeds.py --seeds 42 1 2 3 --workdir demo-seeds
 
 The training seed changes the models' initial weights and batch order, not the data or the
