@@ -8,6 +8,7 @@ disk, a read-only folder) leaves the old file as it was and says which path and 
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import tempfile
@@ -138,6 +139,15 @@ def plain_name(name: str, what: str = "name") -> str:
             f"{what} {name!r} must be a plain name (no '/', no leading '.'), not a path"
         )
     return name
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """The file's SHA-256 hex digest, read in chunks (checkpoints are hundreds of MB)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def read_json(path: str | os.PathLike, missing: str = "no such file") -> Any:

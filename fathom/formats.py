@@ -167,9 +167,9 @@ def make_frame(layout: Layout, ids: Sequence[str], scores, probs, tuning: dict) 
             cut = np.array([thr["per_category"][str(j)] for j in range(len(names))])
         else:
             cut = np.full(len(names), thr["global"])
-        from fathom.metrics import sets_at
+        from fathom.metrics import predict_sets
 
-        pred = sets_at(probs, cut)
+        pred = predict_sets(probs, cut)
         labels = [" ".join(names[np.flatnonzero(row)]) for row in pred]
         return pd.DataFrame({id_col: list(ids), cols[1]: labels})
     new = tuning["format"].get("new")

@@ -7,7 +7,6 @@ its estimated sAUC, the CV MAP@20 and the time it was written.
 
 from __future__ import annotations
 
-import hashlib
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,12 +17,7 @@ from fathom.osd import osd_estimate
 REQUIRED = ("name", "created_utc", "csv", "experiments", "ensemble", "thresholds", "osd", "cv")
 
 
-def sha256(path: str | Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+sha256 = fileio.sha256_file
 
 
 def osd_summary(tuning: dict, scorer: str | None) -> dict:

@@ -368,17 +368,25 @@ def macro_f1_matrix(probs: np.ndarray, targets: np.ndarray) -> float:
 F1_GRID = np.linspace(0.05, 0.95, 19)
 
 
-def sets_at(probs: np.ndarray, threshold) -> np.ndarray:
-    """(N, C) bool: classes at or above their threshold; a row with none gets its top class
-    (the rule `fathom.tune.predict_sets` fits thresholds under, so the two agree)."""
+def predict_sets(
+    probs: np.ndarray, thresholds: np.ndarray | float, at_least_one: bool = True
+) -> np.ndarray:
+    """Boolean (N, C): a category is predicted when its probability reaches its threshold.
+
+    With `at_least_one`, an image with nothing above threshold gets its top category (every
+    FathomNet image holds an organism; a set metric's submission names a class per row), the
+    rule `fathom tune` fits thresholds under and submissions apply.
+    """
     probs = np.asarray(probs)
-    pred = probs >= np.asarray(threshold)
-    empty = np.flatnonzero(~pred.any(axis=1))
-    pred[empty, probs[empty].argmax(axis=1)] = True
+    pred = probs >= np.asarray(thresholds)
+    if at_least_one:
+        empty = ~pred.any(axis=1)
+        pred[np.flatnonzero(empty), probs[empty].argmax(axis=1)] = True
     return pred
 
 
-def sample_f1_matrix(pred: np.ndarray, targets: np.ndarray) -> float:
+def sample_f1(pred: np.ndarray, targets: np.ndarray) -> float:
+    """Mean over images of 2|P & T| / (|P| + |T|) (sklearn's average='samples'; 0/0 counts 0)."""
     t = np.asarray(targets) > 0
     tp = (pred & t).sum(axis=1)
     denom = pred.sum(axis=1) + t.sum(axis=1)
@@ -388,7 +396,7 @@ def sample_f1_matrix(pred: np.ndarray, targets: np.ndarray) -> float:
 def best_threshold_f1_matrix(probs: np.ndarray, targets: np.ndarray) -> float:
     """Mean F1 of label sets at the best threshold of a coarse grid: what an ensemble of
     probabilities is worth to a set metric once its threshold is tuned (as `fathom tune` does)."""
-    return max(sample_f1_matrix(sets_at(probs, t), targets) for t in F1_GRID)
+    return max(sample_f1(predict_sets(probs, t), targets) for t in F1_GRID)
 
 
 NEW = -1  # the new token's column in a ranked list's class ids

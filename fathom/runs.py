@@ -181,14 +181,7 @@ def check_finite(arrays: dict[str, np.ndarray], path) -> None:
         )
 
 
-def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+file_sha256 = fileio.sha256_file  # oof.npz stitches are checked by their folds' hashes
 
 
 def stitch_oof(folds: dict[int, dict]) -> dict[str, np.ndarray]:

@@ -31,7 +31,15 @@ from fathom.data.coco import label_matrix
 from fathom.ensemble import fold_held_out, tune_ensemble, weighted_mean
 from fathom.errors import FathomError
 from fathom.knn import tune_knn
-from fathom.metrics import accuracy_matrix, map_at_k_matrix, matrix_metric, metric_label, sauc
+from fathom.metrics import (  # predict_sets, sample_f1: the set rule tune fits and submit applies
+    accuracy_matrix,
+    map_at_k_matrix,
+    matrix_metric,
+    metric_label,
+    predict_sets,
+    sample_f1,
+    sauc,
+)
 from fathom.prior import fold_prior
 from fathom.runs import align_rows, check_categories, check_feature_width, open_run
 
@@ -43,30 +51,6 @@ METRIC_NAMES = {"map20": "MAP@20", "accuracy": "accuracy"}
 
 
 # --- label sets: thresholds that maximise the per-image F1 of the predicted sets
-
-
-def predict_sets(
-    probs: np.ndarray, thresholds: np.ndarray | float, at_least_one: bool = True
-) -> np.ndarray:
-    """Boolean (N, C): a category is predicted when its probability reaches its threshold.
-
-    With `at_least_one`, an image with nothing above threshold gets its top category: every
-    image in this competition holds at least one organism.
-    """
-    probs = np.asarray(probs)
-    pred = probs >= np.asarray(thresholds)
-    if at_least_one:
-        empty = ~pred.any(axis=1)
-        pred[np.flatnonzero(empty), probs[empty].argmax(axis=1)] = True
-    return pred
-
-
-def sample_f1(pred: np.ndarray, targets: np.ndarray) -> float:
-    """Mean over images of 2|P & T| / (|P| + |T|) (sklearn's average='samples'; 0/0 counts 0)."""
-    t = np.asarray(targets) > 0
-    tp = (pred & t).sum(axis=1)
-    denom = pred.sum(axis=1) + t.sum(axis=1)
-    return float(np.mean(np.where(denom > 0, 2.0 * tp / np.maximum(denom, 1), 0.0)))
 
 
 def threshold_grid(n: int = 60) -> np.ndarray:

@@ -19,7 +19,6 @@ either `runs/` or `runs.zip` (fathom.kaggle.kernel_template).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -164,14 +163,6 @@ def clear_last_staging(out: Path) -> None:
     manifest.unlink()
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def stage(
     runs: list[Path],
     dataset: str,
@@ -251,7 +242,7 @@ def stage(
             {
                 "path": rel.as_posix(),
                 "bytes": (out / rel).stat().st_size,
-                "sha256": _sha256(out / rel),
+                "sha256": fileio.sha256_file(out / rel),
             }
             for _, rel in placed
         ],
