@@ -112,3 +112,19 @@ def make_run(root, comp_dir, name, quality=0.8, seed=0, holdout=(), n_folds=3, d
         )
         fileio.write_csv(root / f"fold{k}" / "history.csv", hist)
     return root
+
+
+def three_runs(root) -> dict:
+    """A small competition with a good run, a weak one, and a run whose model never saw 20
+    mid-frequency categories (the held-out-category run `fathom tune --holdout` reads)."""
+    import json
+
+    comp = small_competition(root)
+    train = pd.read_csv(comp / "multilabel_classification" / "train.csv")
+    counts = pd.Series([c for s in train["categories"] for c in json.loads(s)]).value_counts()
+    holdout = tuple(int(c) for c in counts.index[5:25])
+    runs = root / "runs"
+    good = make_run(runs, comp, "good", quality=0.45, seed=1)
+    weak = make_run(runs, comp, "weak", quality=0.2, seed=2)
+    held = make_run(runs, comp, "held", quality=0.45, seed=3, holdout=holdout)
+    return {"root": root, "comp": comp, "good": good, "weak": weak, "held": held}

@@ -4,7 +4,7 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-from _fake_runs import make_run, small_competition
+from _fake_runs import three_runs
 
 from fathom.cli import main
 from fathom.report import per_category_ap, supercategory_confusions, worst_mistakes
@@ -56,17 +56,10 @@ def cli(*args):
 def world(tmp_path_factory):
     """A small synthetic competition, two runs, a held-out-category run and their tuning."""
     root = tmp_path_factory.mktemp("report")
-    comp = small_competition(root)
-    train = pd.read_csv(comp / "multilabel_classification" / "train.csv")
-    counts = pd.Series([c for s in train["categories"] for c in json.loads(s)]).value_counts()
-    holdout = tuple(int(c) for c in counts.index[5:25])
-    runs = root / "runs"
-    good = make_run(runs, comp, "good", quality=0.45, seed=1)
-    weak = make_run(runs, comp, "weak", quality=0.2, seed=2)
-    held = make_run(runs, comp, "held", quality=0.45, seed=3, holdout=holdout)
+    world = three_runs(root)
     tune = root / "tune.json"
-    assert cli("tune", good, weak, "--holdout", held, "--out", tune) == 0
-    return {"root": root, "comp": comp, "good": good, "weak": weak, "tune": tune}
+    assert cli("tune", world["good"], world["weak"], "--holdout", world["held"], "--out", tune) == 0
+    return {**world, "tune": tune}
 
 
 def _sections(page: str) -> list[str]:

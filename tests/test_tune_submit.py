@@ -6,7 +6,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
-from _fake_runs import make_run, small_competition  # noqa: E402
+from _fake_runs import three_runs  # noqa: E402
 
 from fathom.cli import main  # noqa: E402
 from fathom.manifest import read_manifest, sha256  # noqa: E402
@@ -28,15 +28,7 @@ def cli(*args):
 def world(tmp_path_factory):
     """A small synthetic competition with two experiment runs and one held-out-category run."""
     root = tmp_path_factory.mktemp("tune")
-    comp = small_competition(root)
-    train = pd.read_csv(comp / "multilabel_classification" / "train.csv")
-    counts = pd.Series([c for s in train["categories"] for c in json.loads(s)]).value_counts()
-    holdout = tuple(int(c) for c in counts.index[5:25])
-    runs = root / "runs"
-    good = make_run(runs, comp, "good", quality=0.45, seed=1)
-    weak = make_run(runs, comp, "weak", quality=0.2, seed=2)
-    held = make_run(runs, comp, "held", quality=0.45, seed=3, holdout=holdout)
-    return {"root": root, "comp": comp, "good": good, "weak": weak, "held": held}
+    return three_runs(root)
 
 
 def test_tune_then_submit_writes_a_valid_scored_submission(world, tmp_path, capsys):
