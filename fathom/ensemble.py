@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import rankdata
 
-from fathom.metrics import map_at_k_matrix
+from fathom.metrics import TrueLabels, map_at_k_matrix
 
 Metric = Callable[[np.ndarray, np.ndarray], float]
 
@@ -78,6 +78,8 @@ def fit_weights(
         return w
     # float64 once, not in each of the hundreds of `weighted_mean` calls below (same values)
     prob_list = [np.asarray(p, dtype=np.float64) for p in prob_list]
+    if metric is map_at_k_matrix:  # the true labels found once for the hundreds of calls below
+        targets = TrueLabels(targets)
     best = metric(weighted_mean(prob_list, w), targets)
     shares = np.round(np.arange(0.0, 1.0 + step / 2, step), 10)
     for _ in range(passes):
