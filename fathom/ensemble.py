@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import rankdata
 
-from fathom.metrics import map_at_k_matrix
+from fathom.metrics import TrueLabels, map_at_k_matrix
 
 Metric = Callable[[np.ndarray, np.ndarray], float]
 
@@ -78,8 +78,11 @@ def fit_weights(
         return w
     # float64 once, not in each of the hundreds of `weighted_mean` calls below (same values)
     prob_list = [np.asarray(p, dtype=np.float64) for p in prob_list]
+    if metric is map_at_k_matrix:  # the true labels found once for the hundreds of calls below
+        targets = TrueLabels(targets)
     best = metric(weighted_mean(prob_list, w), targets)
     shares = np.round(np.arange(0.0, 1.0 + step / 2, step), 10)
+    blend, part = np.empty_like(prob_list[0]), np.empty_like(prob_list[0])
     for _ in range(passes):
         moved = False
         for i in range(m):
@@ -90,7 +93,12 @@ def fit_weights(
             others = weighted_mean([p for j, p in enumerate(prob_list) if j != i], rest)
             for share in shares:
                 cand = np.insert(rest * (1.0 - share), i, share)
-                score = metric((1.0 - share) * others + share * prob_list[i], targets)
+                # (1 - share) * others + share * p_i into buffers made once: a fresh matrix
+                # per share tried is page-faulted in anew each time (same values to the bit)
+                np.multiply(others, 1.0 - share, out=blend)
+                np.multiply(prob_list[i], share, out=part)
+                blend += part
+                score = metric(blend, targets)
                 if score > best + 1e-12:
                     best, w, moved = score, cand, True
         if not moved:

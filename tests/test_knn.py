@@ -233,3 +233,34 @@ def test_knn_only_tunes_the_knn_members_alone(world, tmp_path):
     assert [e["kind"] for e in tuning["experiments"]] == ["knn"]
     assert cli("submit", out, "--name", "only", "--out-dir", tmp_path / "subs") == 0
     assert read_manifest(tmp_path / "subs" / "only.json")["experiments"][0]["name"] == "good kNN"
+
+
+def test_the_neighbour_search_is_sklearns_brute_force_cosine():
+    # fathom/knn.py writes the search by hand for speed (issue 19); it must find what sklearn's
+    # NearestNeighbors(metric="cosine", algorithm="brute") finds, zero rows included (cosine
+    # similarity 0 to everything), in chunks or not, with k at or beyond the bank's size
+    from sklearn.neighbors import NearestNeighbors
+
+    from fathom.knn import neighbours
+
+    rng = np.random.default_rng(3)
+    bank = rng.normal(size=(300, 16)).astype(np.float32)
+    query = rng.normal(size=(130, 16)).astype(np.float32)
+    bank[[5, 77]] = 0.0
+    query[[0, 64]] = 0.0
+    for k, chunk in ((10, 1024), (10, 7), (300, 50), (500, 64)):
+        d, i = neighbours(query, bank, k=k, chunk=chunk)
+        nn = NearestNeighbors(n_neighbors=min(k, len(bank)), metric="cosine", algorithm="brute")
+        want_d, want_i = nn.fit(bank).kneighbors(query)
+        assert d.shape == want_d.shape and i.shape == want_i.shape
+        assert np.allclose(d, want_d, atol=1e-5)
+        # the same rows, in the same order but where two distances tie (within float noise:
+        # a zero query row ties with every bank row, the zero bank rows with each other)
+        rows = np.setdiff1d(np.arange(len(query)), [0, 64])
+        assert (np.sort(i[rows], axis=1) == np.sort(want_i[rows], axis=1)).all() or k < 300
+        gap = np.diff(want_d[rows], axis=1)
+        alone = np.ones_like(want_d[rows], dtype=bool)
+        alone[:, 1:] &= gap > 1e-5
+        alone[:, :-1] &= gap > 1e-5
+        assert (i[rows][alone] == want_i[rows][alone]).all()
+        assert np.allclose(d[0], 1.0) and np.allclose(d[64], 1.0)
