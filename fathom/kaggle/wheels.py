@@ -5,8 +5,9 @@ with `--no-deps`: whatever fathom imports must already be there, at a version fa
 with. From fathom's import graph, the packages a kernel's commands (predict, submit, train,
 prior) reach are:
 
-- torch, torchvision, numpy, pandas, scikit-learn, pillow, matplotlib, tqdm, PyYAML and
-  safetensors: on the image, and binary (compiled for one Python and platform) except tqdm.
+- torch, torchvision, numpy, pandas, scikit-learn (and its threadpoolctl), pillow, matplotlib,
+  tqdm, PyYAML and safetensors: on the image, and binary (compiled for one Python and
+  platform) except tqdm and threadpoolctl.
   A kernel never replaces them: a second torch or numpy beside the image's breaks every
   package built against the image's, and safetensors is a Rust extension, not `py3-none-any`.
 - timm and huggingface_hub: pure Python, on the image, at whatever version the image's month
