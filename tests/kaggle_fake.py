@@ -6,6 +6,7 @@ Each call is appended to `calls` as (method, {argument: value}); the files Kaggl
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import zipfile
 from pathlib import Path
@@ -168,3 +169,13 @@ class FakeKaggleApi:
         out = Path(path) / "submission.csv"
         out.write_text("id,categories,osd\n")
         return [str(out)], ""
+
+
+def kernel_template():
+    """fathom/kaggle/kernel_template.py loaded as the kernel runs it: a standalone script, not
+    through the fathom package (a kernel has no fathom until the script installs it)."""
+    path = Path(__file__).resolve().parents[1] / "fathom" / "kaggle" / "kernel_template.py"
+    spec = importlib.util.spec_from_file_location("kernel_template", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

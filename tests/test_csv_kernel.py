@@ -3,9 +3,10 @@ its sample_submission.csv and reads its own image folders in place (no images vi
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 from pathlib import Path
+
+from kaggle_fake import kernel_template
 
 from fathom.data import open_dataset
 from fathom.synth import write_synthetic
@@ -13,17 +14,8 @@ from fathom.synth import write_synthetic
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _template():
-    spec = importlib.util.spec_from_file_location(
-        "kernel_template", ROOT / "fathom" / "kaggle" / "kernel_template.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_kernel_paths_find_a_csv_competition_and_read_it_in_place(tmp_path):
-    tpl = _template()
+    tpl = kernel_template()
     comp = tmp_path / "comp"
     write_synthetic(comp, "csv", progress=False, format="ranked", n_train=60, n_eval=20)
     inp = tmp_path / "input"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from kaggle_fake import FakeKaggleApi, http_error
+from kaggle_fake import FakeKaggleApi, http_error, kernel_template
 
 from fathom.cli import main
 from fathom.errors import FathomError
@@ -643,7 +643,7 @@ def test_wheel_holds_the_package(wheel_dir):
     )
     assert not any("__pycache__" in n for n in names)
     # the floors a kernel compares Kaggle's image against travel in the wheel's metadata
-    floors = _template().declared_floors(wheel)
+    floors = kernel_template().declared_floors(wheel)
     assert floors["timm"] == "1.0.12" and floors["torch"] == "2.4" and floors["numpy"] == "2.0"
 
 
@@ -892,21 +892,12 @@ def test_prior_kernel_runs_here_offline_and_writes_a_valid_submission(tmp_path, 
     assert sorted(p.name for p in (tmp_path / "working").iterdir()) == ["submission.csv"]
 
 
-def _template():
-    spec = importlib.util.spec_from_file_location(
-        "kernel_template", ROOT / "fathom" / "kaggle" / "kernel_template.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_paths_resolve_in_kaggles_newer_layout_and_images_from_another_dataset(tmp_path, comp):
     import shutil
 
     from fathom.data.coco import open_competition, read_split
 
-    tpl = _template()
+    tpl = kernel_template()
     inp = tmp_path / "input"
     shutil.copytree(
         comp, inp / "competitions" / SLUG, ignore=shutil.ignore_patterns("hidden", "images")
@@ -939,7 +930,7 @@ def test_paths_resolve_in_kaggles_newer_layout_and_images_from_another_dataset(t
 def test_runs_uploaded_as_a_zip_are_unpacked(tmp_path):
     import shutil
 
-    tpl = _template()
+    tpl = kernel_template()
     run = fake_run(tmp_path / "src" / "runs", "r18")
     weights = tmp_path / "weights"
     weights.mkdir()
@@ -951,7 +942,7 @@ def test_runs_uploaded_as_a_zip_are_unpacked(tmp_path):
 
 
 def test_tuning_file_is_pointed_at_the_kernels_folders_and_outputs_kept(tmp_path):
-    tpl = _template()
+    tpl = kernel_template()
     weights = tmp_path / "weights"
     weights.mkdir()
     tuning = {

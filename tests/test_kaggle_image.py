@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 from engine_fixtures import one_thread, tiny_comp, tiny_config  # noqa: F401
+from kaggle_fake import kernel_template
 
 from fathom.config import TrainConfig
 from fathom.engine import losses, pretrained
@@ -135,17 +136,6 @@ def test_a_long_hub_error_is_shortened_at_a_word_boundary():
 # --- the dependency wheels a kernel brings -------------------------------------------------
 
 
-def _template():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(
-        "kernel_template", ROOT / "fathom" / "kaggle" / "kernel_template.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _fathom_wheel(folder: Path, requires: list[str]) -> Path:
     import zipfile
 
@@ -158,7 +148,7 @@ def _fathom_wheel(folder: Path, requires: list[str]) -> Path:
 
 
 def test_a_kernel_installs_what_the_image_lacks_or_has_too_old_and_never_torch(tmp_path, capsys):
-    tpl = _template()
+    tpl = kernel_template()
     weights = tmp_path / "weights"
     weights.mkdir()
     fathom_wheel = _fathom_wheel(

@@ -4,7 +4,6 @@ climbs out of its folder; and `kernel build` never replaces a kernel folder unas
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -13,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from kaggle_fake import kernel_template
 
 from fathom.cli import main
 from fathom.errors import FathomError
@@ -20,13 +20,6 @@ from fathom.kaggle import kernels
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "fathom" / "kaggle" / "kernel_template.py"
-
-
-def _template():
-    spec = importlib.util.spec_from_file_location("kernel_template", TEMPLATE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_a_failed_step_ends_the_kernel_in_one_line_with_its_exit_status(tmp_path):
@@ -43,7 +36,7 @@ def test_a_failed_step_ends_the_kernel_in_one_line_with_its_exit_status(tmp_path
     assert result.stderr.strip().splitlines() == [
         "fathom kernel: step `fathom predict` failed with exit status 3"
     ]
-    _template().run_step("ok", [sys.executable, "-c", "pass"])  # success says nothing
+    kernel_template().run_step("ok", [sys.executable, "-c", "pass"])  # success says nothing
 
 
 def _zip_runs(src_parent: Path, weights: Path) -> None:
@@ -52,7 +45,7 @@ def _zip_runs(src_parent: Path, weights: Path) -> None:
 
 
 def test_a_changed_dataset_is_unpacked_again_not_shadowed_by_the_last_unpack(tmp_path):
-    tpl = _template()
+    tpl = kernel_template()
     src = tmp_path / "src"
     (src / "r18" / "fold0").mkdir(parents=True)
     (src / "r18" / "fold0" / "best.pt").write_bytes(b"first")
@@ -71,7 +64,7 @@ def test_a_changed_dataset_is_unpacked_again_not_shadowed_by_the_last_unpack(tmp
 
 
 def test_an_unfinished_unpack_is_redone(tmp_path):
-    tpl = _template()
+    tpl = kernel_template()
     src = tmp_path / "src"
     (src / "r18").mkdir(parents=True)
     (src / "r18" / "config.json").write_text("{}")
@@ -91,14 +84,14 @@ def test_an_unfinished_unpack_is_redone(tmp_path):
     ],
 )
 def test_a_step_path_that_climbs_out_of_its_folder_is_refused(arg):
-    tpl = _template()
+    tpl = kernel_template()
     with pytest.raises(SystemExit, match="is not a path inside"):
         tpl.check_step_paths(["train", arg])
     tpl.check_step_paths(["train", "{weights}/configs/effb0.toml", "folds={folds}/a.csv"])
 
 
 def test_a_tuning_member_name_that_climbs_out_is_refused(tmp_path):
-    tpl = _template()
+    tpl = kernel_template()
     (tmp_path / "tune.json").write_text(
         json.dumps({"experiments": [{"name": "../../etc", "path": "/x", "kind": "run"}]})
     )
@@ -161,7 +154,7 @@ def test_kernel_build_of_several_folds_writes_none_when_one_folder_exists(tmp_pa
 
 
 def test_keeping_an_output_replaces_a_planted_link_instead_of_writing_through_it(tmp_path):
-    tpl = _template()
+    tpl = kernel_template()
     (tmp_path / "made.csv").write_text("id,categories,osd\n")
     victim = tmp_path / "elsewhere.txt"
     victim.write_text("precious")
@@ -176,7 +169,7 @@ def test_keeping_an_output_replaces_a_planted_link_instead_of_writing_through_it
 
 
 def test_a_predict_kernel_spreads_its_runs_over_both_gpus(tmp_path, capsys):
-    tpl = _template()
+    tpl = kernel_template()
     (tmp_path / "gpus.txt").write_text("2\n")
     gpus = tpl.visible_gpus(tmp_path, environ={})
     assert gpus == ["0", "1"]
