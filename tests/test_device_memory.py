@@ -71,14 +71,7 @@ def test_crops_that_would_not_fit_beside_the_training_cache_send_both_to_the_loa
     train_bytes = len(data.train) * 16 * 16 * 3
     # the training cache alone fits; with the crops it does not
     monkeypatch.setattr(loader, "device_budget", lambda device: train_bytes + 1)
-    held = []
-    real = ImageSource.__init__
-
-    def spy(self, path, device, on_device, num_workers=0):
-        held.append((path.name.split("-")[1], on_device))
-        real(self, path, device, on_device, num_workers)
-
-    monkeypatch.setattr(ImageSource, "__init__", spy)
+    held = _record_image_sources(monkeypatch)
     train_module.train_fold(cfg, data, tmp_path / "runs", 0, progress=False)
     assert ("train", False) in held and ("crops", False) in held
     assert not any(on for _, on in held)
@@ -87,9 +80,8 @@ def test_crops_that_would_not_fit_beside_the_training_cache_send_both_to_the_loa
     assert "DataLoader reads them from the cache files" in out
 
 
-def test_a_fold_whose_images_fit_holds_them_all(tiny_comp, tmp_path, monkeypatch, capsys):
-    cfg = tiny_config(tiny_comp, tmp_path, crop_rate=0.5, epochs=1, data_on_device="auto")
-    monkeypatch.setattr(loader, "device_budget", lambda device: 10**9)
+def _record_image_sources(monkeypatch) -> list[tuple[str, bool]]:
+    """(cache kind, held on the device) of every ImageSource a fold opens, in order."""
     held = []
     real = ImageSource.__init__
 
@@ -98,6 +90,13 @@ def test_a_fold_whose_images_fit_holds_them_all(tiny_comp, tmp_path, monkeypatch
         real(self, path, device, on_device, num_workers)
 
     monkeypatch.setattr(ImageSource, "__init__", spy)
+    return held
+
+
+def test_a_fold_whose_images_fit_holds_them_all(tiny_comp, tmp_path, monkeypatch, capsys):
+    cfg = tiny_config(tiny_comp, tmp_path, crop_rate=0.5, epochs=1, data_on_device="auto")
+    monkeypatch.setattr(loader, "device_budget", lambda device: 10**9)
+    held = _record_image_sources(monkeypatch)
     train_module.train_fold(cfg, read_data(cfg), tmp_path / "runs", 0, progress=False)
     assert ("train", True) in held and ("crops", True) in held
     assert "DataLoader" not in capsys.readouterr().out

@@ -143,7 +143,8 @@ def test_a_one_epoch_loss_panel_draws_points(monkeypatch, tmp_path):
     assert len(lines) == 2 and all(line.get_marker() not in (None, "", "None") for line in lines)
 
 
-def test_a_folder_dataset_report_speaks_of_classes_not_supercategories(tmp_path, run_cli):
+def _fish_run(tmp_path):
+    """A three-class folder dataset (train/val/test) and one trained-looking run on it."""
     from folder_fixtures import make_dataset
     from test_folder_flow import _run as folder_run
 
@@ -156,7 +157,11 @@ def test_a_folder_dataset_report_speaks_of_classes_not_supercategories(tmp_path,
             "test": {c: 1 for c in classes},
         },
     )
-    good = folder_run(tmp_path / "runs", fish, "good", 0.3, 0)
+    return folder_run(tmp_path / "runs", fish, "good", 0.3, 0)
+
+
+def test_a_folder_dataset_report_speaks_of_classes_not_supercategories(tmp_path, run_cli):
+    good = _fish_run(tmp_path)
     assert run_cli("oof", good)[0] == 0
     code, _, err = run_cli("report", good, "--out", tmp_path / "report")
     assert code == 0, err
@@ -182,19 +187,7 @@ def test_report_says_when_the_chosen_scorer_has_no_simulated_scores(world, tmp_p
 
 
 def test_a_folder_report_scores_folds_and_summary_by_accuracy(tmp_path, run_cli):
-    from folder_fixtures import make_dataset
-    from test_folder_flow import _run as folder_run
-
-    classes = ("carp", "perch", "tilapia")
-    fish = make_dataset(
-        tmp_path / "fish",
-        {
-            "train": {"carp": 6, "perch": 3, "tilapia": 2},
-            "val": {c: 2 for c in classes},
-            "test": {c: 1 for c in classes},
-        },
-    )
-    run = folder_run(tmp_path / "runs", fish, "good", 0.3, 0)
+    run = _fish_run(tmp_path)
     assert run_cli("oof", run)[0] == 0
     cv = json.loads((run / "cv.json").read_text())
     assert run_cli("report", run, "--out", tmp_path / "report")[0] == 0
