@@ -175,7 +175,6 @@ def _load_png_vips(vips, path: str, size: int, crop: tuple[float, ...] | None) -
                 f"{path}: image too large to decode safely (its header claims more than "
                 f"{2 * limit:,} pixels; corrupt or not a photo?)"
             )
-        img = img[:3] if img.bands >= 3 else img[0]  # PIL's convert("RGB") drops alpha too
         if crop is not None:
             x0, y0, x1, y1 = region_pixels(crop, img.width, img.height)
             img = img.crop(x0, y0, x1 - x0, y1 - y0)
@@ -184,6 +183,10 @@ def _load_png_vips(vips, path: str, size: int, crop: tuple[float, ...] | None) -
         shrink = size <= img.width and size <= img.height
         if shrink:  # linear: the closest to PIL's bilinear + reducing_gap, and as fast
             img = img.resize(size / img.width, vscale=size / img.height, kernel="linear")
+        # alpha dropped as PIL's convert("RGB") does; after the shrink, which resize does not
+        # weigh by alpha, so that the full-size frame is not copied once more
+        if img.bands in (2, 4):
+            img = img[: img.bands - 1]
         if img.format != "uchar":  # a 16-bit PNG
             img = (img / 257).rint().cast("uchar")
         if img.bands == 1:
