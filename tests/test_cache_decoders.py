@@ -71,6 +71,8 @@ def test_a_png_decodes_through_libvips_at_the_cache_geometry(tmp_path, vips_spy)
         assert diff.max() <= 24  # the same picture: no shift, no colour swap
     assert vips_spy == [path, path]
     assert cache.png_decoder() == "pyvips"
+    # one libvips thread per process (the cache runs a process per core), no operation cache
+    assert cache._vips.concurrency_get() == 1 and cache._vips.cache_get_max() == 0
 
 
 def _modes(rgb):
