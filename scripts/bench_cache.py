@@ -2,10 +2,10 @@
 PyPI offers, on 1920x1080 PNG and JPEG frames this script draws.
 
     python scripts/bench_cache.py                          # the decoders installed here
-    python scripts/bench_cache.py --size 256 64 --frames 12
-    /tmp/benchvenv/bin/python scripts/bench_cache.py       # a venv with the optional ones:
-        # python3 -m venv /tmp/benchvenv && /tmp/benchvenv/bin/pip install torch torchvision \
-        #     pillow numpy pandas tqdm opencv-python-headless pyvips pyvips-binary
+    python scripts/bench_cache.py --size 256 64 --frames 12 --repeat 5
+    # OpenCV, the one decoder fathom's requirements lack, from a folder of its own:
+    pip install --target /tmp/benchextra opencv-python-headless
+    PYTHONPATH=.:/tmp/benchextra python scripts/bench_cache.py
 
 Decoders (a decoder whose package is not installed is skipped, and said so):
 - fathom-pil: the cache's PIL path (what it did for every format before libvips, and still does
