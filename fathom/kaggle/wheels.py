@@ -15,6 +15,10 @@ prior) reach are:
   hub's cache layout);
 - iterative-stratification: pure Python and absent from the image (only `fathom folds` imports
   it, so a kernel does not need it; it ships so that a kernel can make folds all the same).
+- pyvips + pyvips-binary (the cache's PNG decoder): not shipped. pyvips 3.x is only an sdist on
+  PyPI (its last wheel is 2.1.0, years older than pyvips-binary), and pyvips-binary
+  is a platform wheel (cp37-abi3-manylinux_2_28_x86_64), so neither fits the `py3-none-any`
+  download below; a kernel's cache decodes PNGs with PIL instead (fathom.data.cache falls back).
 
 So `upload-weights` ships those three as `py3-none-any` wheels, at the versions installed here
 (the versions fathom is tested with), fetched once into a cache by `pip download
