@@ -69,6 +69,14 @@ def fit_global_threshold(
     return float(grid[int(np.argmax(scores))])
 
 
+def _row_f1(tp: np.ndarray, n_pred: np.ndarray, n_true: np.ndarray, top_hit: np.ndarray):
+    """Each image's F1 from its counts of true and of predicted labels; an image with none
+    predicted gets its top category (the at-least-one rule of `predict_sets`)."""
+    return np.where(
+        n_pred > 0, 2.0 * tp / np.maximum(n_pred + n_true, 1), 2.0 * top_hit / (1 + n_true)
+    )
+
+
 def fit_category_thresholds(
     probs: np.ndarray,
     targets: np.ndarray,
@@ -81,9 +89,13 @@ def fit_category_thresholds(
 
     A category with fewer than `min_positives` positive rows keeps `start`: a threshold fitted
     to one or two images is noise. Each move changes one column, so the F1 of every image is
-    updated from its running counts instead of being recomputed (fast enough for 290 x 60).
+    updated from its running counts instead of being recomputed. Each image has one F1 with
+    the category predicted and one without, so a threshold only picks between the two per
+    image; and the thresholds of the grid that predict the same images (most of them, for a
+    rare category) are scored once (issue 19). Each score is the mean of the same per-image
+    F1 vector as when every threshold was scored in full, so the choices are the same.
     """
-    grid = threshold_grid() if grid is None else grid
+    grid = threshold_grid() if grid is None else np.asarray(grid, dtype=np.float64)
     probs = np.asarray(probs, dtype=np.float64)
     t = np.asarray(targets) > 0
     thr = np.full(probs.shape[1], float(start))
@@ -91,31 +103,31 @@ def fit_category_thresholds(
     top = probs.argmax(axis=1)
     top_hit = t[np.arange(len(t)), top]
     positives = t.sum(axis=0)
+    fitted = np.flatnonzero(positives >= min_positives)
+    # NaN sorts last: it counts as reaching every threshold here, the same for all of them,
+    # so equal counts still mean equal sets of predicted images
+    ranked = np.sort(probs[:, fitted], axis=0)
     for _ in range(passes):
         raw = probs >= thr  # before the at-least-one rule
         tp_all = (raw & t).sum(axis=1)
         np_all = raw.sum(axis=1)
-        for c in np.flatnonzero(positives >= min_positives):
+        for c, column in zip(fitted, ranked.T, strict=True):
             tp_wo = tp_all - (raw[:, c] & t[:, c])
             np_wo = np_all - raw[:, c]
-            cand = probs[:, c][None, :] >= grid[:, None]  # (G, N)
-            tp = tp_wo[None, :] + (cand & t[:, c][None, :])
-            npred = np_wo[None, :] + cand
-            f1 = np.where(
-                npred > 0, 2.0 * tp / np.maximum(npred + n_true, 1), 2.0 * top_hit / (1 + n_true)
-            )
-            score = f1.mean(axis=1)
+            f1_with = _row_f1(tp_wo + t[:, c], np_wo + 1, n_true, top_hit)
+            f1_without = _row_f1(tp_wo, np_wo, n_true, top_hit)
+            reached = len(column) - np.searchsorted(column, grid, side="left")
+            _, first, which = np.unique(reached, return_index=True, return_inverse=True)
+            cand = probs[:, c][None, :] >= grid[first][:, None]  # one row per distinct set
+            score = np.where(cand, f1_with, f1_without).mean(axis=1)[which.reshape(-1)]
             best = int(np.argmax(score))
             # keep the current threshold unless a candidate is strictly better
-            current = np.where(
-                np_all > 0,
-                2.0 * tp_all / np.maximum(np_all + n_true, 1),
-                2.0 * top_hit / (1 + n_true),
-            ).mean()
+            current = _row_f1(tp_all, np_all, n_true, top_hit).mean()
             if score[best] > current + 1e-12:
                 thr[c] = grid[best]
-                raw[:, c] = cand[best]
-                tp_all, np_all = tp[best], npred[best]
+                raw[:, c] = cand[which.reshape(-1)[best]]
+                tp_all = tp_wo + (raw[:, c] & t[:, c])
+                np_all = np_wo + raw[:, c]
     return thr
 
 
