@@ -41,7 +41,13 @@ from fathom.metrics import (  # predict_sets, sample_f1: the set rule tune fits 
     sauc,
 )
 from fathom.prior import fold_prior
-from fathom.runs import align_rows, check_categories, check_feature_width, open_run
+from fathom.runs import (
+    align_rows,
+    check_categories,
+    check_feature_width,
+    check_finite,
+    open_run,
+)
 
 METRICS: dict[str, tuple[str, Callable]] = {
     "multilabel": ("map20", map_at_k_matrix),
@@ -233,6 +239,41 @@ def read_oofs(runs, category_ids) -> list[dict]:
     return oofs
 
 
+def eval_features(run) -> dict[str, np.ndarray]:
+    """The run's eval.npz `fold_features` (and `folds`, where written), checked, and nothing
+    else: the shift test needs no more, and reading every model's probabilities and logits
+    as well was most of its time (issue 19). Empty when the file holds no features. A file
+    that cannot be read gets `Run.eval`'s one-line error."""
+    path = run.path / "eval.npz"
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in ("fold_features", "folds") if k in data.files}
+    except Exception:  # missing or damaged (numpy raises several types): say it as eval does
+        arrays = {k: v for k, v in run.eval().items() if k in ("fold_features", "folds")}
+    if "fold_features" not in arrays:
+        return {}
+    features, folds = arrays["fold_features"], arrays.get("folds")
+    if features.ndim != 3 or not np.issubdtype(features.dtype, np.number):
+        raise FathomError(
+            f"{path}: `fold_features` holds {features.dtype} of shape {features.shape}, "
+            "expected numbers of shape (M, N, ...)"
+        )
+    if folds is not None:  # whole numbers, one per model, as `read_predictions` wants them
+        whole = np.issubdtype(folds.dtype, np.integer) or (
+            np.issubdtype(folds.dtype, np.floating)
+            and np.isfinite(folds).all()
+            and (folds == folds.round()).all()
+        )
+        if folds.ndim != 1 or len(folds) != len(features) or not whole:
+            raise FathomError(
+                f"{path}: `folds` must be {len(features)} whole fold number(s), not "
+                f"{folds.dtype} of shape {folds.shape}"
+            )
+        arrays["folds"] = folds.astype(np.int64)
+    check_finite(arrays, path)
+    return arrays
+
+
 def eval_shift(runs, oofs) -> dict:
     """The label-free shift test: how well a fold model's features tell the eval images from
     that fold's OOF (training) images, as a cross-validated AUC averaged over runs.
@@ -243,7 +284,7 @@ def eval_shift(runs, oofs) -> dict:
     that of one fold model's sets anyway; testing all five took most of `fathom tune`."""
     aucs, n_ref, n_query = [], 0, 0
     for run, oof in zip(runs, oofs, strict=True):
-        ev = run.eval()
+        ev = eval_features(run)
         if "fold_features" not in ev:
             continue
         check_feature_width(run, ev, oof)
