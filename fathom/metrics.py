@@ -234,14 +234,17 @@ def map_at_k_shares(
     n_labels = len(rows)
     o_rows, m_rows = others[rows], member[rows]
     o_own, m_own = o_rows[np.arange(n_labels), cols], m_rows[np.arange(n_labels), cols]
-    ahead = (o_rows > (o_own + margin)[:, None]) & (m_rows > (m_own + margin)[:, None])
-    behind = (o_rows < (o_own - margin)[:, None]) & (m_rows < (m_own - margin)[:, None])
-    unsure = ~(ahead | behind)
-    unsure[np.arange(n_labels), cols] = False  # the label itself
-    n_ahead = np.count_nonzero(ahead, axis=1)
-    unsure[n_ahead >= k] = False  # out of the top k at every share: its rank need not be exact
-    lab, col = np.nonzero(unsure)
-    o_unsure, m_unsure = o_rows[lab, col], m_rows[lab, col]
+    # the columns not clearly behind the label in both (a few per label): only they can be
+    # ahead of it at some share
+    near = (o_rows >= (o_own - margin)[:, None]) | (m_rows >= (m_own - margin)[:, None])
+    near[np.arange(n_labels), cols] = False  # the label itself
+    lab, col = np.nonzero(near)
+    o_near, m_near = o_rows[lab, col], m_rows[lab, col]
+    ahead = (o_near > (o_own + margin)[lab]) & (m_near > (m_own + margin)[lab])
+    n_ahead = np.bincount(lab[ahead], minlength=n_labels)
+    # a label k columns always beat is out of the top k at every share: no exact rank needed
+    unsure = ~ahead & (n_ahead < k)[lab]
+    lab, col, o_unsure, m_unsure = lab[unsure], col[unsure], o_near[unsure], m_near[unsure]
     earlier = col < cols[lab]  # ahead on a tie (a stable sort keeps column order)
     n_slots = int(labels.slot.max()) + 1 if n_labels else 0
     ranks = np.full((n_rows, n_slots), n_cols, dtype=np.int64)
