@@ -153,3 +153,13 @@ def test_the_search_ranks_no_materialised_blend(monkeypatch):
     probs, targets, _ = members(rng, 100, 30)
     fit_weights(probs, targets)
     assert len(calls) == 1
+
+
+def test_shares_of_images_without_labels_score_zero_as_the_full_blend_does():
+    rng = np.random.default_rng(11)
+    others, member = rng.random((6, 5)), rng.random((6, 5))
+    none = np.zeros((6, 5))
+    assert map_at_k_shares(others, member, none, SHARES) == [0.0] * len(SHARES)
+    assert [map_at_k_matrix(blend_shares(others, member, s), none) for s in SHARES] == [0.0] * len(
+        SHARES
+    )
