@@ -108,7 +108,8 @@ class TrueLabels:
     def __init__(self, targets: np.ndarray):
         self.matrix = np.asarray(targets) > 0
         self.n_true = self.matrix.sum(axis=1)
-        self.rows, self.cols = np.nonzero(self.matrix)  # row-major: a row's labels consecutive
+        # row-major: a row's labels consecutive (np.nonzero's order; 2-D nonzero is ~10x slower)
+        self.rows, self.cols = np.divmod(np.flatnonzero(self.matrix), self.matrix.shape[1])
         self.slot = np.arange(len(self.rows)) - np.searchsorted(self.rows, self.rows)
 
 
@@ -238,7 +239,7 @@ def map_at_k_shares(
     # ahead of it at some share
     near = (o_rows >= (o_own - margin)[:, None]) | (m_rows >= (m_own - margin)[:, None])
     near[np.arange(n_labels), cols] = False  # the label itself
-    lab, col = np.nonzero(near)
+    lab, col = np.divmod(np.flatnonzero(near), n_cols)  # np.nonzero(near), faster
     o_near, m_near = o_rows[lab, col], m_rows[lab, col]
     ahead = (o_near > (o_own + margin)[lab]) & (m_near > (m_own + margin)[lab])
     n_ahead = np.bincount(lab[ahead], minlength=n_labels)
