@@ -239,63 +239,116 @@ def read_oofs(runs, category_ids) -> list[dict]:
     return oofs
 
 
-def eval_features(run) -> dict[str, np.ndarray]:
-    """The run's eval.npz `fold_features` (and `folds`, where written), checked, and nothing
-    else: the shift test needs no more, and reading every model's probabilities and logits
-    as well was most of its time (issue 19). Empty when the file holds no features. A file
-    that cannot be read gets `Run.eval`'s one-line error."""
-    path = run.path / "eval.npz"
+def _eval_npz(run, read):
+    """`read(data)` of the run's open eval.npz; a missing or damaged file gets `Run.eval`'s
+    one-line error."""
     try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in ("fold_features", "folds") if k in data.files}
-    except Exception:  # missing or damaged (numpy raises several types): say it as eval does
-        arrays = {k: v for k, v in run.eval().items() if k in ("fold_features", "folds")}
-    if "fold_features" not in arrays:
-        return {}
-    features, folds = arrays["fold_features"], arrays.get("folds")
-    if features.ndim != 3 or not np.issubdtype(features.dtype, np.number):
+        with np.load(run.path / "eval.npz", allow_pickle=False) as data:
+            return read(data)
+    except Exception:  # numpy and zipfile raise several types for a damaged archive
+        run.eval()  # which says what is wrong in one line
+        raise
+
+
+def _npy_member(data, key: str):
+    """The open .npy member of an .npz for `key`, and its (shape, fortran_order, dtype)."""
+    name = f"{key}.npy" if f"{key}.npy" in data.zip.namelist() else key
+    fh = data.zip.open(name)
+    version = np.lib.format.read_magic(fh)
+    if version == (1, 0):
+        return fh, np.lib.format.read_array_header_1_0(fh)
+    return fh, np.lib.format.read_array_header_2_0(fh)
+
+
+def _npz_header(data, key: str) -> tuple[tuple, np.dtype]:
+    fh, (shape, _, dtype) = _npy_member(data, key)
+    fh.close()
+    return shape, dtype
+
+
+def _npz_block(data, key: str, k: int) -> np.ndarray:
+    """`data[key][k]` of an (M, ...) array, reading only block k (the members are stored in C
+    order one after the other; anything else is read whole)."""
+    fh, (shape, fortran, dtype) = _npy_member(data, key)
+    with fh:
+        if fortran or dtype.hasobject or not 0 <= k < (shape[0] if shape else 0):
+            return data[key][k]
+        size = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
+        fh.seek(k * size, 1)
+        raw = fh.read(size)
+    if len(raw) != size:
+        raise ValueError(f"`{key}` ends before its block {k}")  # `_eval_npz` says it
+    return np.frombuffer(raw, dtype=dtype).reshape(shape[1:])
+
+
+def shift_sets(run, oof) -> tuple[np.ndarray, np.ndarray] | None:
+    """The shift test's two sets for one run: the OOF features of its first fold model with
+    OOF rows (a full fit, fold FULL_FIT, has none), and that model's features of the eval
+    images (eval.npz's `fold_features`); None when the eval file holds no features.
+
+    Only that model's block of eval.npz is read, and checked: reading the whole file, every
+    model's probabilities, logits and features, was most of the test's time (issue 19)."""
+    path = run.path / "eval.npz"
+
+    def header(data):
+        if "fold_features" not in data.files:
+            return None
+        folds = data["folds"] if "folds" in data.files else None
+        return folds, _npz_header(data, "fold_features")
+
+    found = _eval_npz(run, header)
+    if found is None:
+        return None
+    folds, (shape, dtype) = found
+    if len(shape) != 3 or not np.issubdtype(dtype, np.number):
         raise FathomError(
-            f"{path}: `fold_features` holds {features.dtype} of shape {features.shape}, "
-            "expected numbers of shape (M, N, ...)"
+            f"{path}: `fold_features` holds {dtype} of shape {shape}, expected numbers of "
+            "shape (M, N, ...)"
         )
+    check_feature_width(run, {"fold_features": np.empty(shape[-1:])}, oof)  # its width alone
     if folds is not None:  # whole numbers, one per model, as `read_predictions` wants them
         whole = np.issubdtype(folds.dtype, np.integer) or (
             np.issubdtype(folds.dtype, np.floating)
             and np.isfinite(folds).all()
             and (folds == folds.round()).all()
         )
-        if folds.ndim != 1 or len(folds) != len(features) or not whole:
+        if folds.ndim != 1 or len(folds) != shape[0] or not whole:
             raise FathomError(
-                f"{path}: `folds` must be {len(features)} whole fold number(s), not "
+                f"{path}: `folds` must be {shape[0]} whole fold number(s), not "
                 f"{folds.dtype} of shape {folds.shape}"
             )
-        arrays["folds"] = folds.astype(np.int64)
-    check_finite(arrays, path)
-    return arrays
+    folds = np.unique(oof["fold"]) if folds is None else folds.astype(np.int64)
+    with_rows = [k for k, f in enumerate(folds) if (oof["fold"] == f).any()]
+    if not with_rows:
+        return None
+    k = with_rows[0]
+    f = int(folds[k])
+    reference = oof["features"][oof["fold"] == f]
+    if k >= shape[0]:
+        raise FathomError(
+            f"{path}: `fold_features` holds {shape[0]} model(s), none for fold {f} of the OOF"
+        )
+    query = _eval_npz(run, lambda data: _npz_block(data, "fold_features", k))
+    check_finite({"fold_features": query[None], "folds": np.array([f])}, path)
+    return reference, query
 
 
 def eval_shift(runs, oofs) -> dict:
     """The label-free shift test: how well a fold model's features tell the eval images from
     that fold's OOF (training) images, as a cross-validated AUC averaged over runs.
 
-    One fold model per run (the first with OOF rows; a full fit, fold FULL_FIT, has none):
-    a run's fold models measure the same shift to within the test's noise (their AUCs differ
-    by about one standard error at FathomNet's size), and the decision's standard error is
-    that of one fold model's sets anyway; testing all five took most of `fathom tune`."""
+    One fold model per run (`shift_sets`): a run's fold models measure the same shift to
+    within the test's noise (their AUCs differ by about one standard error at FathomNet's
+    size), and the decision's standard error is that of one fold model's sets anyway;
+    testing all five took most of `fathom tune`."""
     aucs, n_ref, n_query = [], 0, 0
     for run, oof in zip(runs, oofs, strict=True):
-        ev = eval_features(run)
-        if "fold_features" not in ev:
+        sets = shift_sets(run, oof)
+        if sets is None:
             continue
-        check_feature_width(run, ev, oof)
-        folds = ev["folds"] if "folds" in ev else np.unique(oof["fold"])
-        for k, f in enumerate(folds):
-            ref = oof["features"][oof["fold"] == f]
-            if not len(ref):
-                continue
-            aucs.append(osd_lib.shift_auc(ref, ev["fold_features"][k]))
-            n_ref, n_query = len(ref), len(ev["fold_features"][k])
-            break
+        reference, query = sets
+        aucs.append(osd_lib.shift_auc(reference, query))
+        n_ref, n_query = len(reference), len(query)
     if not aucs:
         return {"auc": None, "n_reference": 0, "n_query": 0}
     return {"auc": float(np.mean(aucs)), "n_reference": n_ref, "n_query": n_query}
