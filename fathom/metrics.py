@@ -196,6 +196,30 @@ def blend_shares(others: np.ndarray, member: np.ndarray, share: float) -> np.nda
     return np.multiply(others, 1.0 - share) + np.multiply(member, share)
 
 
+def _near_columns(others, member, labels: TrueLabels, o_own, m_own, margin: float):
+    """(label, column, others' value, member's value) of each column not clearly behind a true
+    label in both matrices (a few per label): only they can be ahead of it at some share.
+
+    One label slot at a time, as `true_label_ranks` counts: the first slot of every row is
+    compared in the matrices themselves, where gathering each label's row into fresh
+    (labels, columns) copies was most of the time (page faults)."""
+    n_rows, n_cols = others.shape
+    found = []
+    for j in range(int(labels.slot.max()) + 1 if len(labels.rows) else 0):
+        idx = np.flatnonzero(labels.slot == j)
+        r, c = labels.rows[idx], labels.cols[idx]
+        o_sub = others if len(r) == n_rows else others[r]  # rows sorted: all rows, in order
+        m_sub = member if len(r) == n_rows else member[r]
+        near = (o_sub >= (o_own[idx] - margin)[:, None]) | (m_sub >= (m_own[idx] - margin)[:, None])
+        near[np.arange(len(r)), c] = False  # the label itself
+        at, col = np.divmod(np.flatnonzero(near), n_cols)  # np.nonzero(near), faster
+        found.append((idx[at], col, o_sub[at, col], m_sub[at, col]))
+    if not found:
+        empty = np.zeros(0, dtype=np.intp)
+        return empty, empty, np.zeros(0), np.zeros(0)
+    return tuple(np.concatenate(parts) for parts in zip(*found, strict=True))
+
+
 def map_at_k_shares(
     others: np.ndarray,
     member: np.ndarray,
@@ -233,14 +257,8 @@ def map_at_k_shares(
     margin = 1e-12 * scale + 1e-300
     rows, cols = labels.rows, labels.cols
     n_labels = len(rows)
-    o_rows, m_rows = others[rows], member[rows]
-    o_own, m_own = o_rows[np.arange(n_labels), cols], m_rows[np.arange(n_labels), cols]
-    # the columns not clearly behind the label in both (a few per label): only they can be
-    # ahead of it at some share
-    near = (o_rows >= (o_own - margin)[:, None]) | (m_rows >= (m_own - margin)[:, None])
-    near[np.arange(n_labels), cols] = False  # the label itself
-    lab, col = np.divmod(np.flatnonzero(near), n_cols)  # np.nonzero(near), faster
-    o_near, m_near = o_rows[lab, col], m_rows[lab, col]
+    o_own, m_own = others[rows, cols], member[rows, cols]
+    lab, col, o_near, m_near = _near_columns(others, member, labels, o_own, m_own, margin)
     ahead = (o_near > (o_own + margin)[lab]) & (m_near > (m_own + margin)[lab])
     n_ahead = np.bincount(lab[ahead], minlength=n_labels)
     # a label k columns always beat is out of the top k at every share: no exact rank needed
