@@ -267,19 +267,18 @@ def map_at_k_shares(
     earlier = col < cols[lab]  # ahead on a tie (a stable sort keeps column order)
     n_slots = int(labels.slot.max()) + 1 if n_labels else 0
     ranks = np.full((n_rows, n_slots), n_cols, dtype=np.int64)
-    # only the rows of a label with unsure columns change their AP from share to share (a
-    # row's AP is computed alone, so the rows left as they were hold the same floats)
-    moving = np.unique(rows[lab])
-    out, ap = [], None
+    out, ap, place = [], None, None
     for share in shares:
         own = blend_shares(o_own, m_own, share)[lab]
         theirs = blend_shares(o_unsure, m_unsure, share)
         beat = (theirs > own) | ((theirs == own) & earlier)
-        ranks[rows, labels.slot] = n_ahead + np.bincount(lab[beat], minlength=n_labels)
+        before, place = place, n_ahead + np.bincount(lab[beat], minlength=n_labels)
+        ranks[rows, labels.slot] = place
         if ap is None:
             ap = ap_from_ranks(ranks, labels.n_true, k)
-        else:
-            ap[moving] = ap_from_ranks(ranks[moving], labels.n_true[moving], k)
+        else:  # a row's AP is computed alone: the rows whose labels kept their places keep it
+            moved = np.unique(rows[place != before])
+            ap[moved] = ap_from_ranks(ranks[moved], labels.n_true[moved], k)
         out.append(float(ap.mean()))
     return out
 
