@@ -163,3 +163,14 @@ def test_shares_of_images_without_labels_score_zero_as_the_full_blend_does():
     assert [map_at_k_matrix(blend_shares(others, member, s), none) for s in SHARES] == [0.0] * len(
         SHARES
     )
+
+
+def test_another_metric_still_scores_each_materialised_blend():
+    from fathom.metrics import accuracy_matrix
+
+    rng = np.random.default_rng(12)
+    probs, _, _ = members(rng, 150, 12)
+    truth = np.eye(12)[(probs[0] + probs[1] * 2).argmax(axis=1)]
+    got = fit_weights(probs, truth, metric=accuracy_matrix)
+    np.testing.assert_array_equal(got, reference_fit_weights(probs, truth, metric=accuracy_matrix))
+    assert got[1] > got[2]  # the search did move
