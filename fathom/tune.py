@@ -41,7 +41,13 @@ from fathom.metrics import (  # predict_sets, sample_f1: the set rule tune fits 
     sauc,
 )
 from fathom.prior import fold_prior
-from fathom.runs import align_rows, check_categories, check_feature_width, open_run
+from fathom.runs import (
+    align_rows,
+    check_categories,
+    check_feature_width,
+    check_finite,
+    open_run,
+)
 
 METRICS: dict[str, tuple[str, Callable]] = {
     "multilabel": ("map20", map_at_k_matrix),
@@ -65,8 +71,47 @@ def fit_global_threshold(
 ) -> float:
     """The one threshold for every category that maximises sample F1."""
     grid = threshold_grid() if grid is None else grid
-    scores = [sample_f1(predict_sets(probs, t), targets) for t in grid]
-    return float(grid[int(np.argmax(scores))])
+    return float(grid[int(np.argmax(global_threshold_f1(probs, targets, grid)))])
+
+
+def global_threshold_f1(probs: np.ndarray, targets: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """`sample_f1(predict_sets(probs, g), targets)` for each g of the grid, the same floats.
+
+    Each image's counts of predicted and of true predicted labels at every threshold come from
+    one histogram of where its scores fall in the (sorted) grid, instead of comparing the whole
+    matrix once per threshold (issue 19); its F1 and the mean over images are then computed
+    as `sample_f1` does. NaN scores (which no threshold reaches) take the plain way.
+    """
+    probs = np.asarray(probs)
+    grid = np.asarray(grid, dtype=np.float64)
+    if np.isnan(probs).any() or np.isnan(grid).any() or (np.diff(grid) < 0).any():
+        return np.array([sample_f1(predict_sets(probs, g), targets) for g in grid])
+    t = np.asarray(targets) > 0
+    n_rows, n_grid = len(probs), len(grid)
+    # score >= grid[g] exactly when g < bin: count each image's scores per bin, then the
+    # scores in bins above g, for every g
+    bins = np.searchsorted(grid, probs, side="right") + (n_grid + 1) * np.arange(n_rows)[:, None]
+    size = n_rows * (n_grid + 1)
+
+    def reaching(counts):
+        per_bin = np.bincount(counts, minlength=size).reshape(n_rows, n_grid + 1)
+        return np.cumsum(per_bin[:, ::-1], axis=1)[:, ::-1][:, 1:].T  # (G, N)
+
+    n_pred, tp = reaching(bins.ravel()), reaching(bins[t])
+    empty = n_pred == 0  # the at-least-one rule: the top category alone
+    top_hit = t[np.arange(n_rows), probs.argmax(axis=1)] if n_rows else np.zeros(0, dtype=bool)
+    tp = np.where(empty, top_hit, tp)
+    denom = np.where(empty, 1, n_pred) + t.sum(axis=1)
+    f1 = np.where(denom > 0, 2.0 * tp / np.maximum(denom, 1), 0.0)
+    return np.ascontiguousarray(f1).mean(axis=1)
+
+
+def _row_f1(tp: np.ndarray, n_pred: np.ndarray, n_true: np.ndarray, top_hit: np.ndarray):
+    """Each image's F1 from its counts of true and of predicted labels; an image with none
+    predicted gets its top category (the at-least-one rule of `predict_sets`)."""
+    return np.where(
+        n_pred > 0, 2.0 * tp / np.maximum(n_pred + n_true, 1), 2.0 * top_hit / (1 + n_true)
+    )
 
 
 def fit_category_thresholds(
@@ -81,9 +126,13 @@ def fit_category_thresholds(
 
     A category with fewer than `min_positives` positive rows keeps `start`: a threshold fitted
     to one or two images is noise. Each move changes one column, so the F1 of every image is
-    updated from its running counts instead of being recomputed (fast enough for 290 x 60).
+    updated from its running counts instead of being recomputed. Each image has one F1 with
+    the category predicted and one without, so a threshold only picks between the two per
+    image; and the thresholds of the grid that predict the same images (most of them, for a
+    rare category) are scored once (issue 19). Each score is the mean of the same per-image
+    F1 vector as when every threshold was scored in full, so the choices are the same.
     """
-    grid = threshold_grid() if grid is None else grid
+    grid = threshold_grid() if grid is None else np.asarray(grid, dtype=np.float64)
     probs = np.asarray(probs, dtype=np.float64)
     t = np.asarray(targets) > 0
     thr = np.full(probs.shape[1], float(start))
@@ -91,31 +140,31 @@ def fit_category_thresholds(
     top = probs.argmax(axis=1)
     top_hit = t[np.arange(len(t)), top]
     positives = t.sum(axis=0)
+    fitted = np.flatnonzero(positives >= min_positives)
+    # NaN sorts last: it counts as reaching every threshold here, the same for all of them,
+    # so equal counts still mean equal sets of predicted images
+    ranked = np.sort(probs[:, fitted], axis=0)
     for _ in range(passes):
         raw = probs >= thr  # before the at-least-one rule
         tp_all = (raw & t).sum(axis=1)
         np_all = raw.sum(axis=1)
-        for c in np.flatnonzero(positives >= min_positives):
+        for c, column in zip(fitted, ranked.T, strict=True):
             tp_wo = tp_all - (raw[:, c] & t[:, c])
             np_wo = np_all - raw[:, c]
-            cand = probs[:, c][None, :] >= grid[:, None]  # (G, N)
-            tp = tp_wo[None, :] + (cand & t[:, c][None, :])
-            npred = np_wo[None, :] + cand
-            f1 = np.where(
-                npred > 0, 2.0 * tp / np.maximum(npred + n_true, 1), 2.0 * top_hit / (1 + n_true)
-            )
-            score = f1.mean(axis=1)
+            f1_with = _row_f1(tp_wo + t[:, c], np_wo + 1, n_true, top_hit)
+            f1_without = _row_f1(tp_wo, np_wo, n_true, top_hit)
+            reached = len(column) - np.searchsorted(column, grid, side="left")
+            _, first, which = np.unique(reached, return_index=True, return_inverse=True)
+            cand = probs[:, c][None, :] >= grid[first][:, None]  # one row per distinct set
+            score = np.where(cand, f1_with, f1_without).mean(axis=1)[which.reshape(-1)]
             best = int(np.argmax(score))
             # keep the current threshold unless a candidate is strictly better
-            current = np.where(
-                np_all > 0,
-                2.0 * tp_all / np.maximum(np_all + n_true, 1),
-                2.0 * top_hit / (1 + n_true),
-            ).mean()
+            current = _row_f1(tp_all, np_all, n_true, top_hit).mean()
             if score[best] > current + 1e-12:
                 thr[c] = grid[best]
-                raw[:, c] = cand[best]
-                tp_all, np_all = tp[best], npred[best]
+                raw[:, c] = cand[which.reshape(-1)[best]]
+                tp_all = tp_wo + (raw[:, c] & t[:, c])
+                np_all = np_wo + raw[:, c]
     return thr
 
 
@@ -131,20 +180,16 @@ def tune_thresholds(probs: np.ndarray, targets: np.ndarray, fold: np.ndarray) ->
     fold = np.asarray(fold)
     n = len(targets)
 
-    def fit_global(rows):
-        return fit_global_threshold(probs[rows], targets[rows])
+    def fit(rows):  # both from one global fit: the per-category search starts from it
+        g = fit_global_threshold(probs[rows], targets[rows])
+        return g, fit_category_thresholds(probs[rows], targets[rows], g)
 
-    def fit_per_cat(rows):
-        return fit_category_thresholds(probs[rows], targets[rows], fit_global(rows))
+    def apply(thresholds, rows):
+        return np.stack([predict_sets(probs[rows], thr) for thr in thresholds], axis=1)
 
-    def apply(thr, rows):
-        return predict_sets(probs[rows], thr)
-
-    held_g, _ = fold_held_out(fit_global, apply, fold, n)
-    held_c, _ = fold_held_out(fit_per_cat, apply, fold, n)
-    everything = np.ones(n, dtype=bool)
-    g = fit_global(everything)
-    c = fit_category_thresholds(probs, targets, g)
+    held, _ = fold_held_out(fit, apply, fold, n)
+    held_g, held_c = held[:, 0], held[:, 1]
+    g, c = fit(np.ones(n, dtype=bool))
     return ThresholdResult(
         global_threshold=g,
         category_thresholds=[float(x) for x in c],
@@ -194,28 +239,116 @@ def read_oofs(runs, category_ids) -> list[dict]:
     return oofs
 
 
+def _eval_npz(run, read):
+    """`read(data)` of the run's open eval.npz; a missing or damaged file gets `Run.eval`'s
+    one-line error."""
+    try:
+        with np.load(run.path / "eval.npz", allow_pickle=False) as data:
+            return read(data)
+    except Exception:  # numpy and zipfile raise several types for a damaged archive
+        run.eval()  # which says what is wrong in one line
+        raise
+
+
+def _npy_member(data, key: str):
+    """The open .npy member of an .npz for `key`, and its (shape, fortran_order, dtype)."""
+    name = f"{key}.npy" if f"{key}.npy" in data.zip.namelist() else key
+    fh = data.zip.open(name)
+    version = np.lib.format.read_magic(fh)
+    if version == (1, 0):
+        return fh, np.lib.format.read_array_header_1_0(fh)
+    return fh, np.lib.format.read_array_header_2_0(fh)
+
+
+def _npz_header(data, key: str) -> tuple[tuple, np.dtype]:
+    fh, (shape, _, dtype) = _npy_member(data, key)
+    fh.close()
+    return shape, dtype
+
+
+def _npz_block(data, key: str, k: int) -> np.ndarray:
+    """`data[key][k]` of an (M, ...) array, reading only block k (the members are stored in C
+    order one after the other; anything else is read whole)."""
+    fh, (shape, fortran, dtype) = _npy_member(data, key)
+    with fh:
+        if fortran or dtype.hasobject or not 0 <= k < (shape[0] if shape else 0):
+            return data[key][k]
+        size = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
+        fh.seek(k * size, 1)
+        raw = fh.read(size)
+    if len(raw) != size:
+        raise ValueError(f"`{key}` ends before its block {k}")  # `_eval_npz` says it
+    return np.frombuffer(raw, dtype=dtype).reshape(shape[1:])
+
+
+def shift_sets(run, oof) -> tuple[np.ndarray, np.ndarray] | None:
+    """The shift test's two sets for one run: the OOF features of its first fold model with
+    OOF rows (a full fit, fold FULL_FIT, has none), and that model's features of the eval
+    images (eval.npz's `fold_features`); None when the eval file holds no features.
+
+    Only that model's block of eval.npz is read, and checked: reading the whole file, every
+    model's probabilities, logits and features, was most of the test's time (issue 19)."""
+    path = run.path / "eval.npz"
+
+    def header(data):
+        if "fold_features" not in data.files:
+            return None
+        folds = data["folds"] if "folds" in data.files else None
+        return folds, _npz_header(data, "fold_features")
+
+    found = _eval_npz(run, header)
+    if found is None:
+        return None
+    folds, (shape, dtype) = found
+    if len(shape) != 3 or not np.issubdtype(dtype, np.number):
+        raise FathomError(
+            f"{path}: `fold_features` holds {dtype} of shape {shape}, expected numbers of "
+            "shape (M, N, ...)"
+        )
+    check_feature_width(run, {"fold_features": np.empty(shape[-1:])}, oof)  # its width alone
+    if folds is not None:  # whole numbers, one per model, as `read_predictions` wants them
+        whole = np.issubdtype(folds.dtype, np.integer) or (
+            np.issubdtype(folds.dtype, np.floating)
+            and np.isfinite(folds).all()
+            and (folds == folds.round()).all()
+        )
+        if folds.ndim != 1 or len(folds) != shape[0] or not whole:
+            raise FathomError(
+                f"{path}: `folds` must be {shape[0]} whole fold number(s), not "
+                f"{folds.dtype} of shape {folds.shape}"
+            )
+    folds = np.unique(oof["fold"]) if folds is None else folds.astype(np.int64)
+    with_rows = [k for k, f in enumerate(folds) if (oof["fold"] == f).any()]
+    if not with_rows:
+        return None
+    k = with_rows[0]
+    f = int(folds[k])
+    reference = oof["features"][oof["fold"] == f]
+    if k >= shape[0]:
+        raise FathomError(
+            f"{path}: `fold_features` holds {shape[0]} model(s), none for fold {f} of the OOF"
+        )
+    query = _eval_npz(run, lambda data: _npz_block(data, "fold_features", k))
+    check_finite({"fold_features": query[None], "folds": np.array([f])}, path)
+    return reference, query
+
+
 def eval_shift(runs, oofs) -> dict:
     """The label-free shift test: how well a fold model's features tell the eval images from
     that fold's OOF (training) images, as a cross-validated AUC averaged over runs.
 
-    One fold model per run (the first with OOF rows; a full fit, fold FULL_FIT, has none):
-    a run's fold models measure the same shift to within the test's noise (their AUCs differ
-    by about one standard error at FathomNet's size), and the decision's standard error is
-    that of one fold model's sets anyway; testing all five took most of `fathom tune`."""
+    One fold model per run (`shift_sets`): a run's fold models measure the same shift to
+    within the test's noise (their AUCs differ by about one standard error at FathomNet's
+    size), and the decision's standard error is that of one fold model's sets anyway;
+    testing all five took most of `fathom tune`."""
     aucs, n_ref, n_query = [], 0, 0
     for run, oof in zip(runs, oofs, strict=True):
-        ev = run.eval()
-        if "fold_features" not in ev:
+        sets = shift_sets(run, oof)
+        if sets is None:
             continue
-        check_feature_width(run, ev, oof)
-        folds = ev["folds"] if "folds" in ev else np.unique(oof["fold"])
-        for k, f in enumerate(folds):
-            ref = oof["features"][oof["fold"] == f]
-            if not len(ref):
-                continue
-            aucs.append(osd_lib.shift_auc(ref, ev["fold_features"][k]))
-            n_ref, n_query = len(ref), len(ev["fold_features"][k])
-            break
+        reference, query = sets
+        aucs.append(osd_lib.shift_auc(reference, query))
+        n_ref, n_query = len(reference), len(query)
     if not aucs:
         return {"auc": None, "n_reference": 0, "n_query": 0}
     return {"auc": float(np.mean(aucs)), "n_reference": n_ref, "n_query": n_query}
