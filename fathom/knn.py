@@ -39,7 +39,7 @@ import numpy as np
 from fathom import fileio
 from fathom.errors import FathomError
 from fathom.metrics import map_at_k_matrix
-from fathom.runs import fold_dirs, fold_label, read_predictions
+from fathom.runs import all_finite, fold_dirs, fold_label, read_predictions
 
 TEMPERATURES = (0.01, 0.02, 0.05, 0.1, 0.2)
 NEIGHBOURS = 50
@@ -60,25 +60,55 @@ def neighbours(query: np.ndarray, bank: np.ndarray, k: int = NEIGHBOURS, chunk: 
     """(cosine distances, bank indices) of each query row's k nearest bank rows, nearest first.
 
     Chunks of `chunk` query rows keep memory bounded (1,024 x a 6,000-row bank: 25 MB of
-    similarities) whatever the number of eval rows."""
+    similarities) whatever the number of eval rows; the chunk also fixes how BLAS blocks the
+    matmul, and with it the last bit of every similarity, so it stays what it was.
+
+    The k nearest are found on the similarities themselves (a distance 1 - s, clipped to
+    [0, 2] as sklearn does, is monotone in s) and only the k kept become distances: one pass
+    over the (chunk, bank) matrix past the matmul instead of three. Where distances may tie (at
+    the k-th neighbour or among the k, e.g. an all-zero feature row, at distance 1 from every
+    bank row), which rows are kept and in what order is whatever np.argpartition and the stable
+    sort made of the full distance rows: those rows are found exactly that way, so the result
+    is the same as the plain search's in every case."""
     bank = unit_rows(bank)
     query = unit_rows(query)
-    k = min(k, len(bank))
+    n = len(bank)
+    k = min(k, n)
     dist = np.empty((len(query), k), dtype=np.float32)
     index = np.empty((len(query), k), dtype=np.intp)
     for s in range(0, len(query), chunk):
-        d = query[s : s + chunk] @ bank.T
-        np.subtract(1.0, d, out=d)  # distance = 1 - similarity, in [0, 2] as sklearn clips it
-        np.clip(d, 0.0, 2.0, out=d)
-        if k < len(bank):
-            near = np.argpartition(d, k - 1, axis=1)[:, :k]
+        sim = query[s : s + chunk] @ bank.T
+        if k < n:
+            near = np.argpartition(sim, n - k, axis=1)[:, n - k :]
         else:
-            near = np.broadcast_to(np.arange(k), d.shape).copy()
-        near_d = np.take_along_axis(d, near, axis=1)
+            near = np.broadcast_to(np.arange(n), sim.shape)
+        near_d = _distance(np.take_along_axis(sim, near, axis=1))
         order = np.argsort(near_d, axis=1, kind="stable")
-        dist[s : s + chunk] = np.take_along_axis(near_d, order, axis=1)
-        index[s : s + chunk] = np.take_along_axis(near, order, axis=1)
+        near_d = np.take_along_axis(near_d, order, axis=1)
+        near = np.take_along_axis(near, order, axis=1)
+        if k < n:
+            tied = (np.diff(near_d, axis=1) == 0).any(axis=1)
+            # a bank row outside the k whose distance may round to the k-th's: within a few
+            # float32 steps of its similarity (or, at the clip, anything from 1 up)
+            edge = np.minimum(np.take_along_axis(sim, near[:, -1:], axis=1), 1.0) - 1e-6
+            tied |= np.count_nonzero(sim >= edge, axis=1) > k
+            rows = np.flatnonzero(tied)
+            if len(rows):
+                d = _distance(sim[rows])
+                near[rows] = np.argpartition(d, k - 1, axis=1)[:, :k]
+                near_d[rows] = np.take_along_axis(d, near[rows], axis=1)
+                order = np.argsort(near_d[rows], axis=1, kind="stable")
+                near_d[rows] = np.take_along_axis(near_d[rows], order, axis=1)
+                near[rows] = np.take_along_axis(near[rows], order, axis=1)
+        dist[s : s + chunk] = near_d
+        index[s : s + chunk] = near
     return dist, index
+
+
+def _distance(similarity: np.ndarray) -> np.ndarray:
+    """Cosine distance from similarity, in [0, 2] as sklearn clips it (in place)."""
+    np.subtract(1.0, similarity, out=similarity)
+    return np.clip(similarity, 0.0, 2.0, out=similarity)
 
 
 def vote(distances: np.ndarray, index: np.ndarray, bank_targets: np.ndarray, temperature: float):
@@ -140,7 +170,7 @@ def read_bank(model_dir: Path, category_ids) -> dict[str, np.ndarray]:
 
 def finite(features: np.ndarray, where) -> np.ndarray:
     """A diverged model's NaN features would stop scikit-learn with a traceback."""
-    if not np.isfinite(np.asarray(features, dtype=np.float32)).all():
+    if not all_finite(np.asarray(features, dtype=np.float32)):
         raise FathomError(f"{where}: non-finite features (did the model diverge?)")
     return features
 
