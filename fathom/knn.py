@@ -32,6 +32,7 @@ finite).
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,7 @@ from fathom.runs import all_finite, fold_dirs, fold_label, read_predictions
 
 TEMPERATURES = (0.01, 0.02, 0.05, 0.1, 0.2)
 NEIGHBOURS = 50
+KNN_WORKERS = 2  # fold models searched at once (eval_knn)
 BANK_FILE = "bank.npz"
 BANK_KEYS = ("ids", "features", "targets", "category_ids")
 
@@ -78,8 +80,9 @@ def neighbours(query: np.ndarray, bank: np.ndarray, k: int = NEIGHBOURS, chunk: 
     index = np.empty((len(query), k), dtype=np.intp)
     for s in range(0, len(query), chunk):
         sim = query[s : s + chunk] @ bank.T
-        if k < n:
-            near = np.argpartition(sim, n - k, axis=1)[:, n - k :]
+        if k < n:  # the k + 1 most similar last, the (k + 1)-th of them first
+            part = np.argpartition(sim, n - k - 1, axis=1)
+            near = part[:, n - k :]
         else:
             near = np.broadcast_to(np.arange(n), sim.shape)
         near_d = _distance(np.take_along_axis(sim, near, axis=1))
@@ -87,11 +90,9 @@ def neighbours(query: np.ndarray, bank: np.ndarray, k: int = NEIGHBOURS, chunk: 
         near_d = np.take_along_axis(near_d, order, axis=1)
         near = np.take_along_axis(near, order, axis=1)
         if k < n:
-            tied = (np.diff(near_d, axis=1) == 0).any(axis=1)
-            # a bank row outside the k whose distance may round to the k-th's: within a few
-            # float32 steps of its similarity (or, at the clip, anything from 1 up)
-            edge = np.minimum(np.take_along_axis(sim, near[:, -1:], axis=1), 1.0) - 1e-6
-            tied |= np.count_nonzero(sim >= edge, axis=1) > k
+            # a tie among the k, or between the k-th and the next nearest
+            next_d = _distance(np.take_along_axis(sim, part[:, n - k - 1 : n - k], axis=1))
+            tied = (np.diff(near_d, axis=1) == 0).any(axis=1) | (next_d[:, 0] == near_d[:, -1])
             rows = np.flatnonzero(tied)
             if len(rows):
                 d = _distance(sim[rows])
@@ -258,11 +259,18 @@ def eval_knn(run, arrays: dict, temperature: float, oof: dict | None = None) -> 
             f"{run.path}: its eval predictions lack `fold_features`/`folds` for the kNN member "
             "(predict again with this version of fathom)"
         )
-    scores = []
-    for j, k in enumerate(arrays["folds"]):
+
+    def model(j: int, k: int) -> np.ndarray:
         bank = read_bank(run.path / fold_label(int(k)), arrays["category_ids"])
         query = finite(arrays["fold_features"][j], f"{run.path}: eval predictions")
         held = oof["ids"][oof["fold"] == k] if oof is not None else ()
         check_bank(bank, run.path / fold_label(int(k)), query, held, int(k))
-        scores.append(knn_scores(query, bank["features"], bank["targets"], temperature))
+        return knn_scores(query, bank["features"], bank["targets"], temperature)
+
+    # two models at once: one's matmul (BLAS, on every core) runs while the other's
+    # single-threaded steps (partition, sort, vote) do; each matmul is still one BLAS call
+    # on all of BLAS's threads, so every similarity has the bits it had one model at a time
+    folds = [int(k) for k in arrays["folds"]]
+    with ThreadPoolExecutor(max_workers=KNN_WORKERS) as pool:
+        scores = list(pool.map(model, range(len(folds)), folds))
     return np.mean(scores, axis=0).astype(np.float32)
