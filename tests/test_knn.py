@@ -287,13 +287,18 @@ def plain_neighbours(query, bank, k, chunk):
     return np.concatenate(dist), np.concatenate(index)
 
 
-def test_the_neighbour_search_keeps_the_plain_searchs_choice_where_distances_tie():
+@pytest.mark.parametrize("select_rows", [256, 16])
+def test_the_neighbour_search_keeps_the_plain_searchs_choice_where_distances_tie(
+    select_rows, monkeypatch
+):
     # only the k kept similarities become distances now; where distances tie (an all-zero
     # row is at distance 1 from everything; repeated bank rows; an image also in the bank,
     # at a similarity that rounds past 1 and is clipped to distance 0) the same bank rows must
     # be kept in the same order as before, or a submission's kNN scores would change
+    import fathom.knn as knn
     from fathom.knn import neighbours
 
+    monkeypatch.setattr(knn, "SELECT_ROWS", select_rows)  # the k picked in blocks of a chunk
     rng = np.random.default_rng(5)
     bank = np.maximum(rng.normal(size=(400, 24)), 0).astype(np.float32)
     bank[50:60] = bank[7]  # ten repeats of one row
