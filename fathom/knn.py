@@ -32,7 +32,6 @@ finite).
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +43,6 @@ from fathom.runs import all_finite, fold_dirs, fold_label, read_predictions
 
 TEMPERATURES = (0.01, 0.02, 0.05, 0.1, 0.2)
 NEIGHBOURS = 50
-KNN_WORKERS = 2  # fold models searched at once (eval_knn)
 BANK_FILE = "bank.npz"
 BANK_KEYS = ("ids", "features", "targets", "category_ids")
 
@@ -275,18 +273,11 @@ def eval_knn(run, arrays: dict, temperature: float, oof: dict | None = None) -> 
             f"{run.path}: its eval predictions lack `fold_features`/`folds` for the kNN member "
             "(predict again with this version of fathom)"
         )
-
-    def model(j: int, k: int) -> np.ndarray:
+    scores = []
+    for j, k in enumerate(arrays["folds"]):
         bank = read_bank(run.path / fold_label(int(k)), arrays["category_ids"])
         query = finite(arrays["fold_features"][j], f"{run.path}: eval predictions")
         held = oof["ids"][oof["fold"] == k] if oof is not None else ()
         check_bank(bank, run.path / fold_label(int(k)), query, held, int(k))
-        return knn_scores(query, bank["features"], bank["targets"], temperature)
-
-    # two models at once: one's matmul (BLAS, on every core) runs while the other's
-    # single-threaded steps (partition, sort, vote) do; each matmul is still one BLAS call
-    # on all of BLAS's threads, so every similarity has the bits it had one model at a time
-    folds = [int(k) for k in arrays["folds"]]
-    with ThreadPoolExecutor(max_workers=KNN_WORKERS) as pool:
-        scores = list(pool.map(model, range(len(folds)), folds))
+        scores.append(knn_scores(query, bank["features"], bank["targets"], temperature))
     return np.mean(scores, axis=0).astype(np.float32)

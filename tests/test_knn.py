@@ -316,22 +316,3 @@ def test_the_neighbour_search_keeps_the_plain_searchs_choice_where_distances_tie
         want_d, want_i = plain_neighbours(query, bank, k, chunk)
         assert np.array_equal(d, want_d) and np.array_equal(i, want_i), (k, chunk)
     assert (np.diff(want_d, axis=1) == 0).any(axis=1).sum() > 20  # the ties were there
-
-
-def test_eval_knn_searches_two_models_at_once_to_the_same_scores(world, monkeypatch):
-    # fold models are searched two at a time (eval_knn): their scores are averaged in fold
-    # order, as one at a time; and a fold's problem is still named by that fold
-    import fathom.knn as knn
-
-    run = open_run(world["good"])
-    arrays, oof = run.eval(), run.oof()
-    monkeypatch.setattr(knn, "KNN_WORKERS", 1)
-    one = eval_knn(run, arrays, 0.05, oof)
-    monkeypatch.setattr(knn, "KNN_WORKERS", 2)
-    assert np.array_equal(eval_knn(run, arrays, 0.05, oof), one)
-    folds = arrays["folds"].tolist()
-    assert len(folds) > 2
-    broken = {**arrays, "fold_features": np.array(arrays["fold_features"])}
-    broken["fold_features"][folds.index(1), 3, 0] = np.nan
-    with pytest.raises(FathomError, match="non-finite features"):
-        eval_knn(run, broken, 0.05, oof)
