@@ -21,9 +21,10 @@ The neighbour search is written here, and is exactly scikit-learn's NearestNeigh
 "cosine", algorithm="brute") (a test holds them equal): sklearn 1.9 sends float32 cosine
 through its generic chunked pairwise path (copies, a clip, validation per chunk); unit rows,
 one BLAS matmul per chunk of query rows and an argpartition of the k nearest search one
-FathomNet-sized fold (10,744 eval x 4,760 bank rows, 2,048 wide) in 1.2-1.6 s against
-sklearn's 2.2-2.9 s on a quiet 2-core machine, with less memory. The matmul itself is most
-of what remains: three backbones' five folds are ~2.2 TFLOP, the floor of `fathom submit`.
+FathomNet-sized fold (10,744 eval x 4,760 bank rows, 2,048 wide) in ~1.0 s (1.1-1.3 s
+before the k nearest were picked on the similarities, `_nearest`) against sklearn's 2.2-2.9 s
+on a quiet 2-core machine, with less memory. The matmul itself is most of what remains:
+three backbones' five folds are ~2.2 TFLOP, the floor of `fathom submit`.
 The weighting is written here because sklearn's KNeighborsRegressor recomputes the neighbours
 for every temperature tried and its `weights` callable gets no way to keep exp() from
 underflowing at a small temperature (the shift by the row's nearest distance is what keeps it
