@@ -21,9 +21,10 @@ The neighbour search is written here, and is exactly scikit-learn's NearestNeigh
 "cosine", algorithm="brute") (a test holds them equal): sklearn 1.9 sends float32 cosine
 through its generic chunked pairwise path (copies, a clip, validation per chunk); unit rows,
 one BLAS matmul per chunk of query rows and an argpartition of the k nearest search one
-FathomNet-sized fold (10,744 eval x 4,760 bank rows, 2,048 wide) in 1.2-1.6 s against
-sklearn's 2.2-2.9 s on a quiet 2-core machine, with less memory. The matmul itself is most
-of what remains: three backbones' five folds are ~2.2 TFLOP, the floor of `fathom submit`.
+FathomNet-sized fold (10,744 eval x 4,760 bank rows, 2,048 wide) in ~1.0 s (1.1-1.3 s
+before the k nearest were picked on the similarities, `_nearest`) against sklearn's 2.2-2.9 s
+on a quiet 2-core machine, with less memory. The matmul itself is most of what remains:
+three backbones' five folds are ~2.2 TFLOP, the floor of `fathom submit`.
 The weighting is written here because sklearn's KNeighborsRegressor recomputes the neighbours
 for every temperature tried and its `weights` callable gets no way to keep exp() from
 underflowing at a small temperature (the shift by the row's nearest distance is what keeps it
@@ -39,7 +40,7 @@ import numpy as np
 from fathom import fileio
 from fathom.errors import FathomError
 from fathom.metrics import map_at_k_matrix
-from fathom.runs import fold_dirs, fold_label, read_predictions
+from fathom.runs import all_finite, fold_dirs, fold_label, read_predictions
 
 TEMPERATURES = (0.01, 0.02, 0.05, 0.1, 0.2)
 NEIGHBOURS = 50
@@ -60,25 +61,68 @@ def neighbours(query: np.ndarray, bank: np.ndarray, k: int = NEIGHBOURS, chunk: 
     """(cosine distances, bank indices) of each query row's k nearest bank rows, nearest first.
 
     Chunks of `chunk` query rows keep memory bounded (1,024 x a 6,000-row bank: 25 MB of
-    similarities) whatever the number of eval rows."""
+    similarities) whatever the number of eval rows; the chunk also fixes how BLAS blocks the
+    matmul, and with it the last bit of every similarity, so it stays what it was. The k
+    nearest are then picked `SELECT_ROWS` rows at a time (`_nearest`)."""
     bank = unit_rows(bank)
     query = unit_rows(query)
     k = min(k, len(bank))
     dist = np.empty((len(query), k), dtype=np.float32)
     index = np.empty((len(query), k), dtype=np.intp)
     for s in range(0, len(query), chunk):
-        d = query[s : s + chunk] @ bank.T
-        np.subtract(1.0, d, out=d)  # distance = 1 - similarity, in [0, 2] as sklearn clips it
-        np.clip(d, 0.0, 2.0, out=d)
-        if k < len(bank):
-            near = np.argpartition(d, k - 1, axis=1)[:, :k]
-        else:
-            near = np.broadcast_to(np.arange(k), d.shape).copy()
-        near_d = np.take_along_axis(d, near, axis=1)
-        order = np.argsort(near_d, axis=1, kind="stable")
-        dist[s : s + chunk] = np.take_along_axis(near_d, order, axis=1)
-        index[s : s + chunk] = np.take_along_axis(near, order, axis=1)
+        sim = query[s : s + chunk] @ bank.T
+        for r in range(0, len(sim), SELECT_ROWS):
+            block = sim[r : r + SELECT_ROWS]
+            dist[s + r : s + r + len(block)], index[s + r : s + r + len(block)] = _nearest(block, k)
     return dist, index
+
+
+# argpartition's index matrix of 256 rows (10 MB for a 4,760-row bank) is memory the allocator
+# reuses; for a 1,024-row chunk (39 MB) it maps fresh pages every time: twice the time
+SELECT_ROWS = 256
+
+
+def _nearest(sim: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(distances, bank indices) of the k most similar bank rows of each row of `sim`, nearest
+    first, exactly as a stable sort of np.argpartition(distances, k - 1) orders them.
+
+    The k are found on the similarities themselves (a distance 1 - s, clipped to [0, 2] as
+    sklearn does, is monotone in s) and only they become distances: one pass over the matrix
+    instead of three. Where distances may tie (at the k-th neighbour or among the k, e.g. an
+    all-zero feature row, at distance 1 from every bank row), which bank rows are kept and in
+    what order is whatever argpartition and the stable sort made of the full distance rows:
+    those rows are searched exactly that way, so the result is the plain search's."""
+    n = sim.shape[1]
+    if k < n:  # the k + 1 most similar last, the (k + 1)-th of them first
+        part = np.argpartition(sim, n - k - 1, axis=1)
+        near = part[:, n - k :]
+    else:
+        near = np.broadcast_to(np.arange(n), sim.shape)
+    near_d = _distance(np.take_along_axis(sim, near, axis=1))
+    order = np.argsort(near_d, axis=1, kind="stable")
+    near_d = np.take_along_axis(near_d, order, axis=1)
+    near = np.take_along_axis(near, order, axis=1)
+    if k == n:
+        return near_d, near
+    # a tie among the k, or between the k-th and the next nearest
+    next_d = _distance(np.take_along_axis(sim, part[:, n - k - 1 : n - k], axis=1))
+    rows = np.flatnonzero(
+        (np.diff(near_d, axis=1) == 0).any(axis=1) | (next_d[:, 0] == near_d[:, -1])
+    )
+    if len(rows):
+        d = _distance(sim[rows])
+        near[rows] = np.argpartition(d, k - 1, axis=1)[:, :k]
+        near_d[rows] = np.take_along_axis(d, near[rows], axis=1)
+        order = np.argsort(near_d[rows], axis=1, kind="stable")
+        near_d[rows] = np.take_along_axis(near_d[rows], order, axis=1)
+        near[rows] = np.take_along_axis(near[rows], order, axis=1)
+    return near_d, near
+
+
+def _distance(similarity: np.ndarray) -> np.ndarray:
+    """Cosine distance from similarity, in [0, 2] as sklearn clips it (in place)."""
+    np.subtract(1.0, similarity, out=similarity)
+    return np.clip(similarity, 0.0, 2.0, out=similarity)
 
 
 def vote(distances: np.ndarray, index: np.ndarray, bank_targets: np.ndarray, temperature: float):
@@ -90,14 +134,16 @@ def vote(distances: np.ndarray, index: np.ndarray, bank_targets: np.ndarray, tem
 
 
 def knn_scores(
-    query, bank, bank_targets, temperature: float, k: int = NEIGHBOURS, chunk: int = 2048
+    query, bank, bank_targets, temperature: float, k: int = NEIGHBOURS, chunk: int = 256
 ) -> np.ndarray:
     """Category scores of the query rows (chunked: the neighbours' label rows of 10,000 eval
-    images at once would take gigabytes)."""
+    images at once would take gigabytes; 256 rows' take 15 MB, memory the allocator reuses
+    from chunk to chunk, where 2,048 rows' were fresh pages every time)."""
     out = np.zeros((len(query), np.shape(bank_targets)[1]), dtype=np.float32)
     if len(query) == 0:  # a competition without eval images
         return out
     d, i = neighbours(query, bank, k)
+    bank_targets = np.asarray(bank_targets, dtype=np.float32)  # once, not in every chunk's vote
     for s in range(0, len(d), chunk):
         out[s : s + chunk] = vote(d[s : s + chunk], i[s : s + chunk], bank_targets, temperature)
     return out
@@ -140,7 +186,7 @@ def read_bank(model_dir: Path, category_ids) -> dict[str, np.ndarray]:
 
 def finite(features: np.ndarray, where) -> np.ndarray:
     """A diverged model's NaN features would stop scikit-learn with a traceback."""
-    if not np.isfinite(np.asarray(features, dtype=np.float32)).all():
+    if not all_finite(np.asarray(features, dtype=np.float32)):
         raise FathomError(f"{where}: non-finite features (did the model diverge?)")
     return features
 

@@ -71,7 +71,7 @@ def build_manifest(
         "csv_sha256": sha256(csv_path) if Path(csv_path).is_file() else None,
         "n_rows": int(n_rows),
         "competition": str(competition),
-        "experiments": [_hashed(e) for e in experiments],
+        "experiments": _hashed_all(experiments),
         "ensemble": {
             "method": ens["method"],
             "weights": ens["weights"],
@@ -85,16 +85,31 @@ def build_manifest(
     }
 
 
-def _hashed(member: dict) -> dict:
+def _hashed_all(members: list[dict]) -> list[dict]:
+    """The members, each file hashed once: a run's kNN member reads the run's own checkpoints
+    and eval.npz (hundreds of MB), and they are hashed at this one moment, not remembered."""
+    digests: dict[str, str] = {}
+
+    def file(path) -> dict:
+        key = str(path)
+        if key not in digests:
+            digests[key] = sha256(path)
+        return {"path": key, "sha256": digests[key]}
+
+    return [_hashed(e, file) for e in members]
+
+
+def _hashed(member: dict, file=None) -> dict:
     """A member with the SHA-256 of every file it read: checkpoints, and the eval predictions
     and kNN banks the submission was computed from (a later `fathom predict` or retraining
     would otherwise go unnoticed)."""
+    file = file or _file
     out = {k: v for k, v in member.items() if k not in ("checkpoints", "eval_file", "banks")}
-    out["checkpoints"] = [_file(p) for p in member.get("checkpoints", [])]
+    out["checkpoints"] = [file(p) for p in member.get("checkpoints", [])]
     if member.get("eval_file"):
-        out["eval"] = _file(member["eval_file"])
+        out["eval"] = file(member["eval_file"])
     if "banks" in member:
-        out["banks"] = [_file(p) for p in member["banks"]]
+        out["banks"] = [file(p) for p in member["banks"]]
     return out
 
 

@@ -25,7 +25,9 @@ In `folds`, a fold model is its fold number k and the full fit is FULL_FIT (-1):
 OOF rows, so nothing that pairs eval features with OOF features may use it.
 
 Every prediction file is read through `read_predictions`, which checks shapes, ids and finite
-values. A tuning file (`fathom tune`) names runs; `read_tuning` reads it and `check_tuning`
+values. The arrays it returns are read-only maps of the file (`fileio.load_npz`: FathomNet's
+three eval.npz are 1.4 GB, and copying them was a quarter of `fathom submit`); a stage that
+wants to change one in place takes a copy first. A tuning file (`fathom tune`) names runs; `read_tuning` reads it and `check_tuning`
 checks it against what `tune` writes. Every problem is a one-line FathomError naming the file.
 """
 
@@ -80,16 +82,22 @@ def write_predictions(
 
 
 def read_predictions(
-    path: str | Path, keys: tuple[str, ...] = EVAL_KEYS, hint: str = "not written yet"
+    path: str | Path,
+    keys: tuple[str, ...] = EVAL_KEYS,
+    hint: str = "not written yet",
+    only: tuple[str, ...] | None = None,
 ) -> dict[str, np.ndarray]:
     """A prediction .npz as a dict of arrays, checked: the `keys` are there and probs/logits
-    have one row per id and one column per category."""
+    have one row per id and one column per category. With `only`, just those arrays (and the
+    `keys`) are read and checked.
+
+    The arrays are read-only views of the file (`fileio.load_npz`): nothing may write into
+    them in place; take a copy first."""
     path = Path(path)
     if not path.is_file():
         raise FathomError(f"{path}: missing ({hint})")
     try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
+        arrays = fileio.load_npz(path, None if only is None else (*keys, *only))
     except Exception as exc:  # numpy raises several types for a damaged archive
         raise FathomError(f"{path}: cannot read as .npz ({exc})") from None
     missing = [k for k in keys if k not in arrays]
@@ -163,9 +171,9 @@ def check_finite(arrays: dict[str, np.ndarray], path) -> None:
         values = arrays.get(key)
         if values is None or not np.issubdtype(values.dtype, np.floating):
             continue
-        bad = ~np.isfinite(values)
-        if not bad.any():
+        if all_finite(values):
             continue
+        bad = ~np.isfinite(values)
         if key.startswith("fold_"):  # stacked per model: (models, N, ...)
             j, row = (int(x) for x in np.argwhere(bad)[0][:2])
             folds = arrays.get("folds")
@@ -179,6 +187,13 @@ def check_finite(arrays: dict[str, np.ndarray], path) -> None:
             f"{path}: non-finite {key} ({int(bad.sum())} NaN or infinite value(s), first at "
             f"{where}); did the model diverge? retrain it (lower lr) or leave the run out"
         )
+
+
+def all_finite(values: np.ndarray, block: int = 1 << 16) -> bool:
+    """np.isfinite(values).all(), a block at a time: the whole bool matrix of a 440 MB
+    fold_features is a fresh 110 MB allocation, slower to fault in than the test itself."""
+    flat = values.reshape(-1) if values.flags.c_contiguous else values.ravel()
+    return all(np.isfinite(flat[s : s + block]).all() for s in range(0, flat.size, block))
 
 
 file_sha256 = fileio.sha256_file  # oof.npz stitches are checked by their folds' hashes
@@ -452,7 +467,9 @@ def open_run(path: str | Path) -> Run:
 def align_rows(
     arrays: dict[str, np.ndarray], ids, where: str, keys=("probs", "logits", "features", "fold")
 ) -> dict:
-    """The arrays reordered to `ids`; every id must be there."""
+    """The arrays reordered to `ids`; every id must be there. Rows already in that order are
+    not copied (eval.npz is written in the dataset's eval order: its fold_features alone are
+    ~1 GB for three backbones)."""
     index = {uid: i for i, uid in enumerate(arrays["ids"])}
     missing = [uid for uid in ids if uid not in index]
     if missing:
@@ -460,6 +477,8 @@ def align_rows(
     order = np.array([index[uid] for uid in ids], dtype=int)
     out = dict(arrays)
     out["ids"] = np.asarray(ids, dtype=str)
+    if len(order) == len(arrays["ids"]) and (order == np.arange(len(order))).all():
+        return out
     for k in (*keys, "targets", *SUPER_KEYS):
         if k in arrays:
             out[k] = arrays[k][order]

@@ -124,7 +124,7 @@ def ensemble_eval(tuning: dict, data_dir, predictions=None) -> dict:
 
 def knn_banks(run, eval_file: Path) -> list[Path]:
     """The kNN banks a kNN member's eval scores read: one per model of the eval file."""
-    folds = read_predictions(eval_file, ("folds",))["folds"]
+    folds = read_predictions(eval_file, ("folds",), only=())["folds"]
     return [run.path / fold_label(int(k)) / BANK_FILE for k in folds]
 
 

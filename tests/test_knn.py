@@ -264,3 +264,55 @@ def test_the_neighbour_search_is_sklearns_brute_force_cosine():
         alone[:, :-1] &= gap > 1e-5
         assert (i[rows][alone] == want_i[rows][alone]).all()
         assert np.allclose(d[0], 1.0) and np.allclose(d[64], 1.0)
+
+
+def plain_neighbours(query, bank, k, chunk):
+    # the search before issue 19 part 2: every distance of the chunk, clipped, argpartition,
+    # stable sort (what the submissions written so far were computed with)
+    from fathom.knn import unit_rows
+
+    bank, query = unit_rows(bank), unit_rows(query)
+    k = min(k, len(bank))
+    dist, index = [], []
+    for s in range(0, len(query), chunk):
+        d = np.clip(1.0 - query[s : s + chunk] @ bank.T, 0.0, 2.0)
+        if k < len(bank):
+            near = np.argpartition(d, k - 1, axis=1)[:, :k]
+        else:
+            near = np.broadcast_to(np.arange(k), d.shape).copy()
+        near_d = np.take_along_axis(d, near, axis=1)
+        order = np.argsort(near_d, axis=1, kind="stable")
+        dist.append(np.take_along_axis(near_d, order, axis=1))
+        index.append(np.take_along_axis(near, order, axis=1))
+    return np.concatenate(dist), np.concatenate(index)
+
+
+@pytest.mark.parametrize("select_rows", [256, 16])
+def test_the_neighbour_search_keeps_the_plain_searchs_choice_where_distances_tie(
+    select_rows, monkeypatch
+):
+    # only the k kept similarities become distances now; where distances tie (an all-zero
+    # row is at distance 1 from everything; repeated bank rows; an image also in the bank,
+    # at a similarity that rounds past 1 and is clipped to distance 0) the same bank rows must
+    # be kept in the same order as before, or a submission's kNN scores would change
+    import fathom.knn as knn
+    from fathom.knn import neighbours
+
+    monkeypatch.setattr(knn, "SELECT_ROWS", select_rows)  # the k picked in blocks of a chunk
+    rng = np.random.default_rng(5)
+    bank = np.maximum(rng.normal(size=(400, 24)), 0).astype(np.float32)
+    bank[50:60] = bank[7]  # ten repeats of one row
+    bank[[3, 200]] = 0.0
+    query = np.maximum(rng.normal(size=(150, 24)), 0).astype(np.float32)
+    query[[0, 90]] = 0.0
+    query[10:20] = bank[7] * 3.0  # the repeated row itself: ties at distance ~0
+    query[20:30] = bank[100:110]
+    # 0/1 rows: many bank rows at exactly one similarity, the nearest (k = 1: no two kept to
+    # tie) among them
+    query[30:40] = rng.random((10, 24)) < 0.3
+    bank[300:360] = rng.random((60, 24)) < 0.3
+    for k, chunk in ((1, 1024), (2, 13), (5, 1024), (10, 7), (50, 64), (400, 32), (600, 150)):
+        d, i = neighbours(query, bank, k=k, chunk=chunk)
+        want_d, want_i = plain_neighbours(query, bank, k, chunk)
+        assert np.array_equal(d, want_d) and np.array_equal(i, want_i), (k, chunk)
+    assert (np.diff(want_d, axis=1) == 0).any(axis=1).sum() > 20  # the ties were there

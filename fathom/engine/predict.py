@@ -27,7 +27,8 @@ from fathom.runs import FULL_FIT
 
 def probabilities(logits: np.ndarray, task: str) -> np.ndarray:
     """Sigmoid per category (multilabel) or softmax over categories (singlelabel)."""
-    t = torch.from_numpy(np.asarray(logits, dtype=np.float32))
+    # a copy: logits read back from a prediction file are a read-only map (runs.read_predictions)
+    t = torch.from_numpy(np.array(logits, dtype=np.float32))
     p = torch.sigmoid(t) if task == "multilabel" else torch.softmax(t, dim=1)
     return p.numpy()
 
