@@ -239,46 +239,15 @@ def read_oofs(runs, category_ids) -> list[dict]:
     return oofs
 
 
-def _eval_npz(run, read):
-    """`read(data)` of the run's open eval.npz; a missing or damaged file gets `Run.eval`'s
-    one-line error."""
+def _eval_arrays(run, keys) -> dict:
+    """Arrays `keys` of the run's eval.npz as read-only maps (`fileio.load_npz`: a block taken
+    from one reads just that block); a missing or damaged file gets `Run.eval`'s one-line
+    error."""
     try:
-        with np.load(run.path / "eval.npz", allow_pickle=False) as data:
-            return read(data)
+        return fileio.load_npz(run.path / "eval.npz", keys)
     except Exception:  # numpy and zipfile raise several types for a damaged archive
         run.eval()  # which says what is wrong in one line
         raise
-
-
-def _npy_member(data, key: str):
-    """The open .npy member of an .npz for `key`, and its (shape, fortran_order, dtype)."""
-    name = f"{key}.npy" if f"{key}.npy" in data.zip.namelist() else key
-    fh = data.zip.open(name)
-    version = np.lib.format.read_magic(fh)
-    if version == (1, 0):
-        return fh, np.lib.format.read_array_header_1_0(fh)
-    return fh, np.lib.format.read_array_header_2_0(fh)
-
-
-def _npz_header(data, key: str) -> tuple[tuple, np.dtype]:
-    fh, (shape, _, dtype) = _npy_member(data, key)
-    fh.close()
-    return shape, dtype
-
-
-def _npz_block(data, key: str, k: int) -> np.ndarray:
-    """`data[key][k]` of an (M, ...) array, reading only block k (the members are stored in C
-    order one after the other; anything else is read whole)."""
-    fh, (shape, fortran, dtype) = _npy_member(data, key)
-    with fh:
-        if fortran or dtype.hasobject or not 0 <= k < (shape[0] if shape else 0):
-            return data[key][k]
-        size = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
-        fh.seek(k * size, 1)
-        raw = fh.read(size)
-    if len(raw) != size:
-        raise ValueError(f"`{key}` ends before its block {k}")  # `_eval_npz` says it
-    return np.frombuffer(raw, dtype=dtype).reshape(shape[1:])
 
 
 def shift_sets(run, oof) -> tuple[np.ndarray, np.ndarray] | None:
@@ -289,17 +258,11 @@ def shift_sets(run, oof) -> tuple[np.ndarray, np.ndarray] | None:
     Only that model's block of eval.npz is read, and checked: reading the whole file, every
     model's probabilities, logits and features, was most of the test's time (issue 19)."""
     path = run.path / "eval.npz"
-
-    def header(data):
-        if "fold_features" not in data.files:
-            return None
-        folds = data["folds"] if "folds" in data.files else None
-        return folds, _npz_header(data, "fold_features")
-
-    found = _eval_npz(run, header)
-    if found is None:
+    data = _eval_arrays(run, ("fold_features", "folds"))
+    if "fold_features" not in data:
         return None
-    folds, (shape, dtype) = found
+    folds, features = data.get("folds"), data["fold_features"]
+    shape, dtype = features.shape, features.dtype
     if len(shape) != 3 or not np.issubdtype(dtype, np.number):
         raise FathomError(
             f"{path}: `fold_features` holds {dtype} of shape {shape}, expected numbers of "
@@ -328,7 +291,7 @@ def shift_sets(run, oof) -> tuple[np.ndarray, np.ndarray] | None:
         raise FathomError(
             f"{path}: `fold_features` holds {shape[0]} model(s), none for fold {f} of the OOF"
         )
-    query = _eval_npz(run, lambda data: _npz_block(data, "fold_features", k))
+    query = np.array(features[k])  # this model's block alone is read from the file
     check_finite({"fold_features": query[None], "folds": np.array([f])}, path)
     return reference, query
 
