@@ -235,16 +235,28 @@ def test_a_cache_without_meta_was_built_by_pil(tmp_path):
 
 def test_workers_are_not_forked_from_a_process_where_libvips_ran(tmp_path):
     """libvips' idle threads do not survive a fork: a forked worker that calls it waits on
-    them forever. A small build decodes in-process (workers=1), a large one then forks."""
+    them forever. A small build decodes in-process (workers=1), a large one then forks. The
+    forkserver preloads the cache module, so that each later pool's workers start ready
+    instead of importing fathom anew (~1 s a pool)."""
     script = tmp_path / "two_builds.py"
     script.write_text(
         textwrap.dedent(
             f"""
+            import multiprocessing.context
             import sys
             import pandas as pd
             sys.path.insert(0, {str(REPO / "tests")!r})
             from test_cache_decoders import _noisy_table
             from fathom.data import cache
+
+            preloaded = []
+            set_preload = multiprocessing.context.BaseContext.set_forkserver_preload
+
+            def spy(self, names):
+                preloaded.extend(names)
+                set_preload(self, names)
+
+            multiprocessing.context.BaseContext.set_forkserver_preload = spy
 
             if __name__ == "__main__":
                 from pathlib import Path
@@ -254,7 +266,7 @@ def test_workers_are_not_forked_from_a_process_where_libvips_ran(tmp_path):
                 assert cache._vips_ran_here and cache._pool_context() == "forkserver"
                 path = cache.build_cache(table, {str(tmp_path / "c")!r}, 16, "b", workers=2,
                                          progress=False)
-                print(cache.built_by(path), cache.open_cache(path, table).shape)
+                print(cache.built_by(path), cache.open_cache(path, table).shape, *preloaded)
             """
         )
     )
@@ -267,7 +279,7 @@ def test_workers_are_not_forked_from_a_process_where_libvips_ran(tmp_path):
         env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.split() == ["pyvips", "(40,", "16,", "16,", "3)"]
+    assert done.stdout.split() == ["pyvips", "(40,", "16,", "16,", "3)", "fathom.data.cache"]
 
 
 def test_a_png_larger_than_pils_limit_is_refused_before_decoding(tmp_path, monkeypatch):

@@ -429,7 +429,13 @@ def _build_locked(
         if workers == 1:
             results = map(_load_indexed, jobs)
         else:
-            pool = get_context(_pool_context()).Pool(workers)
+            ctx = get_context(_pool_context())
+            if ctx.get_start_method() == "forkserver":
+                # the server imports this module once and every worker forks from it ready;
+                # without it each pool's workers import fathom, numpy, PIL and pandas anew (~1 s
+                # a pool on 2 cores, paid by every cache built after libvips ran here)
+                ctx.set_forkserver_preload([__name__])
+            pool = ctx.Pool(workers)
             results = pool.imap_unordered(_load_indexed, jobs, chunksize=8)
         for i, pixels in results:
             images[i] = pixels
