@@ -132,6 +132,14 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     (work / ".kaggle-check").write_text("made by scripts/kaggle_check.py\n")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "2"}
+    vips = run([kaggle_py, "-c", "import importlib.util as u; print(bool(u.find_spec('pyvips')))"],
+               ROOT)  # fmt: skip
+    if vips.strip() != "True":
+        # the kernel decodes PNGs with PIL (no pyvips on the image, fathom/kaggle/wheels.py):
+        # the laptop's caches are built the same way, so that the two submissions can be
+        # compared byte for byte (libvips' pixels differ from PIL's by ~0.3 grey levels)
+        env["FATHOM_PNG_DECODER"] = "pil"
+        say("laptop: PNGs decoded with PIL, as in the kernel (FATHOM_PNG_DECODER=pil)")
     comp, runs = work / "comp", work / "runs"
     run(laptop("synth", comp, "--n-train", 60, "--n-eval", 16, "--width", 48, "--height", 32,
                "--seed", 3), work, env, "laptop: synth")  # fmt: skip

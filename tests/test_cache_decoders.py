@@ -288,3 +288,31 @@ def test_a_png_larger_than_pils_limit_is_refused_before_decoding(tmp_path, monke
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 5000)  # the PIL path's limit: 2x this
     with pytest.raises(FathomError, match=r"huge\.png: image too large to decode safely"):
         cache.load_image(path, 32)
+
+
+def test_fathom_png_decoder_pil_builds_the_pil_path_s_pixels(tmp_path, monkeypatch):
+    # what `make kaggle-check` sets on the laptop side: a kernel's image has no pyvips
+    path = str(tmp_path / "frame.png")
+    Image.fromarray(_scene()).save(path)
+    vips = cache.load_image(path, 32)
+    monkeypatch.setenv("FATHOM_PNG_DECODER", "pil")
+    assert cache.png_decoder() == "pil" and cache.decoder_meta()["png_decoder"] == "pil"
+    pil = cache.load_image(path, 32)
+    with Image.open(path) as img:
+        expected = np.asarray(img.convert("RGB").resize((32, 32), Image.BILINEAR, reducing_gap=3.0))
+    np.testing.assert_array_equal(pil, expected)
+    assert not np.array_equal(vips, pil)  # libvips was the decoder without it
+    monkeypatch.setenv("FATHOM_PNG_DECODER", "pyvips")
+    assert cache.png_decoder() == "pyvips"
+
+
+def test_a_bad_or_unmet_fathom_png_decoder_is_one_line(monkeypatch):
+    monkeypatch.setenv("FATHOM_PNG_DECODER", "opencv")
+    with pytest.raises(
+        FathomError, match=r"FATHOM_PNG_DECODER='opencv': choose auto, pil or pyvips"
+    ):
+        cache.png_decoder()
+    monkeypatch.setenv("FATHOM_PNG_DECODER", "pyvips")
+    monkeypatch.setattr(cache, "_vips", False)  # as where the import failed
+    with pytest.raises(FathomError, match=r"FATHOM_PNG_DECODER=pyvips, but pyvips cannot be"):
+        cache.png_decoder()

@@ -95,9 +95,20 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
+PNG_DECODER_ENV = "FATHOM_PNG_DECODER"
+
+
 def _pyvips():
-    """pyvips, loaded on first use, or None where it cannot be (no wheel, or no libvips)."""
+    """pyvips, loaded on first use, or None where it cannot be (no wheel, or no libvips) or
+    where FATHOM_PNG_DECODER=pil asks for PIL: to build the same pixels as a Kaggle kernel,
+    whose image has no pyvips (`make kaggle-check` compares a laptop's submission with a
+    kernel's byte for byte)."""
     global _vips
+    asked = os.environ.get(PNG_DECODER_ENV, "auto").strip().lower() or "auto"
+    if asked not in ("auto", "pil", "pyvips"):
+        raise FathomError(f"{PNG_DECODER_ENV}={asked!r}: choose auto, pil or pyvips")
+    if asked == "pil":
+        return None
     if _vips is None:
         # the cache runs one process per core: one libvips thread each (read when it loads)
         os.environ.setdefault("VIPS_CONCURRENCY", "1")
@@ -110,6 +121,11 @@ def _pyvips():
             # each file is decoded once: libvips' operation cache would only hold memory
             pyvips.cache_set_max(0)
             _vips = pyvips
+    if asked == "pyvips" and not _vips:  # never PIL in its place without a word
+        raise FathomError(
+            f"{PNG_DECODER_ENV}=pyvips, but pyvips cannot be imported here "
+            "(pip install pyvips pyvips-binary, or unset it)"
+        )
     return _vips or None
 
 
