@@ -179,3 +179,18 @@ def kernel_template():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def kaggle_mounts(tmp_path: Path, weights: str = "alice/fathom-weights") -> tuple[Path, dict]:
+    """A kernel's /kaggle folders under tmp_path: `input/` with the (empty) weights dataset
+    attached, and the environment that points the kernel template at `input/`, `w/` (its
+    working folder) and `t/` (its temporary one)."""
+    inp = tmp_path / "input"
+    (inp / "datasets" / weights).mkdir(parents=True)
+    (inp / "datasets" / weights / f"{weights.split('/')[1]}.json").write_text("{}")
+    env = {
+        "FATHOM_KAGGLE_INPUT": str(inp),
+        "FATHOM_KAGGLE_WORKING": str(tmp_path / "w"),
+        "FATHOM_KAGGLE_TMP": str(tmp_path / "t"),
+    }
+    return inp, env

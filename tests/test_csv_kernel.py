@@ -6,7 +6,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from kaggle_fake import kernel_template
+from kaggle_fake import kaggle_mounts, kernel_template
 
 from fathom.data import open_dataset
 from fathom.synth import write_synthetic
@@ -18,17 +18,10 @@ def test_kernel_paths_find_a_csv_competition_and_read_it_in_place(tmp_path):
     tpl = kernel_template()
     comp = tmp_path / "comp"
     write_synthetic(comp, "csv", progress=False, format="ranked", n_train=60, n_eval=20)
-    inp = tmp_path / "input"
+    inp, env = kaggle_mounts(tmp_path)
     slug = "humpback-whale-identification"
     shutil.copytree(comp, inp / "competitions" / slug, ignore=shutil.ignore_patterns("hidden"))
-    (inp / "datasets" / "alice" / "fathom-weights").mkdir(parents=True)
-    (inp / "datasets" / "alice" / "fathom-weights" / "fathom-weights.json").write_text("{}")
     settings = dict(tpl.SETTINGS, competition=slug, weights_dataset="alice/fathom-weights")
-    env = {
-        "FATHOM_KAGGLE_INPUT": str(inp),
-        "FATHOM_KAGGLE_WORKING": str(tmp_path / "w"),
-        "FATHOM_KAGGLE_TMP": str(tmp_path / "t"),
-    }
     paths = tpl.kaggle_paths(settings, env)
     assert paths["comp_source"] == inp / "competitions" / slug
     view = tpl.competition_view(paths["comp_source"], None, ["eval"], paths["tmp"])

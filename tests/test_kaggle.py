@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from kaggle_fake import FakeKaggleApi, http_error, kernel_template
+from kaggle_fake import FakeKaggleApi, http_error, kaggle_mounts, kernel_template
 
 from fathom.cli import main
 from fathom.errors import FathomError
@@ -898,21 +898,14 @@ def test_paths_resolve_in_kaggles_newer_layout_and_images_from_another_dataset(t
     from fathom.data.coco import open_competition, read_split
 
     tpl = kernel_template()
-    inp = tmp_path / "input"
+    inp, env = kaggle_mounts(tmp_path)
     shutil.copytree(
         comp, inp / "competitions" / SLUG, ignore=shutil.ignore_patterns("hidden", "images")
     )
     shutil.copytree(comp / "images" / "eval", inp / "datasets" / "bob" / "fathom-images" / "eval")
-    (inp / "datasets" / "alice" / "fathom-weights").mkdir(parents=True)
-    (inp / "datasets" / "alice" / "fathom-weights" / "fathom-weights.json").write_text("{}")
     settings = dict(
         tpl.SETTINGS, weights_dataset="alice/fathom-weights", images_dataset="bob/fathom-images"
     )
-    env = {
-        "FATHOM_KAGGLE_INPUT": str(inp),
-        "FATHOM_KAGGLE_WORKING": str(tmp_path / "w"),
-        "FATHOM_KAGGLE_TMP": str(tmp_path / "t"),
-    }
     paths = tpl.kaggle_paths(settings, env)
     assert paths["comp_source"] == inp / "competitions" / SLUG
     assert paths["weights"] == inp / "datasets" / "alice" / "fathom-weights"
