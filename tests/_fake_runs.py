@@ -17,6 +17,18 @@ from fathom.data.coco import label_matrix, open_competition, read_categories, re
 from fathom.knn import BANK_FILE, write_bank
 from fathom.synth.fathomnet import TRUTH_FILE, SynthConfig, generate
 
+
+def cli(*args) -> int:
+    """`fathom ARGS...` in-process: its exit code (argparse's SystemExit included), for the
+    tests that drive the commands over these runs."""
+    from fathom.cli import main
+
+    try:
+        return main([str(a) for a in args])
+    except SystemExit as exc:
+        return exc.code
+
+
 # the competition the tuning tests build their fake runs on
 SMALL = SynthConfig(n_train=150, n_eval=60, width=48, height=36, seed=5)
 

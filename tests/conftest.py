@@ -18,13 +18,10 @@ def small_comp(tmp_path_factory):
 @pytest.fixture
 def run_cli(capsys):
     """Run `fathom ARGS...` in-process; return (exit code, stdout, stderr)."""
-    from fathom.cli import main
+    from _fake_runs import cli
 
     def _run(*args):
-        try:
-            code = main([str(a) for a in args])
-        except SystemExit as exc:
-            code = exc.code
+        code = cli(*args)
         out = capsys.readouterr()
         return code, out.out, out.err
 

@@ -10,11 +10,10 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
-from _fake_runs import make_run, small_competition  # noqa: E402
+from _fake_runs import cli, make_run, small_competition  # noqa: E402
 from engine_fixtures import one_thread, tiny_comp, tiny_config  # noqa: E402, F401
 
 from fathom import fileio  # noqa: E402
-from fathom.cli import main  # noqa: E402
 from fathom.errors import FathomError  # noqa: E402
 from fathom.knn import (  # noqa: E402
     BANK_FILE,
@@ -30,13 +29,6 @@ from fathom.knn import (  # noqa: E402
 from fathom.manifest import read_manifest  # noqa: E402
 from fathom.runs import open_run, run_members  # noqa: E402
 from fathom.submission import read_submission  # noqa: E402
-
-
-def cli(*args):
-    try:
-        return main([str(a) for a in args])
-    except SystemExit as exc:
-        return exc.code
 
 
 def test_the_vote_is_the_similarity_weighted_share_of_the_neighbours_labels():

@@ -4,9 +4,8 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-from _fake_runs import three_runs
+from _fake_runs import cli, three_runs
 
-from fathom.cli import main
 from fathom.report import per_category_ap, supercategory_confusions, worst_mistakes
 
 
@@ -43,13 +42,6 @@ def test_worst_mistakes_are_the_confidently_wrong_first():
     targets = np.array([[1, 0], [1, 0], [0, 1], [0, 1]], dtype=float)
     probs = np.array([[0.9, 0.1], [0.3, 0.7], [0.95, 0.05], [0.2, 0.8]])
     assert worst_mistakes(probs, targets).tolist() == [2, 1]  # right rows 0 and 3 left out
-
-
-def cli(*args):
-    try:
-        return main([str(a) for a in args])
-    except SystemExit as exc:
-        return exc.code
 
 
 @pytest.fixture(scope="module")

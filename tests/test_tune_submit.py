@@ -6,22 +6,14 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
-from _fake_runs import three_runs  # noqa: E402
+from _fake_runs import cli, three_runs  # noqa: E402
 
-from fathom.cli import main  # noqa: E402
 from fathom.manifest import read_manifest, sha256  # noqa: E402
 from fathom.score import score_files  # noqa: E402
 from fathom.submission import read_submission, validate  # noqa: E402
 from fathom.synth.fathomnet import TRUTH_FILE  # noqa: E402
 
 HOLDOUT = None
-
-
-def cli(*args):
-    try:
-        return main([str(a) for a in args])
-    except SystemExit as exc:
-        return exc.code
 
 
 @pytest.fixture(scope="module")
