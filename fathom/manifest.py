@@ -99,11 +99,10 @@ def _hashed_all(members: list[dict]) -> list[dict]:
     return [_hashed(e, file) for e in members]
 
 
-def _hashed(member: dict, file=None) -> dict:
-    """A member with the SHA-256 of every file it read: checkpoints, and the eval predictions
-    and kNN banks the submission was computed from (a later `fathom predict` or retraining
-    would otherwise go unnoticed)."""
-    file = file or _file
+def _hashed(member: dict, file) -> dict:
+    """A member with the SHA-256 (`file(path)`) of every file it read: checkpoints, and the
+    eval predictions and kNN banks the submission was computed from (a later `fathom predict`
+    or retraining would otherwise go unnoticed)."""
     out = {k: v for k, v in member.items() if k not in ("checkpoints", "eval_file", "banks")}
     out["checkpoints"] = [file(p) for p in member.get("checkpoints", [])]
     if member.get("eval_file"):
@@ -111,10 +110,6 @@ def _hashed(member: dict, file=None) -> dict:
     if "banks" in member:
         out["banks"] = [file(p) for p in member["banks"]]
     return out
-
-
-def _file(path) -> dict:
-    return {"path": str(path), "sha256": sha256(path)}
 
 
 def write_manifest(path: str | Path, manifest: dict, overwrite: bool = False) -> Path:

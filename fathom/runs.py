@@ -27,8 +27,8 @@ OOF rows, so nothing that pairs eval features with OOF features may use it.
 Every prediction file is read through `read_predictions`, which checks shapes, ids and finite
 values. The arrays it returns are read-only maps of the file (`fileio.load_npz`: FathomNet's
 three eval.npz are 1.4 GB, and copying them was a quarter of `fathom submit`); a stage that
-wants to change one in place takes a copy first. A tuning file (`fathom tune`) names runs; `read_tuning` reads it and `check_tuning`
-checks it against what `tune` writes. Every problem is a one-line FathomError naming the file.
+wants to change one in place takes a copy first. A tuning file (`fathom tune`) names runs;
+`read_tuning` reads it and `check_tuning` checks it against what `tune` writes. Every problem is a one-line FathomError naming the file.
 """
 
 from __future__ import annotations
